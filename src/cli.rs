@@ -1,0 +1,136 @@
+//! The command line: the one source of `--help`, the shell completions and the man pages.
+//!
+//! The original diff-dd synopsis stays the default (three paths make a diff, two restore one);
+//! subcommands sit beside it. Nothing here does any work: `main.rs` dispatches what is parsed.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units;
+
+/// Default comparison granularity: the classic disk sector.
+pub const DEFAULT_SECTOR_SIZE: u64 = 512;
+
+const SIZE_HELP: &str =
+    "Sizes take plain bytes or dd-style suffixes: K = KiB = 1024, M = MiB = 1024², \
+G = GiB = 1024³; kB, MB and GB are powers of 1000. The limit is 1GiB.";
+
+const AFTER_HELP: &str = "\
+A path that is spelled like a subcommand (backup, restore) is reached as ./backup.
+
+Exit status: 0 on success, 1 when the work failed (nothing is written over a target or an \
+OUTFILE that was not finished), 2 for a usage error.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "diff-dd",
+    version,
+    about = "Save only the sectors of a disk image that changed since a full dd image, and restore them safely",
+    long_about = "Save only the sectors of INFILE that differ from REFFILE, a full image taken \
+earlier with dd, together with their offsets. To restore, write the full image back with dd \
+and then apply the diff: diff-dd checks the whole diff and the target before it writes a byte.",
+    override_usage = "diff-dd [OPTIONS] INFILE REFFILE OUTFILE\n       \
+diff-dd [OPTIONS] DIFFFILE OUTFILE\n       \
+diff-dd <COMMAND> [OPTIONS] ...",
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: CommonOptions,
+
+    /// INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one
+    #[arg(value_name = "PATH", num_args = 2..=3, required = true)]
+    pub paths: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE
+    #[command(after_help = SIZE_HELP)]
+    Backup(BackupArgs),
+    /// Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against
+    #[command(after_help = SIZE_HELP)]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub options: CommonOptions,
+    /// The current image: a file or block device
+    #[arg(value_name = "INFILE")]
+    pub infile: PathBuf,
+    /// The full image taken earlier with dd, with the same size as INFILE
+    #[arg(value_name = "REFFILE")]
+    pub reffile: PathBuf,
+    /// The diff to write (replaced only once it is complete)
+    #[arg(value_name = "OUTFILE")]
+    pub outfile: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub options: CommonOptions,
+    /// The diff made by backup
+    #[arg(value_name = "DIFFFILE")]
+    pub difffile: PathBuf,
+    /// The file or block device holding the full image the diff was made against
+    #[arg(value_name = "OUTFILE")]
+    pub outfile: PathBuf,
+}
+
+/// Options shared by every command that reads images.
+#[derive(Debug, Clone, Args)]
+pub struct CommonOptions {
+    /// Granularity of comparison in bytes [default: 512]. A native diff records its own
+    /// sector size, so restore needs this only for diffs of the original v1 format.
+    #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg)]
+    pub sector_size: Option<u64>,
+
+    /// Read buffer size in bytes; a multiple of the sector size
+    #[arg(short = 'b', long = "buffer-size", value_name = "BUFFER_SIZE", value_parser = parse_size_arg, default_value = "4M")]
+    pub buffer_size: u64,
+
+    /// Print nothing but errors
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print a summary when done: extents, changed bytes, share of the image, throughput
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+impl CommonOptions {
+    pub fn sector_size(&self) -> u64 {
+        self.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE)
+    }
+
+    /// Checks what a single option's parser cannot: how sector and buffer sizes relate.
+    pub fn check_sizes(&self) -> Result<(), String> {
+        let sector_size = self.sector_size();
+        if sector_size > self.buffer_size {
+            return Err(format!(
+                "--sector-size ({sector_size}) is larger than --buffer-size ({})",
+                self.buffer_size
+            ));
+        }
+        if !self.buffer_size.is_multiple_of(sector_size) {
+            return Err(format!(
+                "--buffer-size ({}) is not a multiple of --sector-size ({sector_size})",
+                self.buffer_size
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    units::parse_size(text)
+}

@@ -1,0 +1,298 @@
+//! Opening the files and block devices diff-dd reads and writes, safely.
+//!
+//! Regular files and block devices share one path: a size always comes from seeking to the
+//! end (which asks the device, not its inode metadata), and every read or write is positional.
+//! The few differences are here and nowhere else: a block-device target is opened with
+//! `O_EXCL` so a mounted partition is refused, and a diff is written beside OUTFILE and
+//! renamed over it only once complete.
+
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// An open image, diff or target, with what error messages need to name it.
+#[derive(Debug)]
+pub struct Image {
+    pub file: File,
+    pub path: PathBuf,
+    /// How the user knows this path: "INFILE", "REFFILE", "diff", "target".
+    pub role: &'static str,
+    /// Size in bytes, taken from the device itself for block devices.
+    pub size: u64,
+}
+
+impl Image {
+    /// The context for an error about this image: `cannot read INFILE: /path`.
+    pub fn describe(&self, action: &str) -> String {
+        format!("{action} {}: {}", self.role, self.path.display())
+    }
+
+    /// True when both are the same file or device, however they were named.
+    pub fn is_same_file(&self, other: &Metadata) -> Result<bool> {
+        let metadata = self
+            .file
+            .metadata()
+            .with_context(|| self.describe("cannot stat"))?;
+        Ok(same_inode(&metadata, other))
+    }
+}
+
+fn same_inode(a: &Metadata, b: &Metadata) -> bool {
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+/// Opens an image or diff for reading. Only regular files and block devices are accepted:
+/// anything else has no size that can be trusted.
+pub fn open_input(path: &Path, role: &'static str) -> Result<Image> {
+    let context = || format!("cannot open {role}: {}", path.display());
+    let file = File::open(path).with_context(context)?;
+    finish_open(file, path, role).with_context(context)
+}
+
+/// Opens a restore target for reading and writing. A block device is opened exclusively
+/// (`O_EXCL`: Linux refuses it while the device is mounted or opened exclusively elsewhere),
+/// and every target is locked so two restores can never interleave their writes.
+pub fn open_target(path: &Path) -> Result<Image> {
+    let role = "target";
+    let context = || format!("cannot open {role}: {}", path.display());
+    let is_block_device = fs::metadata(path)
+        .map(|metadata| metadata.file_type().is_block_device())
+        .unwrap_or(false);
+    let mut options = OpenOptions::new();
+    options.read(true).write(true);
+    if is_block_device {
+        options.custom_flags(libc::O_EXCL);
+    }
+    let file = options
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::EBUSY) => anyhow!("{error}: the device is mounted or in use"),
+            _ => anyhow!(error),
+        })
+        .with_context(context)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Err(anyhow!(
+                "another process (a second restore?) holds its lock"
+            ))
+            .with_context(context)
+        }
+        Err(fs::TryLockError::Error(error)) => {
+            return Err(anyhow!(error).context("cannot lock it")).with_context(context)
+        }
+    }
+    finish_open(file, path, role).with_context(context)
+}
+
+fn finish_open(mut file: File, path: &Path, role: &'static str) -> Result<Image> {
+    let file_type = file.metadata()?.file_type();
+    if file_type.is_dir() {
+        bail!("it is a directory");
+    }
+    if !file_type.is_file() && !file_type.is_block_device() {
+        bail!("it is neither a regular file nor a block device");
+    }
+    let size = file.seek(SeekFrom::End(0))?;
+    Ok(Image {
+        file,
+        path: path.to_path_buf(),
+        role,
+        size,
+    })
+}
+
+/// Refuses when `path` names the same file as one of `images`, even through a link: writing
+/// a diff over its own input destroys the input.
+pub fn refuse_alias(path: &Path, role: &str, images: &[&Image]) -> Result<()> {
+    let Ok(metadata) = fs::metadata(path) else {
+        return Ok(()); // Does not exist yet, so it cannot be any open image.
+    };
+    for image in images {
+        if image.is_same_file(&metadata)? {
+            bail!(
+                "refusing to write {role}: {}: it is the same file as {} {}",
+                path.display(),
+                image.role,
+                image.path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Where a diff is written. A regular OUTFILE (or a new one) is written to an unnamed file in
+/// its directory and appears under its name only when [`Output::commit`] has flushed it to
+/// disk: a failed or killed backup leaves no new OUTFILE and no temporary file. Character
+/// devices and pipes are written directly, since they cannot be renamed into.
+pub struct Output {
+    file: File,
+    path: PathBuf,
+    kind: OutputKind,
+}
+
+enum OutputKind {
+    /// An `O_TMPFILE` inode, linked under its final name by `commit`.
+    Unnamed,
+    /// A named temporary file (for filesystems without `O_TMPFILE`), removed on drop.
+    Named(PathBuf),
+    /// A character device or pipe.
+    Direct,
+}
+
+impl Output {
+    pub fn create(path: &Path) -> Result<Output> {
+        let context = || format!("cannot create OUTFILE: {}", path.display());
+        let existing = fs::metadata(path).ok();
+        if let Some(metadata) = &existing {
+            let file_type = metadata.file_type();
+            if file_type.is_dir() {
+                return Err(anyhow!("it is a directory")).with_context(context);
+            }
+            if !file_type.is_file() {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(context)?;
+                return Ok(Output {
+                    file,
+                    path: path.to_path_buf(),
+                    kind: OutputKind::Direct,
+                });
+            }
+        }
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let unnamed = OpenOptions::new()
+            .write(true)
+            .mode(0o666)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&directory);
+        let (file, kind) = match unnamed {
+            Ok(file) => (file, OutputKind::Unnamed),
+            // Filesystems without O_TMPFILE answer EOPNOTSUPP or EISDIR; fall back to a name.
+            Err(error)
+                if matches!(
+                    error.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR)
+                ) =>
+            {
+                let temporary = temporary_name(path);
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o666)
+                    .open(&temporary)
+                    .with_context(context)?;
+                (file, OutputKind::Named(temporary))
+            }
+            Err(error) => return Err(error).with_context(context),
+        };
+        if let Some(metadata) = existing {
+            // Replacing a diff keeps the permissions its owner chose for it.
+            let mode = metadata.permissions().mode() & 0o7777;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .with_context(context)?;
+        }
+        Ok(Output {
+            file,
+            path: path.to_path_buf(),
+            kind,
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Flushes the diff to disk and puts it under its name, replacing any previous OUTFILE
+    /// in one step.
+    pub fn commit(mut self) -> Result<()> {
+        let path = self.path.clone();
+        let context = || format!("cannot write OUTFILE: {}", path.display());
+        // Taking the kind out means Drop has nothing left to clean up: from here on, this
+        // function removes the temporary name itself when it fails.
+        let temporary = match std::mem::replace(&mut self.kind, OutputKind::Direct) {
+            OutputKind::Direct => {
+                // A pipe or character device cannot be synced; a device that can, should be.
+                return match self.file.sync_all() {
+                    Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+                    result => result.with_context(context),
+                };
+            }
+            OutputKind::Unnamed => {
+                self.file.sync_all().with_context(context)?;
+                let temporary = temporary_name(&self.path);
+                link_unnamed(&self.file, &temporary).with_context(context)?;
+                temporary
+            }
+            OutputKind::Named(temporary) => {
+                if let Err(error) = self.file.sync_all() {
+                    let _ = fs::remove_file(&temporary);
+                    return Err(error).with_context(context);
+                }
+                temporary
+            }
+        };
+        if let Err(error) = fs::rename(&temporary, &self.path) {
+            let _ = fs::remove_file(&temporary);
+            return Err(error).with_context(context);
+        }
+        sync_parent_directory(&self.path).with_context(context)
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        if let OutputKind::Named(temporary) = &self.kind {
+            let _ = fs::remove_file(temporary);
+        }
+    }
+}
+
+/// `.NAME.diff-dd-PID` beside `path`: hidden, and unique to this process.
+fn temporary_name(path: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".diff-dd-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Gives an `O_TMPFILE` inode a name, through /proc as open(2) recommends.
+fn link_unnamed(file: &File, name: &Path) -> io::Result<()> {
+    let source = format!("/proc/self/fd/{}\0", file.as_raw_fd());
+    let mut target = name.as_os_str().as_bytes().to_vec();
+    target.push(0);
+    // SAFETY: both paths are NUL-terminated buffers that outlive the call.
+    let result = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr().cast(),
+            libc::AT_FDCWD,
+            target.as_ptr().cast(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A rename is durable only once the directory holding it is synced.
+fn sync_parent_directory(path: &Path) -> io::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(directory)?.sync_all()
+}

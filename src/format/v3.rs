@@ -1,0 +1,461 @@
+//! The native diff format, version 3 of the diff-dd image family. man/diff-dd.5 is its
+//! specification; this file is the one implementation, and the golden vectors in tests/ pin it.
+//!
+//! ```text
+//! signature   "diff-dd image" 0x03                                  14 bytes
+//! header      u32 LE length, bincode Header                         framed
+//! records     u32 LE length, bincode Entry::Record; then the data   framed, repeated
+//! trailer     u32 LE length, bincode Entry::Trailer                 framed
+//! footer      u64 LE trailer offset, BLAKE3 of the trailer frame,
+//!             "diff-dd" 0x03                                        48 bytes
+//! ```
+//!
+//! bincode 2 with fixed-width little-endian integers: enum variants are u32, strings a u64
+//! length and UTF-8 bytes, hashes 32 plain bytes. Every byte is covered: the signature and the
+//! footer by exact checks, the header and records by the whole-diff hash in the trailer (and
+//! record data by its own hash too), the trailer by the hash in the footer.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{DataMode, DiffInfo, DiffReader, DiffSource, Format, Record, Totals, SIGNATURE};
+use crate::units::MAX_SIZE;
+
+pub const VERSION: u8 = 3;
+
+/// No header, record header or trailer frame is longer; checked before anything is allocated.
+pub const MAX_FRAME: u32 = 4096;
+/// The longest tool version string a writer puts in the header.
+pub const MAX_TOOL_VERSION: usize = 256;
+pub const FOOTER_LEN: usize = 48;
+pub const END_MARK: &[u8; 8] = b"diff-dd\x03";
+
+/// The framed header after the signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub sector_size: u64,
+    pub image_size: u64,
+    pub record_size_limit: u64,
+    /// Seconds since 1970-01-01 UTC (SOURCE_DATE_EPOCH when set, for reproducible diffs).
+    pub created_unix_seconds: i64,
+    pub tool_version: String,
+    pub data_encoding: DataEncoding,
+}
+
+/// How record data is stored. Only `Raw` exists; compression will be a new variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataEncoding {
+    Raw,
+}
+
+/// A frame after the header: a record (followed by its data) or the trailer (last).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Entry {
+    Record(RecordHeader),
+    Trailer(Trailer),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct RecordHeader {
+    offset: u64,
+    length: u64,
+    new_blake3: [u8; 32],
+    base_blake3: [u8; 32],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Trailer {
+    extent_count: u64,
+    changed_bytes: u64,
+    base_blake3: [u8; 32],
+    image_blake3: [u8; 32],
+    /// BLAKE3 of every byte of the diff before the trailer frame.
+    diff_blake3: [u8; 32],
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ MAX_FRAME as usize }>()
+}
+
+/// A value framed as its u32 LE length and its bincode bytes.
+fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let payload = bincode::serde::encode_to_vec(value, bincode_config())?;
+    let length = u32::try_from(payload.len()).context("a frame too large to encode")?;
+    let mut framed = Vec::with_capacity(4 + payload.len());
+    framed.extend_from_slice(&length.to_le_bytes());
+    framed.extend_from_slice(&payload);
+    Ok(framed)
+}
+
+/// Writes a native diff: `new`, then one `write_record` per extent in order, then `finish`.
+pub struct Writer<W: Write> {
+    out: W,
+    position: u64,
+    diff_hasher: blake3::Hasher,
+    extent_count: u64,
+    changed_bytes: u64,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(out: W, header: &Header) -> Result<Writer<W>> {
+        let mut writer = Writer {
+            out,
+            position: 0,
+            diff_hasher: blake3::Hasher::new(),
+            extent_count: 0,
+            changed_bytes: 0,
+        };
+        writer.put(SIGNATURE)?;
+        writer.put(&[VERSION])?;
+        writer.put(&frame(header)?)?;
+        Ok(writer)
+    }
+
+    pub fn write_record(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        base_hash: blake3::Hash,
+    ) -> Result<()> {
+        let header = Entry::Record(RecordHeader {
+            offset,
+            length: data.len() as u64,
+            new_blake3: *blake3::hash(data).as_bytes(),
+            base_blake3: *base_hash.as_bytes(),
+        });
+        self.put(&frame(&header)?)?;
+        self.put(data)?;
+        self.extent_count += 1;
+        self.changed_bytes += data.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the trailer and footer, flushes, and hands back the output.
+    pub fn finish(mut self, base_hash: blake3::Hash, image_hash: blake3::Hash) -> Result<W> {
+        let trailer_offset = self.position;
+        let trailer = frame(&Entry::Trailer(Trailer {
+            extent_count: self.extent_count,
+            changed_bytes: self.changed_bytes,
+            base_blake3: *base_hash.as_bytes(),
+            image_blake3: *image_hash.as_bytes(),
+            diff_blake3: *self.diff_hasher.finalize().as_bytes(),
+        }))?;
+        self.out.write_all(&trailer)?;
+        let mut footer = Vec::with_capacity(FOOTER_LEN);
+        footer.extend_from_slice(&trailer_offset.to_le_bytes());
+        footer.extend_from_slice(blake3::hash(&trailer).as_bytes());
+        footer.extend_from_slice(END_MARK);
+        self.out.write_all(&footer)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes)?;
+        self.diff_hasher.update(bytes);
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Reads and checks a native diff. See [`DiffReader`].
+pub struct Reader<'a> {
+    source: DiffSource<'a>,
+    mode: DataMode,
+    info: DiffInfo,
+    diff_hasher: blake3::Hasher,
+    /// False once any byte was skipped: the whole-diff hash can then not be checked.
+    hashed_every_byte: bool,
+    next_index: u64,
+    previous_end: u64,
+    changed_bytes: u64,
+    open_record: Option<OpenRecord>,
+    totals: Option<Totals>,
+}
+
+/// The record whose data is being read.
+struct OpenRecord {
+    index: u64,
+    offset: u64,
+    remaining: u64,
+    hasher: blake3::Hasher,
+    expected: blake3::Hash,
+}
+
+impl<'a> Reader<'a> {
+    /// `signature` holds the 14 bytes already read by format detection.
+    pub fn new(
+        mut source: DiffSource<'a>,
+        signature: [u8; 14],
+        mode: DataMode,
+    ) -> Result<Reader<'a>> {
+        let mut diff_hasher = blake3::Hasher::new();
+        diff_hasher.update(&signature);
+        let (header, framed) = read_frame::<Header>(&mut source, "the header")?;
+        diff_hasher.update(&framed);
+        check_header(&header)?;
+        let info = DiffInfo {
+            format: Format::V3,
+            sector_size: header.sector_size,
+            image_size: header.image_size,
+            record_size_limit: header.record_size_limit,
+            created_unix_seconds: header.created_unix_seconds,
+            tool_version: header.tool_version,
+        };
+        Ok(Reader {
+            source,
+            mode,
+            info,
+            diff_hasher,
+            hashed_every_byte: true,
+            next_index: 0,
+            previous_end: 0,
+            changed_bytes: 0,
+            open_record: None,
+            totals: None,
+        })
+    }
+
+    /// Reads or skips what is left of the open record's data.
+    fn close_record(&mut self) -> Result<()> {
+        let Some(record) = &self.open_record else {
+            return Ok(());
+        };
+        if record.remaining > 0 {
+            if self.mode == DataMode::SkipData {
+                let what = format!("the data of record {}", record.index);
+                self.source.skip(record.remaining, &what)?;
+                self.hashed_every_byte = false;
+            } else {
+                let mut scratch = vec![0u8; (64 << 10).min(record.remaining as usize)];
+                while let Some(remaining) = self.open_record.as_ref().map(|r| r.remaining) {
+                    if remaining == 0 {
+                        break;
+                    }
+                    let piece = scratch.len().min(remaining as usize);
+                    self.read_data(&mut scratch[..piece])?;
+                }
+            }
+        }
+        self.open_record = None;
+        Ok(())
+    }
+
+    fn check_record(&self, index: u64, header: &RecordHeader) -> Result<()> {
+        let info = &self.info;
+        let fault = |reason: String| -> Result<()> {
+            bail!(
+                "record {index} (offset {}, {} bytes): {reason}",
+                header.offset,
+                header.length
+            )
+        };
+        if header.length == 0 {
+            return fault("it is empty".into());
+        }
+        if header.length > info.record_size_limit {
+            return fault(format!(
+                "longer than the record size limit {}",
+                info.record_size_limit
+            ));
+        }
+        if !header.offset.is_multiple_of(info.sector_size) {
+            return fault(format!(
+                "not aligned to the sector size {}",
+                info.sector_size
+            ));
+        }
+        if header.offset < self.previous_end {
+            return fault(format!(
+                "it starts before the end of the previous record (byte {})",
+                self.previous_end
+            ));
+        }
+        let Some(end) = header
+            .offset
+            .checked_add(header.length)
+            .filter(|&end| end <= info.image_size)
+        else {
+            return fault(format!("it ends past the image size {}", info.image_size));
+        };
+        if !header.length.is_multiple_of(info.sector_size) && end != info.image_size {
+            return fault(format!(
+                "not a whole number of sectors of {} bytes, and not the image's last sector",
+                info.sector_size
+            ));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, trailer: Trailer, trailer_offset: u64, framed: &[u8]) -> Result<()> {
+        if trailer.extent_count != self.next_index {
+            bail!(
+                "the trailer counts {} extents but the diff holds {}",
+                trailer.extent_count,
+                self.next_index
+            );
+        }
+        if trailer.changed_bytes != self.changed_bytes {
+            bail!(
+                "the trailer counts {} changed bytes but the records hold {}",
+                trailer.changed_bytes,
+                self.changed_bytes
+            );
+        }
+        if self.hashed_every_byte
+            && self.diff_hasher.finalize() != blake3::Hash::from_bytes(trailer.diff_blake3)
+        {
+            bail!(
+                "the diff's bytes before the trailer do not match the BLAKE3 hash in the trailer"
+            );
+        }
+        let mut footer = [0u8; FOOTER_LEN];
+        self.source.read_exact(&mut footer, "the footer")?;
+        let (stated_offset, rest) = footer.split_at(8);
+        let (trailer_hash, end_mark) = rest.split_at(32);
+        if end_mark != END_MARK {
+            bail!("the footer does not end with the mark \"diff-dd\\x03\"");
+        }
+        if stated_offset != trailer_offset.to_le_bytes() {
+            bail!("the footer does not point at the trailer (byte {trailer_offset})");
+        }
+        if trailer_hash != blake3::hash(framed).as_bytes() {
+            bail!("the trailer does not match the BLAKE3 hash in the footer");
+        }
+        if self.source.position() != self.source.size() {
+            bail!(
+                "{} unexpected bytes follow the footer",
+                self.source.size() - self.source.position()
+            );
+        }
+        self.totals = Some(Totals {
+            extent_count: trailer.extent_count,
+            changed_bytes: trailer.changed_bytes,
+            base_hash: blake3::Hash::from_bytes(trailer.base_blake3),
+            image_hash: blake3::Hash::from_bytes(trailer.image_blake3),
+        });
+        Ok(())
+    }
+}
+
+impl DiffReader for Reader<'_> {
+    fn info(&self) -> &DiffInfo {
+        &self.info
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        if self.totals.is_some() {
+            return Ok(None);
+        }
+        self.close_record()?;
+        let frame_offset = self.source.position();
+        let what = format!("the frame at byte {frame_offset}");
+        let (entry, framed) = read_frame::<Entry>(&mut self.source, &what)?;
+        match entry {
+            Entry::Record(header) => {
+                let index = self.next_index;
+                self.check_record(index, &header)?;
+                self.diff_hasher.update(&framed);
+                self.next_index += 1;
+                self.previous_end = header.offset + header.length;
+                self.changed_bytes += header.length;
+                let record = Record {
+                    index,
+                    offset: header.offset,
+                    length: header.length,
+                    new_hash: blake3::Hash::from_bytes(header.new_blake3),
+                    base_hash: blake3::Hash::from_bytes(header.base_blake3),
+                };
+                self.open_record = Some(OpenRecord {
+                    index,
+                    offset: header.offset,
+                    remaining: header.length,
+                    hasher: blake3::Hasher::new(),
+                    expected: record.new_hash,
+                });
+                Ok(Some(record))
+            }
+            Entry::Trailer(trailer) => {
+                self.finish(trailer, frame_offset, &framed)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn read_data(&mut self, out: &mut [u8]) -> Result<()> {
+        let Some(record) = self.open_record.as_mut() else {
+            bail!("no record is open for reading");
+        };
+        if out.len() as u64 > record.remaining {
+            bail!("record {}: asked for more data than it holds", record.index);
+        }
+        let what = format!("the data of record {}", record.index);
+        self.source.read_exact(out, &what)?;
+        record.hasher.update(out);
+        self.diff_hasher.update(out);
+        record.remaining -= out.len() as u64;
+        if record.remaining == 0 && record.hasher.finalize() != record.expected {
+            bail!(
+                "record {} (offset {}): its data does not match its BLAKE3 hash",
+                record.index,
+                record.offset
+            );
+        }
+        Ok(())
+    }
+
+    fn totals(&self) -> Option<&Totals> {
+        self.totals.as_ref()
+    }
+}
+
+fn check_header(header: &Header) -> Result<()> {
+    let sector_size = header.sector_size;
+    if sector_size == 0 || sector_size > MAX_SIZE {
+        bail!("the header's sector size {sector_size} is outside 1..=1GiB");
+    }
+    let limit = header.record_size_limit;
+    if limit < sector_size || limit > MAX_SIZE || !limit.is_multiple_of(sector_size) {
+        bail!("the header's record size limit {limit} is not a multiple of the sector size within 1GiB");
+    }
+    if header.image_size > i64::MAX as u64 {
+        bail!(
+            "the header's image size {} is beyond any device",
+            header.image_size
+        );
+    }
+    if header.tool_version.len() > MAX_TOOL_VERSION {
+        bail!("the header's tool version is longer than {MAX_TOOL_VERSION} bytes");
+    }
+    Ok(())
+}
+
+/// Reads one frame: a u32 LE length no larger than [`MAX_FRAME`], then exactly that many bytes
+/// of bincode. Returns the value and the frame's bytes (for hashing).
+fn read_frame<T: serde::de::DeserializeOwned>(
+    source: &mut DiffSource<'_>,
+    what: &str,
+) -> Result<(T, Vec<u8>)> {
+    let mut framed = vec![0u8; 4];
+    source.read_exact(&mut framed, what)?;
+    let length = u32::from_le_bytes([framed[0], framed[1], framed[2], framed[3]]);
+    if length > MAX_FRAME {
+        bail!("{what} claims {length} bytes, more than the limit of {MAX_FRAME}");
+    }
+    framed.resize(4 + length as usize, 0);
+    source.read_exact(&mut framed[4..], what)?;
+    let (value, used) = bincode::serde::decode_from_slice::<T, _>(&framed[4..], bincode_config())
+        .with_context(|| format!("{what} cannot be decoded"))?;
+    if used != length as usize {
+        bail!(
+            "{what} has {} bytes more than it encodes",
+            length as usize - used
+        );
+    }
+    Ok((value, framed))
+}
