@@ -17,10 +17,12 @@ const SIZE_HELP: &str =
 G = GiB = 1024³; kB, MB and GB are powers of 1000. The limit is 1GiB.";
 
 const AFTER_HELP: &str = "\
-A path that is spelled like a subcommand (backup, restore) is reached as ./backup.
+A path that is spelled like a subcommand (backup, restore, verify, inspect, completions) is \
+reached as ./backup.
 
 Exit status: 0 on success, 1 when the work failed (nothing is written over a target or an \
-OUTFILE that was not finished), 2 for a usage error.";
+OUTFILE that was not finished), 2 for a usage error. verify and inspect add 3 (corrupt diff), \
+4 (target in an unexpected state) and 5 (unstable reads): see their --help.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +59,80 @@ pub enum Command {
     /// Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against
     #[command(after_help = SIZE_HELP)]
     Restore(RestoreArgs),
+    /// Check a diff, and a target before or after restoring onto it, by reading each twice
+    #[command(after_help = VERIFY_HELP)]
+    Verify(VerifyArgs),
+    /// List what a diff holds, from its headers alone
+    #[command(after_help = INSPECT_HELP)]
+    Inspect(InspectArgs),
+    /// Print a completion script for SHELL to stdout
+    Completions(CompletionsArgs),
+}
+
+const VERIFY_HELP: &str = "\
+The diff is read twice: each time its structure, every record hash and the whole-diff hash \
+are checked, and the two reads must give the same bytes. TARGET is read twice in full, the \
+second time from the device rather than the page cache; its BLAKE3 must equal the diff's \
+base hash (state base: ready for restore) or image hash (state restored). Each extent is \
+also classed as holding base data, new data or neither.
+
+Exit status: 0 when the diff is intact and TARGET (if given) is in a known state, or the \
+state --expect names; 1 when a file cannot be read; 2 for a usage error; 3 when the diff is \
+corrupt; 4 when TARGET is in neither known state or not the expected one; 5 when two reads \
+of the same file gave different bytes (an unstable device, or a file changed meanwhile).";
+
+const INSPECT_HELP: &str = "\
+Reads only the headers and skips the data, so a large diff lists quickly. Record data and \
+the whole-diff hash are not checked here: verify does that.
+
+Exit status: 0 when the whole diff could be listed; 1 when it cannot be opened; 3 when it is \
+corrupt (what could be read is listed first).";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub options: CommonOptions,
+    /// Fail (exit 4) unless TARGET is in this state
+    #[arg(long, value_enum, value_name = "STATE", requires = "target")]
+    pub expect: Option<TargetState>,
+    /// Print one JSON document with the states, hashes and counts
+    #[arg(long)]
+    pub json: bool,
+    /// The diff to check
+    #[arg(value_name = "DIFFFILE")]
+    pub difffile: PathBuf,
+    /// A file or block device to check against the diff
+    #[arg(value_name = "TARGET")]
+    pub target: Option<PathBuf>,
+}
+
+/// The states verify recognizes a target in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetState {
+    /// The image the diff was made against: ready for restore
+    Base,
+    /// The image the diff was made from: restored
+    Restored,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Sector size of a v1 diff, which does not record it [default: 512]
+    #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg)]
+    pub sector_size: Option<u64>,
+    /// The diff to list
+    #[arg(value_name = "DIFFFILE")]
+    pub difffile: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write completions for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

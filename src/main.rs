@@ -1,25 +1,11 @@
 //! diff-dd: parse the command line, dispatch to a command, map the outcome to an exit code.
 
-mod cli;
-mod commands;
-mod device;
-mod engine;
-mod format;
-mod units;
-
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{BackupArgs, Cli, Command, CommonOptions, RestoreArgs};
-
-/// Exit codes, in one place.
-mod exit {
-    /// The work failed; nothing unfinished was left under a name that looks valid.
-    pub const FAILURE: u8 = 1;
-    /// The command line was wrong (clap exits with the same code for what it catches).
-    pub const USAGE: u8 = 2;
-}
+use diff_dd::cli::{BackupArgs, Cli, Command, CommonOptions, RestoreArgs};
+use diff_dd::{commands, exit};
 
 fn main() -> ExitCode {
     let command = match Cli::parse() {
@@ -30,10 +16,12 @@ fn main() -> ExitCode {
         Cli { options, paths, .. } => from_original_synopsis(options, paths),
     };
     let options = match &command {
-        Command::Backup(args) => &args.options,
-        Command::Restore(args) => &args.options,
+        Command::Backup(args) => Some(&args.options),
+        Command::Restore(args) => Some(&args.options),
+        Command::Verify(args) => Some(&args.options),
+        Command::Inspect(_) | Command::Completions(_) => None,
     };
-    if let Err(message) = options.check_sizes() {
+    if let Some(Err(message)) = options.map(CommonOptions::check_sizes) {
         let error = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
         let _ = error.print();
         return ExitCode::from(exit::USAGE);
@@ -41,12 +29,15 @@ fn main() -> ExitCode {
     let outcome = match &command {
         Command::Backup(args) => commands::backup::run(args),
         Command::Restore(args) => commands::restore::run(args),
+        Command::Verify(args) => commands::verify::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Completions(args) => commands::completions::run(args),
     };
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(error) => {
             eprintln!("diff-dd: {error:#}");
-            ExitCode::from(exit::FAILURE)
+            ExitCode::from(exit::code_of(&error))
         }
     }
 }

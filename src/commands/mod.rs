@@ -2,7 +2,10 @@
 //! handling.
 
 pub mod backup;
+pub mod completions;
+pub mod inspect;
 pub mod restore;
+pub mod verify;
 
 use std::time::Duration;
 

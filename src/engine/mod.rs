@@ -226,3 +226,49 @@ fn join_reader(handle: thread::ScopedJoinHandle<'_, Result<blake3::Hash>>) -> Re
         .join()
         .map_err(|_| anyhow!("a reader thread failed unexpectedly"))?
 }
+
+/// BLAKE3 of a whole image, read in buffers of `buffer_size`. With `from_device`, the pages
+/// the kernel has cached for it are dropped first, so the bytes come from the device itself
+/// (dirty pages cannot be dropped, so they are flushed before).
+pub fn hash_image(
+    image: &Image,
+    buffer_size: u64,
+    from_device: bool,
+    progress: &Progress,
+) -> Result<blake3::Hash> {
+    if from_device {
+        drop_cached_pages(image)?;
+    }
+    thread::scope(|scope| {
+        let (chunks, free, reader) = start_reader(scope, image, buffer_size as usize);
+        let drained = (|| -> Result<()> {
+            while let Ok(chunk) = chunks.recv() {
+                let chunk = chunk?;
+                progress.advance(chunk.length as u64);
+                let _ = free.send(chunk.buffer);
+            }
+            Ok(())
+        })();
+        drop((chunks, free));
+        let hash = join_reader(reader);
+        drained?;
+        hash
+    })
+}
+
+fn drop_cached_pages(image: &Image) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    image
+        .file
+        .sync_data()
+        .with_context(|| image.describe("cannot flush"))?;
+    // SAFETY: a plain system call on a descriptor this process owns.
+    let result =
+        unsafe { libc::posix_fadvise(image.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if result != 0 {
+        return Err(std::io::Error::from_raw_os_error(result))
+            .context("cannot drop its cached pages")
+            .with_context(|| image.describe("cannot read"));
+    }
+    Ok(())
+}

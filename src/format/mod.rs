@@ -27,9 +27,17 @@ pub enum Format {
 }
 
 impl Format {
+    /// The short name used in listings and JSON: `v3`.
     pub fn name(self) -> &'static str {
         match self {
             Format::V3 => "v3",
+        }
+    }
+
+    /// Which tool writes this format.
+    pub fn origin(self) -> &'static str {
+        match self {
+            Format::V3 => "diff-dd native",
         }
     }
 }
@@ -90,11 +98,14 @@ pub trait DiffReader {
     fn read_data(&mut self, out: &mut [u8]) -> Result<()>;
     /// The trailer's totals, once `next_record` has returned `None`.
     fn totals(&self) -> Option<&Totals>;
+    /// BLAKE3 of every byte of the file, once it has all been read in `DataMode::Check`:
+    /// what lets two reads of the same diff be compared.
+    fn file_hash(&self) -> Option<blake3::Hash>;
 }
 
 /// Opens a diff of any supported format, positioned at its first record.
 pub fn open_reader<'a>(diff: &'a Image, mode: DataMode) -> Result<Box<dyn DiffReader + 'a>> {
-    let mut source = DiffSource::new(diff)?;
+    let mut source = DiffSource::new(diff, mode == DataMode::Check)?;
     if diff.size == 0 {
         bail!("it is empty");
     }
@@ -119,17 +130,29 @@ pub struct DiffSource<'a> {
     reader: BufReader<&'a File>,
     position: u64,
     size: u64,
+    /// Hashes every byte read, while no byte has been skipped.
+    file_hasher: Option<blake3::Hasher>,
+    skipped: bool,
 }
 
 impl<'a> DiffSource<'a> {
-    pub fn new(diff: &'a Image) -> Result<DiffSource<'a>> {
+    pub fn new(diff: &'a Image, hash_file: bool) -> Result<DiffSource<'a>> {
         let mut file = &diff.file;
-        file.seek(SeekFrom::Start(0))?;
+        file.seek(SeekFrom::Start(0))
+            .with_context(|| diff.describe("cannot read"))?;
         Ok(DiffSource {
             reader: BufReader::with_capacity(64 << 10, file),
             position: 0,
             size: diff.size,
+            file_hasher: hash_file.then(blake3::Hasher::new),
+            skipped: false,
         })
+    }
+
+    /// BLAKE3 of the whole file, when every byte of it was read and none skipped.
+    pub fn file_hash(&self) -> Option<blake3::Hash> {
+        let hasher = self.file_hasher.as_ref()?;
+        (self.position == self.size).then(|| hasher.finalize())
     }
 
     pub fn position(&self) -> u64 {
@@ -140,6 +163,11 @@ impl<'a> DiffSource<'a> {
         self.size
     }
 
+    /// True once any byte was skipped rather than read.
+    pub fn skipped(&self) -> bool {
+        self.skipped
+    }
+
     /// Reads `out.len()` bytes of `what` (named in the error when the diff ends first).
     pub fn read_exact(&mut self, out: &mut [u8], what: &str) -> Result<()> {
         if self.size - self.position < out.len() as u64 {
@@ -148,6 +176,9 @@ impl<'a> DiffSource<'a> {
         self.reader
             .read_exact(out)
             .with_context(|| format!("reading {what} at byte {}", self.position))?;
+        if let Some(hasher) = &mut self.file_hasher {
+            hasher.update(out);
+        }
         self.position += out.len() as u64;
         Ok(())
     }
@@ -160,6 +191,8 @@ impl<'a> DiffSource<'a> {
         let step = i64::try_from(length).context("a skip beyond any file size")?;
         self.reader.seek_relative(step)?;
         self.position += length;
+        self.file_hasher = None;
+        self.skipped |= length > 0;
         Ok(())
     }
 }
@@ -171,6 +204,8 @@ pub struct Scan {
     pub totals: Totals,
     /// The longest record: what a restore needs to hold one record in memory.
     pub longest_record: u64,
+    /// BLAKE3 of the whole file, when the scan read every byte (`DataMode::Check`).
+    pub file_hash: Option<blake3::Hash>,
 }
 
 /// Reads a whole diff, checking everything `mode` allows, and calls `on_record` for each
@@ -190,5 +225,6 @@ pub fn scan(diff: &Image, mode: DataMode, mut on_record: impl FnMut(&Record)) ->
         info: reader.info().clone(),
         totals,
         longest_record,
+        file_hash: reader.file_hash(),
     })
 }

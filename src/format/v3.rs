@@ -169,8 +169,6 @@ pub struct Reader<'a> {
     mode: DataMode,
     info: DiffInfo,
     diff_hasher: blake3::Hasher,
-    /// False once any byte was skipped: the whole-diff hash can then not be checked.
-    hashed_every_byte: bool,
     next_index: u64,
     previous_end: u64,
     changed_bytes: u64,
@@ -212,7 +210,6 @@ impl<'a> Reader<'a> {
             mode,
             info,
             diff_hasher,
-            hashed_every_byte: true,
             next_index: 0,
             previous_end: 0,
             changed_bytes: 0,
@@ -230,7 +227,6 @@ impl<'a> Reader<'a> {
             if self.mode == DataMode::SkipData {
                 let what = format!("the data of record {}", record.index);
                 self.source.skip(record.remaining, &what)?;
-                self.hashed_every_byte = false;
             } else {
                 let mut scratch = vec![0u8; (64 << 10).min(record.remaining as usize)];
                 while let Some(remaining) = self.open_record.as_ref().map(|r| r.remaining) {
@@ -307,7 +303,8 @@ impl<'a> Reader<'a> {
                 self.changed_bytes
             );
         }
-        if self.hashed_every_byte
+        // A skipped byte was not hashed, so only a full read can check the whole-diff hash.
+        if !self.source.skipped()
             && self.diff_hasher.finalize() != blake3::Hash::from_bytes(trailer.diff_blake3)
         {
             bail!(
@@ -411,6 +408,10 @@ impl DiffReader for Reader<'_> {
 
     fn totals(&self) -> Option<&Totals> {
         self.totals.as_ref()
+    }
+
+    fn file_hash(&self) -> Option<blake3::Hash> {
+        self.source.file_hash()
     }
 }
 
