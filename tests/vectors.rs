@@ -1,0 +1,114 @@
+//! Golden vectors: diffs checked in under tests/vectors/ pin the native format's bytes.
+//!
+//! The writer vectors are made from tests/vectors/legacy/{new,base}.img with
+//! SOURCE_DATE_EPOCH=1764000000; the header holds the tool version, so a version bump
+//! regenerates them (`DIFF_DD_BLESS=1 cargo test --test vectors`), and the change to the bytes
+//! is reviewed like any other. Reading them must keep working in every later version.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+fn diff_dd() -> Command {
+    Command::cargo_bin("diff-dd").unwrap()
+}
+
+/// The native vectors: file name and the options that made them.
+const NATIVE: [(&str, &[&str]); 2] = [
+    ("v3-s512.diff", &["-s", "512"]),
+    ("v3-s4096-b8k.diff", &["-s", "4096", "-b", "8K"]),
+];
+
+#[test]
+fn backup_writes_the_golden_bytes() {
+    let work = tempfile::tempdir().unwrap();
+    let legacy = vectors().join("legacy");
+    for (name, options) in NATIVE {
+        let written = work.path().join(name);
+        diff_dd()
+            .env("SOURCE_DATE_EPOCH", "1764000000")
+            .args(options)
+            .arg(legacy.join("new.img"))
+            .arg(legacy.join("base.img"))
+            .arg(&written)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+        let golden_path = vectors().join("native").join(name);
+        let fresh = fs::read(&written).unwrap();
+        if std::env::var_os("DIFF_DD_BLESS").is_some() {
+            fs::write(&golden_path, &fresh).unwrap();
+        }
+        assert!(
+            fresh == fs::read(&golden_path).unwrap(),
+            "{name}: the writer's bytes changed (see the comment at the top of this file)"
+        );
+    }
+}
+
+#[test]
+fn golden_diffs_restore_new_img() {
+    let work = tempfile::tempdir().unwrap();
+    let legacy = vectors().join("legacy");
+    let expected = fs::read(legacy.join("new.img")).unwrap();
+    for (name, _) in NATIVE {
+        let target = work.path().join("target.img");
+        fs::copy(legacy.join("base.img"), &target).unwrap();
+        diff_dd()
+            .arg(vectors().join("native").join(name))
+            .arg(&target)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+        assert!(fs::read(&target).unwrap() == expected, "{name} did not restore new.img");
+    }
+}
+
+#[test]
+fn golden_diff_lists_its_header_and_extents() {
+    let output = diff_dd()
+        .args(["inspect", "--json"])
+        .arg(vectors().join("native/v3-s512.diff"))
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["format"], "v3");
+    assert_eq!(listing["sector_size"], 512);
+    assert_eq!(listing["image_size"], 262144);
+    assert_eq!(listing["record_size_limit"], 4 << 20);
+    assert_eq!(listing["created_unix_seconds"], 1764000000);
+    let extents: Vec<(u64, u64)> = listing["extents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|extent| (extent["offset"].as_u64().unwrap(), extent["length"].as_u64().unwrap()))
+        .collect();
+    // new.img differs from base.img at byte 0, within 5220..6662, at 10239, within
+    // 40000..49215, at 70000-70020, 131071, 131072, 200000 and the last byte.
+    assert_eq!(
+        extents,
+        [
+            (0, 512),
+            (5120, 2048),
+            (9728, 512),
+            (39936, 9728),
+            (69632, 512),
+            (130560, 1024),
+            (199680, 512),
+            (261632, 512)
+        ]
+    );
+    assert_eq!(listing["changed_bytes"], 15360);
+    let base = fs::read(vectors().join("legacy/base.img")).unwrap();
+    let new = fs::read(vectors().join("legacy/new.img")).unwrap();
+    assert_eq!(listing["base_blake3"], blake3::hash(&base).to_hex().as_str());
+    assert_eq!(listing["image_blake3"], blake3::hash(&new).to_hex().as_str());
+}
