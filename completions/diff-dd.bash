@@ -59,7 +59,7 @@ _diff__dd() {
 
     case "${cmd}" in
         diff__dd)
-            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --help --version backup restore verify inspect completions help"
+            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --help --version backup restore verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -81,6 +81,10 @@ _diff__dd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --format)
+                    COMPREPLY=($(compgen -W "native v1" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -89,7 +93,7 @@ _diff__dd() {
             return 0
             ;;
         diff__subcmd__dd__subcmd__backup)
-            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,6 +113,10 @@ _diff__dd() {
                     ;;
                 -b)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "native v1" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -22,6 +22,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore needs this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes; a multiple of the sector size'
             cand --buffer-size 'Read buffer size in bytes; a multiple of the sector size'
+            cand --format 'With three paths: the format of the diff to write [default: native]'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Print a summary when done: extents, changed bytes, share of the image, throughput'
@@ -42,12 +43,13 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore needs this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes; a multiple of the sector size'
             cand --buffer-size 'Read buffer size in bytes; a multiple of the sector size'
+            cand --format 'The format of the diff to write [default: native]'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Print a summary when done: extents, changed bytes, share of the image, throughput'
             cand --verbose 'Print a summary when done: extents, changed bytes, share of the image, throughput'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'diff-dd;restore'= {
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore needs this only for diffs of the original v1 format'

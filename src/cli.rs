@@ -43,6 +43,10 @@ pub struct Cli {
     #[command(flatten)]
     pub options: CommonOptions,
 
+    /// With three paths: the format of the diff to write [default: native]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<DiffFormat>,
+
     /// INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one
     #[arg(value_name = "PATH", num_args = 2..=3, required = true)]
     pub paths: Vec<PathBuf>,
@@ -106,6 +110,15 @@ pub struct VerifyArgs {
     pub target: Option<PathBuf>,
 }
 
+/// The formats backup can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// diff-dd's own format (v3): headers, hashes of every record and of both images
+    Native,
+    /// The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes
+    V1,
+}
+
 /// The states verify recognizes a target in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TargetState {
@@ -139,6 +152,9 @@ pub struct CompletionsArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub options: CommonOptions,
+    /// The format of the diff to write [default: native]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<DiffFormat>,
     /// The current image: a file or block device
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,

@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use diff_dd::cli::{BackupArgs, Cli, Command, CommonOptions, RestoreArgs};
+use std::path::PathBuf;
+
+use diff_dd::cli::{BackupArgs, Cli, Command, CommonOptions, DiffFormat, RestoreArgs};
 use diff_dd::{commands, exit};
 
 fn main() -> ExitCode {
@@ -13,7 +15,15 @@ fn main() -> ExitCode {
             command: Some(command),
             ..
         } => command,
-        Cli { options, paths, .. } => from_original_synopsis(options, paths),
+        Cli {
+            options,
+            format,
+            paths,
+            ..
+        } => match from_original_synopsis(options, format, paths) {
+            Ok(command) => command,
+            Err(message) => return usage_error(message),
+        },
     };
     let options = match &command {
         Command::Backup(args) => Some(&args.options),
@@ -22,9 +32,7 @@ fn main() -> ExitCode {
         Command::Inspect(_) | Command::Completions(_) => None,
     };
     if let Some(Err(message)) = options.map(CommonOptions::check_sizes) {
-        let error = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
-        let _ = error.print();
-        return ExitCode::from(exit::USAGE);
+        return usage_error(message);
     }
     let outcome = match &command {
         Command::Backup(args) => commands::backup::run(args),
@@ -42,28 +50,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a usage error the way clap does, and gives its exit code.
+fn usage_error(message: String) -> ExitCode {
+    let error = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+    let _ = error.print();
+    ExitCode::from(exit::USAGE)
+}
+
 /// `diff-dd INFILE REFFILE OUTFILE` backs up, `diff-dd DIFFFILE OUTFILE` restores. clap has
 /// already made sure there are two or three paths.
-fn from_original_synopsis(options: CommonOptions, paths: Vec<std::path::PathBuf>) -> Command {
-    match <[_; 3]>::try_from(paths) {
-        Ok([infile, reffile, outfile]) => Command::Backup(BackupArgs {
+fn from_original_synopsis(
+    options: CommonOptions,
+    format: Option<DiffFormat>,
+    paths: Vec<PathBuf>,
+) -> Result<Command, String> {
+    match <[PathBuf; 3]>::try_from(paths) {
+        Ok([infile, reffile, outfile]) => Ok(Command::Backup(BackupArgs {
             options,
+            format,
             infile,
             reffile,
             outfile,
-        }),
-        Err(paths) => match <[_; 2]>::try_from(paths) {
-            Ok([difffile, outfile]) => Command::Restore(RestoreArgs {
+        })),
+        Err(paths) => match <[PathBuf; 2]>::try_from(paths) {
+            Ok(_) if format.is_some() => {
+                Err("--format applies only to backup (three paths)".into())
+            }
+            Ok([difffile, outfile]) => Ok(Command::Restore(RestoreArgs {
                 options,
                 difffile,
                 outfile,
-            }),
-            Err(_) => Cli::command()
-                .error(
-                    clap::error::ErrorKind::WrongNumberOfValues,
-                    "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one",
-                )
-                .exit(),
+            })),
+            Err(_) => Err(
+                "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one"
+                    .into(),
+            ),
         },
     }
 }

@@ -49,8 +49,15 @@ fn compare_directories(generated: &Path, checked_in: &Path) {
 #[test]
 fn completions_match_the_cli() {
     let generated = tempfile::tempdir().unwrap();
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
-        clap_complete::generate_to(shell, &mut Cli::command(), "diff-dd", generated.path()).unwrap();
+    for shell in [
+        Shell::Bash,
+        Shell::Zsh,
+        Shell::Fish,
+        Shell::Elvish,
+        Shell::PowerShell,
+    ] {
+        clap_complete::generate_to(shell, &mut Cli::command(), "diff-dd", generated.path())
+            .unwrap();
     }
     compare_directories(generated.path(), &repository().join("completions"));
 }
@@ -97,7 +104,11 @@ fn man_pages_render_cleanly() {
             .arg(&page)
             .output()
             .unwrap();
-        assert!(output.status.success(), "groff failed on {}", page.display());
+        assert!(
+            output.status.success(),
+            "groff failed on {}",
+            page.display()
+        );
         assert!(
             output.stderr.is_empty(),
             "groff warns about {}: {}",

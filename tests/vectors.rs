@@ -67,7 +67,10 @@ fn golden_diffs_restore_new_img() {
             .success()
             .stdout("")
             .stderr("");
-        assert!(fs::read(&target).unwrap() == expected, "{name} did not restore new.img");
+        assert!(
+            fs::read(&target).unwrap() == expected,
+            "{name} did not restore new.img"
+        );
     }
 }
 
@@ -89,7 +92,12 @@ fn golden_diff_lists_its_header_and_extents() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|extent| (extent["offset"].as_u64().unwrap(), extent["length"].as_u64().unwrap()))
+        .map(|extent| {
+            (
+                extent["offset"].as_u64().unwrap(),
+                extent["length"].as_u64().unwrap(),
+            )
+        })
         .collect();
     // new.img differs from base.img at byte 0, within 5220..6662, at 10239, within
     // 40000..49215, at 70000-70020, 131071, 131072, 200000 and the last byte.
@@ -109,6 +117,12 @@ fn golden_diff_lists_its_header_and_extents() {
     assert_eq!(listing["changed_bytes"], 15360);
     let base = fs::read(vectors().join("legacy/base.img")).unwrap();
     let new = fs::read(vectors().join("legacy/new.img")).unwrap();
-    assert_eq!(listing["base_blake3"], blake3::hash(&base).to_hex().as_str());
-    assert_eq!(listing["image_blake3"], blake3::hash(&new).to_hex().as_str());
+    assert_eq!(
+        listing["base_blake3"],
+        blake3::hash(&base).to_hex().as_str()
+    );
+    assert_eq!(
+        listing["image_blake3"],
+        blake3::hash(&new).to_hex().as_str()
+    );
 }

@@ -2,33 +2,44 @@
 //!
 //! The listing is streamed as the headers are read, so memory stays bounded whatever the
 //! number of extents, and a corrupt diff shows everything up to the fault before the error.
+//! A v1 diff stores one record per sector; adjacent ones are listed as one extent.
 
 use std::io::{self, BufWriter, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde::Serialize;
 
-use crate::cli::InspectArgs;
+use crate::cli::{InspectArgs, DEFAULT_SECTOR_SIZE};
 use crate::device::{self, Image};
 use crate::exit::{self, with_code};
-use crate::format::{self, DataMode, DiffInfo, Record, Totals};
+use crate::format::{self, DataMode, DiffInfo, Format, ReadOptions, Record, Totals};
 use crate::units::{human_bytes, utc_timestamp};
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let diff = device::open_input(&args.difffile, "diff")?;
+    let read_options = ReadOptions {
+        mode: DataMode::SkipData,
+        v1_sector_size: args.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE),
+        target_size: None,
+    };
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut listing: Box<dyn Listing> = if args.json {
         Box::new(JsonListing { extents_listed: 0 })
     } else {
         Box::new(TableListing)
     };
-    let listed = list(&diff, listing.as_mut(), &mut out);
+    let listed = list(&diff, &read_options, listing.as_mut(), &mut out);
     let flushed = out.flush().context("cannot write the listing to stdout");
     listed?;
     flushed
 }
 
-fn list(diff: &Image, listing: &mut dyn Listing, out: &mut dyn Write) -> Result<()> {
+fn list(
+    diff: &Image,
+    read_options: &ReadOptions,
+    listing: &mut dyn Listing,
+    out: &mut dyn Write,
+) -> Result<()> {
     let invalid = |error: anyhow::Error| {
         with_code(
             exit::DIFF_INVALID,
@@ -36,22 +47,70 @@ fn list(diff: &Image, listing: &mut dyn Listing, out: &mut dyn Write) -> Result<
         )
     };
     let written = |result: io::Result<()>| result.context("cannot write the listing to stdout");
-    let mut reader = format::open_reader(diff, DataMode::SkipData).map_err(invalid)?;
+    let mut reader = format::open_reader(diff, read_options).map_err(invalid)?;
     let info = reader.info().clone();
     written(listing.header(out, diff, &info))?;
+    let mut extents = Extents {
+        join_adjacent: info.format == Format::V1,
+        pending: None,
+        listed: 0,
+    };
     loop {
         match reader.next_record() {
-            Ok(Some(record)) => written(listing.extent(out, &info, &record))?,
+            Ok(Some(record)) => {
+                if let Some(extent) = extents.add(record) {
+                    written(listing.extent(out, &info, &extent))?;
+                }
+            }
             Ok(None) => break,
             Err(error) => {
+                if let Some(extent) = extents.finish() {
+                    written(listing.extent(out, &info, &extent))?;
+                }
                 written(listing.failure(out, &format!("{error:#}")))?;
                 return Err(invalid(error));
             }
         }
     }
-    match reader.totals() {
-        Some(totals) => written(listing.summary(out, &info, totals)),
-        None => Err(invalid(anyhow::anyhow!("the diff ended without a trailer"))),
+    if let Some(extent) = extents.finish() {
+        written(listing.extent(out, &info, &extent))?;
+    }
+    let mut totals = reader
+        .totals()
+        .cloned()
+        .ok_or_else(|| invalid(anyhow!("the diff ended without a trailer")))?;
+    totals.extent_count = extents.listed;
+    written(listing.summary(out, &info, &totals))
+}
+
+/// Turns records into listed extents: one each, or for v1 one per run of adjacent records.
+struct Extents {
+    join_adjacent: bool,
+    pending: Option<Record>,
+    listed: u64,
+}
+
+impl Extents {
+    /// Takes the next record; returns an extent that is complete.
+    fn add(&mut self, record: Record) -> Option<Record> {
+        if let Some(pending) = &mut self.pending {
+            if self.join_adjacent && pending.offset + pending.length == record.offset {
+                pending.length += record.length;
+                return None;
+            }
+        }
+        let complete = self.finish();
+        self.pending = Some(Record {
+            index: self.listed,
+            ..record
+        });
+        complete
+    }
+
+    fn finish(&mut self) -> Option<Record> {
+        let complete = self.pending.take()?;
+        self.listed += 1;
+        Some(complete)
     }
 }
 
@@ -63,22 +122,32 @@ trait Listing {
     fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()>;
 }
 
-fn sectors(info: &DiffInfo, length: u64) -> u64 {
-    length.div_ceil(info.sector_size)
+fn sectors(info: &DiffInfo, length: u64) -> Option<u64> {
+    info.sector_size
+        .map(|sector_size| length.div_ceil(sector_size))
 }
 
-fn share_of_image(info: &DiffInfo, changed_bytes: u64) -> f64 {
-    if info.image_size == 0 {
-        return 0.0;
+fn share_of_image(info: &DiffInfo, changed_bytes: u64) -> Option<f64> {
+    match info.image_size {
+        Some(0) => Some(0.0),
+        Some(image_size) => Some(changed_bytes as f64 * 100.0 / image_size as f64),
+        None => None,
     }
-    changed_bytes as f64 * 100.0 / info.image_size as f64
 }
+
+fn hex(hash: Option<blake3::Hash>) -> Option<String> {
+    hash.map(|hash| hash.to_hex().to_string())
+}
+
+/// What a legacy diff does not record, in the table.
+const NOT_RECORDED: &str = "not recorded";
 
 /// The human-readable listing: a few header lines, a table, a summary.
 struct TableListing;
 
 impl Listing for TableListing {
     fn header(&mut self, out: &mut dyn Write, diff: &Image, info: &DiffInfo) -> io::Result<()> {
+        let or_not_recorded = |value: Option<String>| value.unwrap_or_else(|| NOT_RECORDED.into());
         writeln!(out, "diff:              {}", diff.path.display())?;
         writeln!(
             out,
@@ -86,20 +155,27 @@ impl Listing for TableListing {
             info.format.name(),
             info.format.origin()
         )?;
-        writeln!(out, "sector size:       {} bytes", info.sector_size)?;
-        writeln!(
-            out,
-            "image size:        {} bytes ({})",
-            info.image_size,
-            human_bytes(info.image_size)
-        )?;
-        writeln!(out, "record size limit: {} bytes", info.record_size_limit)?;
-        writeln!(
-            out,
-            "created:           {}",
-            utc_timestamp(info.created_unix_seconds)
-        )?;
-        writeln!(out, "tool version:      diff-dd {}", info.tool_version)?;
+        let sector_size = match (info.format, info.sector_size) {
+            (Format::V1, Some(size)) => format!("{size} bytes (from -s; v1 does not record it)"),
+            (_, Some(size)) => format!("{size} bytes"),
+            (_, None) => "none (byte-granular records)".to_string(),
+        };
+        writeln!(out, "sector size:       {sector_size}")?;
+        let image_size = info
+            .image_size
+            .map(|size| format!("{size} bytes ({})", human_bytes(size)));
+        writeln!(out, "image size:        {}", or_not_recorded(image_size))?;
+        if info.format == Format::V3 {
+            let limit = info.record_size_limit.map(|limit| format!("{limit} bytes"));
+            writeln!(out, "record size limit: {}", or_not_recorded(limit))?;
+        }
+        let created = info.created_unix_seconds.map(utc_timestamp);
+        writeln!(out, "created:           {}", or_not_recorded(created))?;
+        let tool = info
+            .tool_version
+            .as_ref()
+            .map(|version| format!("diff-dd {version}"));
+        writeln!(out, "tool version:      {}", or_not_recorded(tool))?;
         writeln!(out)?;
         writeln!(
             out,
@@ -109,28 +185,32 @@ impl Listing for TableListing {
     }
 
     fn extent(&mut self, out: &mut dyn Write, info: &DiffInfo, record: &Record) -> io::Result<()> {
+        let sectors =
+            sectors(info, record.length).map_or_else(|| "-".to_string(), |count| count.to_string());
         writeln!(
             out,
             "{:>10} {:>20} {:>14} {:>12}",
-            record.index,
-            record.offset,
-            record.length,
-            sectors(info, record.length)
+            record.index, record.offset, record.length, sectors
         )
     }
 
     fn summary(&mut self, out: &mut dyn Write, info: &DiffInfo, totals: &Totals) -> io::Result<()> {
         writeln!(out)?;
         writeln!(out, "extents:           {}", totals.extent_count)?;
+        let share = share_of_image(info, totals.changed_bytes)
+            .map(|percent| format!(", {percent:.2}% of the image"))
+            .unwrap_or_default();
         writeln!(
             out,
-            "changed bytes:     {} ({}, {:.2}% of the image)",
+            "changed bytes:     {} ({}{share})",
             totals.changed_bytes,
             human_bytes(totals.changed_bytes),
-            share_of_image(info, totals.changed_bytes)
         )?;
-        writeln!(out, "base blake3:       {}", totals.base_hash.to_hex())?;
-        writeln!(out, "image blake3:      {}", totals.image_hash.to_hex())
+        let no_hashes = "none: this format holds no hashes";
+        let base = hex(totals.base_hash).unwrap_or_else(|| no_hashes.into());
+        let image = hex(totals.image_hash).unwrap_or_else(|| no_hashes.into());
+        writeln!(out, "base blake3:       {base}")?;
+        writeln!(out, "image blake3:      {image}")
     }
 
     fn failure(&mut self, _out: &mut dyn Write, _reason: &str) -> io::Result<()> {
@@ -139,7 +219,8 @@ impl Listing for TableListing {
 }
 
 /// One JSON document, streamed: the header fields, the `extents` list, then the totals (or an
-/// `error` field when the diff is corrupt, so the document is still well-formed).
+/// `error` field when the diff is corrupt, so the document is still well-formed). What a
+/// format does not record is null.
 struct JsonListing {
     extents_listed: u64,
 }
@@ -148,11 +229,11 @@ struct JsonListing {
 struct JsonHeader<'a> {
     path: &'a str,
     format: &'a str,
-    sector_size: u64,
-    image_size: u64,
-    record_size_limit: u64,
-    created_unix_seconds: i64,
-    tool_version: &'a str,
+    sector_size: Option<u64>,
+    image_size: Option<u64>,
+    record_size_limit: Option<u64>,
+    created_unix_seconds: Option<i64>,
+    tool_version: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -160,18 +241,18 @@ struct JsonExtent {
     index: u64,
     offset: u64,
     length: u64,
-    sectors: u64,
-    new_blake3: String,
-    base_blake3: String,
+    sectors: Option<u64>,
+    new_blake3: Option<String>,
+    base_blake3: Option<String>,
 }
 
 #[derive(Serialize)]
 struct JsonTotals {
     extent_count: u64,
     changed_bytes: u64,
-    share_of_image_percent: f64,
-    base_blake3: String,
-    image_blake3: String,
+    share_of_image_percent: Option<f64>,
+    base_blake3: Option<String>,
+    image_blake3: Option<String>,
 }
 
 /// Writes the fields of `value` (a JSON object) without its closing brace, so more fields can
@@ -182,11 +263,11 @@ fn open_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
     out.write_all(text.as_bytes())
 }
 
-/// Writes the fields of `value` after others, closing the enclosing object.
+/// Closes the extents list, then writes the fields of `value` and closes the document.
 fn close_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
     let text = serde_json::to_string(value)?;
     out.write_all(b"],")?;
-    out.write_all(&text.as_bytes()[1..])?;
+    out.write_all(&text.as_bytes()[1..])?; // past the opening brace
     out.write_all(b"\n")
 }
 
@@ -202,7 +283,7 @@ impl Listing for JsonListing {
                 image_size: info.image_size,
                 record_size_limit: info.record_size_limit,
                 created_unix_seconds: info.created_unix_seconds,
-                tool_version: &info.tool_version,
+                tool_version: info.tool_version.as_deref(),
             },
         )?;
         out.write_all(b",\"extents\":[")
@@ -218,8 +299,8 @@ impl Listing for JsonListing {
             offset: record.offset,
             length: record.length,
             sectors: sectors(info, record.length),
-            new_blake3: record.new_hash.to_hex().to_string(),
-            base_blake3: record.base_hash.to_hex().to_string(),
+            new_blake3: hex(record.new_hash),
+            base_blake3: hex(record.base_hash),
         };
         serde_json::to_writer(&mut *out, &extent)?;
         Ok(())
@@ -232,8 +313,8 @@ impl Listing for JsonListing {
                 extent_count: totals.extent_count,
                 changed_bytes: totals.changed_bytes,
                 share_of_image_percent: share_of_image(info, totals.changed_bytes),
-                base_blake3: totals.base_hash.to_hex().to_string(),
-                image_blake3: totals.image_hash.to_hex().to_string(),
+                base_blake3: hex(totals.base_hash),
+                image_blake3: hex(totals.image_hash),
             },
         )
     }

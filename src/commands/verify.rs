@@ -22,22 +22,43 @@ use crate::cli::{TargetState, VerifyArgs};
 use crate::device::{self, Image};
 use crate::engine::{self, Progress};
 use crate::exit::{self, with_code};
-use crate::format::{self, DataMode, Scan};
+use crate::format::{self, DataMode, ReadOptions, Scan};
 use crate::units::human_bytes;
 
 pub fn run(args: &VerifyArgs) -> Result<()> {
     let options = &args.options;
     let show_progress = !options.quiet && !args.json;
     let diff = device::open_input(&args.difffile, "diff")?;
+    let target = match &args.target {
+        Some(path) => Some(device::open_input(path, "target")?),
+        None => None,
+    };
+    let read_options = |mode| ReadOptions {
+        mode,
+        v1_sector_size: options.sector_size(),
+        // Legacy diffs have no image size; their records are bounded by the target's.
+        target_size: target.as_ref().map(|target| target.size),
+    };
     let mut report = Report::new(&diff.path, args.expect);
 
-    let scan = match check_diff_twice(&diff, show_progress, &mut report.diff) {
+    let scan = match check_diff_twice(
+        &diff,
+        &read_options(DataMode::Check),
+        show_progress,
+        &mut report.diff,
+    ) {
         Ok(scan) => scan,
         Err(failure) => return report.fail(failure, args),
     };
-    if let Some(target_path) = &args.target {
-        let target = device::open_input(target_path, "target")?;
-        let checked = check_target(&target, &diff, &scan, options.buffer_size, show_progress);
+    if let Some(target) = &target {
+        let checked = check_target(
+            target,
+            &diff,
+            &scan,
+            &read_options(DataMode::SkipData),
+            options.buffer_size,
+            show_progress,
+        );
         match checked {
             Ok(target_report) => report.target = Some(target_report),
             Err(failure) => return report.fail(failure, args),
@@ -61,15 +82,16 @@ fn failure(code: u8, error: anyhow::Error) -> Failure {
 
 fn check_diff_twice(
     diff: &Image,
+    read_options: &ReadOptions,
     show_progress: bool,
     report: &mut DiffReport,
 ) -> Result<Scan, Failure> {
     let invalid = || format!("invalid diff: {}", diff.path.display());
-    let first = scan_with_progress(diff, show_progress, "checking diff")
+    let first = scan_with_progress(diff, read_options, show_progress, "checking diff")
         .with_context(invalid)
         .map_err(|error| failure(exit::DIFF_INVALID, error))?;
     report.fill(&first);
-    let second = scan_with_progress(diff, show_progress, "re-reading diff");
+    let second = scan_with_progress(diff, read_options, show_progress, "re-reading diff");
     let reads_agree = matches!(&second, Ok(again) if again.file_hash == first.file_hash);
     report.reads_agree = Some(reads_agree);
     if !reads_agree {
@@ -89,17 +111,21 @@ fn check_diff_twice(
     Ok(first)
 }
 
-fn scan_with_progress(diff: &Image, show_progress: bool, label: &str) -> Result<Scan> {
+fn scan_with_progress(
+    diff: &Image,
+    read_options: &ReadOptions,
+    show_progress: bool,
+    label: &str,
+) -> Result<Scan> {
     let progress = Progress::new(show_progress, diff.size, label);
-    format::scan(diff, DataMode::Check, |record| {
-        progress.advance(record.length)
-    })
+    format::scan(diff, read_options, |record| progress.advance(record.length))
 }
 
 fn check_target(
     target: &Image,
     diff: &Image,
     scan: &Scan,
+    read_options: &ReadOptions,
     buffer_size: u64,
     show_progress: bool,
 ) -> Result<TargetReport, Failure> {
@@ -111,7 +137,15 @@ fn check_target(
         reads_agree: None,
         extents: None,
     };
-    let image_size = scan.info.image_size;
+    let (Some(image_size), Some(base_hash), Some(image_hash)) = (
+        scan.info.image_size,
+        scan.totals.base_hash,
+        scan.totals.image_hash,
+    ) else {
+        // A legacy diff: its records were checked against the target's size, and there are
+        // no hashes to tell its contents by.
+        return Ok(report);
+    };
     if target.size != image_size {
         // It can hash to neither image, and extents past its end cannot be read.
         report.state = Some(State::Neither);
@@ -123,7 +157,8 @@ fn check_target(
         engine::hash_image(target, buffer_size, true, &progress)
     };
     let first = hash_pass("reading target").map_err(io_failure)?;
-    report.extents = Some(classify_extents(target, diff, buffer_size, scan).map_err(io_failure)?);
+    report.extents =
+        Some(classify_extents(target, diff, read_options, buffer_size, scan).map_err(io_failure)?);
     let second = hash_pass("re-reading target").map_err(io_failure)?;
     report.reads_agree = Some(first == second);
     report.blake3 = Some(first.to_hex().to_string());
@@ -136,9 +171,9 @@ fn check_target(
             ),
         ));
     }
-    report.state = Some(if first == scan.totals.base_hash {
+    report.state = Some(if first == base_hash {
         State::Base
-    } else if first == scan.totals.image_hash {
+    } else if first == image_hash {
         State::Restored
     } else {
         State::Neither
@@ -150,14 +185,20 @@ fn check_target(
 fn classify_extents(
     target: &Image,
     diff: &Image,
+    read_options: &ReadOptions,
     buffer_size: u64,
     scan: &Scan,
 ) -> Result<ExtentCounts> {
     let mut counts = ExtentCounts::default();
     let mut scratch = vec![0u8; buffer_size.min(scan.longest_record) as usize];
-    let mut reader = format::open_reader(diff, DataMode::SkipData)?;
+    let mut reader = format::open_reader(diff, read_options)?;
     while let Some(record) = reader.next_record()? {
-        let hash = engine::hash_range(target, record.offset, record.length, &mut scratch)?;
+        let hash = Some(engine::hash_range(
+            target,
+            record.offset,
+            record.length,
+            &mut scratch,
+        )?);
         if hash == record.base_hash {
             counts.base += 1;
         } else if hash == record.new_hash {
@@ -203,6 +244,8 @@ struct DiffReport {
     path: String,
     format: Option<&'static str>,
     intact: bool,
+    /// False for the original tool's formats: only structure and bounds could be checked.
+    holds_hashes: Option<bool>,
     reads_agree: Option<bool>,
     blake3: Option<String>,
     sector_size: Option<u64>,
@@ -233,13 +276,14 @@ struct ExtentCounts {
 impl DiffReport {
     fn fill(&mut self, scan: &Scan) {
         self.format = Some(scan.info.format.name());
+        self.holds_hashes = Some(scan.totals.image_hash.is_some());
         self.blake3 = scan.file_hash.map(|hash| hash.to_hex().to_string());
-        self.sector_size = Some(scan.info.sector_size);
-        self.image_size = Some(scan.info.image_size);
+        self.sector_size = scan.info.sector_size;
+        self.image_size = scan.info.image_size;
         self.extent_count = Some(scan.totals.extent_count);
         self.changed_bytes = Some(scan.totals.changed_bytes);
-        self.base_blake3 = Some(scan.totals.base_hash.to_hex().to_string());
-        self.image_blake3 = Some(scan.totals.image_hash.to_hex().to_string());
+        self.base_blake3 = scan.totals.base_hash.map(|hash| hash.to_hex().to_string());
+        self.image_blake3 = scan.totals.image_hash.map(|hash| hash.to_hex().to_string());
     }
 }
 
@@ -264,7 +308,18 @@ impl Report {
     /// The failure when the target is in no known state, or not in the expected one.
     fn expectation_failure(&self) -> Option<Failure> {
         let target = self.target.as_ref()?;
-        let state = target.state?;
+        let Some(state) = target.state else {
+            // Only a legacy diff leaves the state unknown; --expect cannot be satisfied then.
+            let expected = self.expect?;
+            return Some(failure(
+                exit::TARGET_UNEXPECTED,
+                anyhow!(
+                    "unexpected target: {}: the diff holds no hashes, so it cannot be known to be {}",
+                    target.path,
+                    format!("{expected:?}").to_lowercase()
+                ),
+            ));
+        };
         let problem = match self.expect {
             Some(expected) if expected != state => {
                 format!("it is in state {state:?}, not the expected {expected:?}").to_lowercase()
@@ -315,7 +370,16 @@ impl Report {
 
     fn print_text(&self, out: &mut impl Write) -> std::io::Result<()> {
         let diff = &self.diff;
-        if diff.intact {
+        if diff.intact && diff.holds_hashes == Some(false) {
+            writeln!(
+                out,
+                "diff: {}: a {} diff of the original diff-dd, with {} records; it holds no hashes to check, but its structure{} sound; read twice, identical",
+                diff.path,
+                diff.format.unwrap_or("?"),
+                diff.extent_count.unwrap_or(0),
+                if self.target.is_some() { " and bounds are" } else { " is" },
+            )?;
+        } else if diff.intact {
             writeln!(
                 out,
                 "diff: {}: intact ({}, {} extents, {} changed); read twice, identical",
@@ -328,8 +392,13 @@ impl Report {
             writeln!(out, "diff: {}: NOT intact", diff.path)?;
         }
         if let Some(target) = &self.target {
-            if let Some(state) = target.state {
-                writeln!(out, "target: {}: {}", target.path, state.describe())?;
+            match target.state {
+                Some(state) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
+                None => writeln!(
+                    out,
+                    "target: {}: fits every record; its contents cannot be checked without hashes",
+                    target.path
+                )?,
             }
             match target.reads_agree {
                 Some(true) => writeln!(out, "target: read twice from the device, identical")?,

@@ -1,15 +1,21 @@
 //! Diff formats: recognizing a diff from its first bytes, and the one reader interface that
 //! every command uses whatever the format.
 //!
-//! The native format is version 3 of the diff-dd image family (`v3.rs`, documented byte by
-//! byte in man/diff-dd.5). Readers check everything they can as they go and report the first
-//! fault as an error naming where in the diff it is; they never allocate by a length read from
-//! the diff beyond the limits checked first.
+//! - v3, the native format (`v3.rs`, documented byte by byte in man/diff-dd.5): headers,
+//!   per-record hashes, a trailer with whole-image and whole-diff hashes.
+//! - v2 and v1, written by the original C++ and C diff-dd (`legacy.rs`): bare records, no
+//!   hashes. They can be read, and v1 written, for people who already hold such diffs.
+//!
+//! Readers check everything they can as they go and report the first fault as an error naming
+//! where in the diff it is; they never allocate by a length read from the diff beyond the
+//! limits checked first.
 
+pub mod legacy;
 pub mod v3;
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 
 use anyhow::{bail, Context, Result};
 
@@ -22,14 +28,20 @@ pub const SIGNATURE: &[u8; 13] = b"diff-dd image";
 /// Which member of the diff-dd family a diff is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// The original C diff-dd 1.0: records of a u64 LE offset and one sector.
+    V1,
+    /// The original C++ diff-dd 3.0.0-prealpha: a signature, then u64 BE offset, u32 BE size.
+    V2,
     /// The native format: headers, per-record hashes, a trailer.
     V3,
 }
 
 impl Format {
-    /// The short name used in listings and JSON: `v3`.
+    /// The short name used in listings and JSON: `v1`, `v2`, `v3`.
     pub fn name(self) -> &'static str {
         match self {
+            Format::V1 => "v1",
+            Format::V2 => "v2",
             Format::V3 => "v3",
         }
     }
@@ -37,24 +49,28 @@ impl Format {
     /// Which tool writes this format.
     pub fn origin(self) -> &'static str {
         match self {
+            Format::V1 => "original diff-dd 1.0, no hashes",
+            Format::V2 => "original C++ diff-dd, no hashes",
             Format::V3 => "diff-dd native",
         }
     }
 }
 
-/// What a diff says about itself before its records.
+/// What a diff says about itself before its records. Legacy formats say little: what they
+/// do not record is `None`.
 #[derive(Debug, Clone)]
 pub struct DiffInfo {
     pub format: Format,
-    pub sector_size: u64,
-    pub image_size: u64,
+    /// None for v2, whose records are byte-granular.
+    pub sector_size: Option<u64>,
+    pub image_size: Option<u64>,
     /// No record is longer than this.
-    pub record_size_limit: u64,
-    pub created_unix_seconds: i64,
-    pub tool_version: String,
+    pub record_size_limit: Option<u64>,
+    pub created_unix_seconds: Option<i64>,
+    pub tool_version: Option<String>,
 }
 
-/// One record's header: where its data goes and what it must hash to.
+/// One record's header: where its data goes and, in the native format, what it must hash to.
 #[derive(Debug, Clone)]
 pub struct Record {
     /// Counting from 0, in file order.
@@ -62,20 +78,21 @@ pub struct Record {
     pub offset: u64,
     pub length: u64,
     /// BLAKE3 of the record's data (the new bytes).
-    pub new_hash: blake3::Hash,
+    pub new_hash: Option<blake3::Hash>,
     /// BLAKE3 of the base-image bytes the data replaces.
-    pub base_hash: blake3::Hash,
+    pub base_hash: Option<blake3::Hash>,
 }
 
-/// What a diff's trailer states about the whole diff, checked against what was read.
+/// What a whole diff holds: counted while reading and, in the native format, checked
+/// against its trailer.
 #[derive(Debug, Clone)]
 pub struct Totals {
     pub extent_count: u64,
     pub changed_bytes: u64,
     /// BLAKE3 of the whole base image (REFFILE).
-    pub base_hash: blake3::Hash,
+    pub base_hash: Option<blake3::Hash>,
     /// BLAKE3 of the whole new image (INFILE): what a restored target hashes to.
-    pub image_hash: blake3::Hash,
+    pub image_hash: Option<blake3::Hash>,
 }
 
 /// Whether record data is read (and checked against its hash) or skipped.
@@ -88,40 +105,61 @@ pub enum DataMode {
     SkipData,
 }
 
+/// How to read a diff.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub mode: DataMode,
+    /// The sector size of a v1 diff, which does not record it.
+    pub v1_sector_size: u64,
+    /// The size of the target the diff is for, when known: legacy diffs do not record their
+    /// image size, so their records are bounded by the target instead.
+    pub target_size: Option<u64>,
+}
+
 /// Reads a diff record by record. After `next_record` returns a record, its data may be read
 /// with `read_data` in pieces; data not read is skipped (or, in `DataMode::Check`, read and
 /// checked) by the next call to `next_record`. When the data of a record has been read to its
-/// end, `read_data` has checked it against the record's hash.
+/// end, `read_data` has checked it against the record's hash, if it has one.
 pub trait DiffReader {
     fn info(&self) -> &DiffInfo;
     fn next_record(&mut self) -> Result<Option<Record>>;
     fn read_data(&mut self, out: &mut [u8]) -> Result<()>;
-    /// The trailer's totals, once `next_record` has returned `None`.
+    /// The diff's totals, once `next_record` has returned `None`.
     fn totals(&self) -> Option<&Totals>;
     /// BLAKE3 of every byte of the file, once it has all been read in `DataMode::Check`:
     /// what lets two reads of the same diff be compared.
     fn file_hash(&self) -> Option<blake3::Hash>;
 }
 
-/// Opens a diff of any supported format, positioned at its first record.
-pub fn open_reader<'a>(diff: &'a Image, mode: DataMode) -> Result<Box<dyn DiffReader + 'a>> {
-    let mut source = DiffSource::new(diff, mode == DataMode::Check)?;
+/// Tells the format from the first 14 bytes: the signature and version 3 is native, the
+/// signature and version 2 is v2, no signature is v1.
+pub fn detect(diff: &Image) -> Result<Format> {
     if diff.size == 0 {
         bail!("it is empty");
     }
-    let mut signature = [0u8; SIGNATURE.len() + 1];
-    let available = signature.len().min(diff.size as usize);
-    source.read_exact(&mut signature[..available], "the signature")?;
-    if &signature[..SIGNATURE.len()] != SIGNATURE {
-        bail!("it does not start with the signature \"diff-dd image\": not a diff-dd diff");
+    let mut start = [0u8; SIGNATURE.len() + 1];
+    let available = start.len().min(diff.size as usize);
+    diff.file
+        .read_exact_at(&mut start[..available], 0)
+        .with_context(|| diff.describe("cannot read"))?;
+    if &start[..SIGNATURE.len()] != SIGNATURE {
+        return Ok(Format::V1);
     }
-    match signature[SIGNATURE.len()] {
-        v3::VERSION => Ok(Box::new(v3::Reader::new(source, signature, mode)?)),
-        2 => bail!(
-            "it is a version 2 diff (original C++ diff-dd), which this version cannot read yet"
-        ),
+    match start[SIGNATURE.len()] {
+        v3::VERSION => Ok(Format::V3),
+        legacy::V2_VERSION => Ok(Format::V2),
         other => bail!("it is a diff-dd image of version {other}, which this version cannot read"),
     }
+}
+
+/// Opens a diff of any supported format, positioned at its first record.
+pub fn open_reader<'a>(diff: &'a Image, options: &ReadOptions) -> Result<Box<dyn DiffReader + 'a>> {
+    let format = detect(diff)?;
+    let source = DiffSource::new(diff, options.mode == DataMode::Check)?;
+    Ok(match format {
+        Format::V3 => Box::new(v3::Reader::new(source, options.mode)?),
+        Format::V2 | Format::V1 => Box::new(legacy::Reader::new(source, format, options)?),
+    })
 }
 
 /// Sequential reading of a diff, with its position and size, so that a short file is
@@ -195,6 +233,22 @@ impl<'a> DiffSource<'a> {
         self.skipped |= length > 0;
         Ok(())
     }
+
+    /// Moves past `length` bytes of `what`: reads them in `DataMode::Check` (so the file hash
+    /// covers them), skips them otherwise.
+    pub fn pass_over(&mut self, length: u64, what: &str, mode: DataMode) -> Result<()> {
+        if mode == DataMode::SkipData {
+            return self.skip(length, what);
+        }
+        let mut scratch = vec![0u8; length.min(64 << 10) as usize];
+        let mut remaining = length;
+        while remaining > 0 {
+            let piece = scratch.len().min(remaining as usize);
+            self.read_exact(&mut scratch[..piece], what)?;
+            remaining -= piece as u64;
+        }
+        Ok(())
+    }
 }
 
 /// What a full pass over a diff found.
@@ -208,10 +262,14 @@ pub struct Scan {
     pub file_hash: Option<blake3::Hash>,
 }
 
-/// Reads a whole diff, checking everything `mode` allows, and calls `on_record` for each
+/// Reads a whole diff, checking everything the options allow, and calls `on_record` for each
 /// record header in order. Errors are about the diff's contents; the caller names the file.
-pub fn scan(diff: &Image, mode: DataMode, mut on_record: impl FnMut(&Record)) -> Result<Scan> {
-    let mut reader = open_reader(diff, mode)?;
+pub fn scan(
+    diff: &Image,
+    options: &ReadOptions,
+    mut on_record: impl FnMut(&Record),
+) -> Result<Scan> {
+    let mut reader = open_reader(diff, options)?;
     let mut longest_record = 0;
     while let Some(record) = reader.next_record()? {
         longest_record = longest_record.max(record.length);

@@ -168,6 +168,7 @@ pub struct Reader<'a> {
     source: DiffSource<'a>,
     mode: DataMode,
     info: DiffInfo,
+    header: Header,
     diff_hasher: blake3::Hasher,
     next_index: u64,
     previous_end: u64,
@@ -186,12 +187,13 @@ struct OpenRecord {
 }
 
 impl<'a> Reader<'a> {
-    /// `signature` holds the 14 bytes already read by format detection.
-    pub fn new(
-        mut source: DiffSource<'a>,
-        signature: [u8; 14],
-        mode: DataMode,
-    ) -> Result<Reader<'a>> {
+    /// Reads the signature and the header; `source` is at the start of the diff.
+    pub fn new(mut source: DiffSource<'a>, mode: DataMode) -> Result<Reader<'a>> {
+        let mut signature = [0u8; SIGNATURE.len() + 1];
+        source.read_exact(&mut signature, "the signature")?;
+        if signature[..SIGNATURE.len()] != SIGNATURE[..] || signature[SIGNATURE.len()] != VERSION {
+            bail!("it does not start with the signature of a version 3 diff");
+        }
         let mut diff_hasher = blake3::Hasher::new();
         diff_hasher.update(&signature);
         let (header, framed) = read_frame::<Header>(&mut source, "the header")?;
@@ -199,11 +201,11 @@ impl<'a> Reader<'a> {
         check_header(&header)?;
         let info = DiffInfo {
             format: Format::V3,
-            sector_size: header.sector_size,
-            image_size: header.image_size,
-            record_size_limit: header.record_size_limit,
-            created_unix_seconds: header.created_unix_seconds,
-            tool_version: header.tool_version,
+            sector_size: Some(header.sector_size),
+            image_size: Some(header.image_size),
+            record_size_limit: Some(header.record_size_limit),
+            created_unix_seconds: Some(header.created_unix_seconds),
+            tool_version: Some(header.tool_version.clone()),
         };
         Ok(Reader {
             source,
@@ -213,6 +215,7 @@ impl<'a> Reader<'a> {
             next_index: 0,
             previous_end: 0,
             changed_bytes: 0,
+            header,
             open_record: None,
             totals: None,
         })
@@ -228,7 +231,7 @@ impl<'a> Reader<'a> {
                 let what = format!("the data of record {}", record.index);
                 self.source.skip(record.remaining, &what)?;
             } else {
-                let mut scratch = vec![0u8; (64 << 10).min(record.remaining as usize)];
+                let mut scratch = vec![0u8; record.remaining.min(64 << 10) as usize];
                 while let Some(remaining) = self.open_record.as_ref().map(|r| r.remaining) {
                     if remaining == 0 {
                         break;
@@ -243,7 +246,7 @@ impl<'a> Reader<'a> {
     }
 
     fn check_record(&self, index: u64, header: &RecordHeader) -> Result<()> {
-        let info = &self.info;
+        let info = &self.header;
         let fault = |reason: String| -> Result<()> {
             bail!(
                 "record {index} (offset {}, {} bytes): {reason}",
@@ -333,8 +336,8 @@ impl<'a> Reader<'a> {
         self.totals = Some(Totals {
             extent_count: trailer.extent_count,
             changed_bytes: trailer.changed_bytes,
-            base_hash: blake3::Hash::from_bytes(trailer.base_blake3),
-            image_hash: blake3::Hash::from_bytes(trailer.image_blake3),
+            base_hash: Some(blake3::Hash::from_bytes(trailer.base_blake3)),
+            image_hash: Some(blake3::Hash::from_bytes(trailer.image_blake3)),
         });
         Ok(())
     }
@@ -365,15 +368,15 @@ impl DiffReader for Reader<'_> {
                     index,
                     offset: header.offset,
                     length: header.length,
-                    new_hash: blake3::Hash::from_bytes(header.new_blake3),
-                    base_hash: blake3::Hash::from_bytes(header.base_blake3),
+                    new_hash: Some(blake3::Hash::from_bytes(header.new_blake3)),
+                    base_hash: Some(blake3::Hash::from_bytes(header.base_blake3)),
                 };
                 self.open_record = Some(OpenRecord {
                     index,
                     offset: header.offset,
                     remaining: header.length,
                     hasher: blake3::Hasher::new(),
-                    expected: record.new_hash,
+                    expected: blake3::Hash::from_bytes(header.new_blake3),
                 });
                 Ok(Some(record))
             }

@@ -1,0 +1,233 @@
+//! The formats of the original diff-dd, read for the diffs people already hold, and v1
+//! written on request for scripts that expect its bytes.
+//!
+//! - v1 (C diff-dd 1.0): no header; records of a u64 little-endian byte offset followed by
+//!   exactly one sector of new data. The sector size is not recorded: it comes from `-s`.
+//! - v2 (C++ diff-dd 3.0.0-prealpha): the signature `diff-dd image`, the version byte 2, then
+//!   records of a u64 big-endian offset, a u32 big-endian size (at least 1) and that many bytes.
+//!
+//! Neither holds a hash or the image size, so a reader can check only structure: order, no
+//! overlap, bounds against the target (when known), and that the file ends exactly after a
+//! record.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use super::{
+    DataMode, DiffInfo, DiffReader, DiffSource, Format, ReadOptions, Record, Totals, SIGNATURE,
+};
+
+pub const V2_VERSION: u8 = 2;
+
+/// Reads a v1 or v2 diff. See [`DiffReader`].
+pub struct Reader<'a> {
+    source: DiffSource<'a>,
+    mode: DataMode,
+    info: DiffInfo,
+    /// Records must end within this: the target's size, when known.
+    bound: Option<u64>,
+    next_index: u64,
+    previous_end: u64,
+    changed_bytes: u64,
+    /// Data of the current record not read yet.
+    remaining: u64,
+    totals: Option<Totals>,
+}
+
+impl<'a> Reader<'a> {
+    /// `source` is at the start of the diff; `format` is V1 or V2.
+    pub fn new(
+        mut source: DiffSource<'a>,
+        format: Format,
+        options: &ReadOptions,
+    ) -> Result<Reader<'a>> {
+        let sector_size = match format {
+            Format::V1 => {
+                let sector_size = options.v1_sector_size;
+                let record_size = 8 + sector_size;
+                if source.size() == 0 || !source.size().is_multiple_of(record_size) {
+                    bail!(
+                        "not a v1 diff with {sector_size}-byte sectors: its size {} is not a non-zero multiple of 8 + {sector_size} (is -s right?)",
+                        source.size()
+                    );
+                }
+                Some(sector_size)
+            }
+            _ => {
+                let mut signature = [0u8; SIGNATURE.len() + 1];
+                source.read_exact(&mut signature, "the signature")?;
+                if signature[..SIGNATURE.len()] != SIGNATURE[..]
+                    || signature[SIGNATURE.len()] != V2_VERSION
+                {
+                    bail!("it does not start with the signature of a version 2 diff");
+                }
+                None
+            }
+        };
+        Ok(Reader {
+            source,
+            mode: options.mode,
+            info: DiffInfo {
+                format,
+                sector_size,
+                image_size: None,
+                record_size_limit: sector_size,
+                created_unix_seconds: None,
+                tool_version: None,
+            },
+            bound: options.target_size,
+            next_index: 0,
+            previous_end: 0,
+            changed_bytes: 0,
+            remaining: 0,
+            totals: None,
+        })
+    }
+
+    /// Reads the next record's offset and length.
+    fn read_record_header(&mut self, what: &str) -> Result<(u64, u64)> {
+        match self.info.sector_size {
+            Some(sector_size) => {
+                let mut offset = [0u8; 8];
+                self.source.read_exact(&mut offset, what)?;
+                Ok((u64::from_le_bytes(offset), sector_size))
+            }
+            None => {
+                let mut header = [0u8; 12];
+                self.source.read_exact(&mut header, what)?;
+                let (offset, size) = header.split_at(8);
+                let offset = u64::from_be_bytes(offset.try_into()?);
+                let size = u32::from_be_bytes(size.try_into()?);
+                Ok((offset, u64::from(size)))
+            }
+        }
+    }
+
+    fn check_record(&self, index: u64, offset: u64, length: u64) -> Result<()> {
+        let fault = |reason: String| -> Result<()> {
+            bail!("record {index} (offset {offset}, {length} bytes): {reason}")
+        };
+        if length == 0 {
+            return fault("it is empty".into());
+        }
+        if index > 0 && offset < self.previous_end {
+            return fault(format!(
+                "offsets must increase without overlap, but the previous record ends at byte {}",
+                self.previous_end
+            ));
+        }
+        let end = offset.checked_add(length);
+        if let Some(bound) = self.bound {
+            if end.is_none_or(|end| end > bound) {
+                return fault(format!(
+                    "it ends past the end of the target ({bound} bytes)"
+                ));
+            }
+        }
+        if end.is_none_or(|end| end > i64::MAX as u64) {
+            return fault("it ends beyond any device".into());
+        }
+        let left_in_file = self.source.size() - self.source.position();
+        if length > left_in_file {
+            return fault(format!(
+                "truncated: the file ends {left_in_file} bytes into its data"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DiffReader for Reader<'_> {
+    fn info(&self) -> &DiffInfo {
+        &self.info
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        if self.totals.is_some() {
+            return Ok(None);
+        }
+        if self.remaining > 0 {
+            let what = format!("the data of record {}", self.next_index - 1);
+            self.source.pass_over(self.remaining, &what, self.mode)?;
+            self.remaining = 0;
+        }
+        if self.source.position() == self.source.size() {
+            self.totals = Some(Totals {
+                extent_count: self.next_index,
+                changed_bytes: self.changed_bytes,
+                base_hash: None,
+                image_hash: None,
+            });
+            return Ok(None);
+        }
+        let index = self.next_index;
+        let (offset, length) = self.read_record_header(&format!("the header of record {index}"))?;
+        self.check_record(index, offset, length)?;
+        self.next_index += 1;
+        self.previous_end = offset + length;
+        self.changed_bytes += length;
+        self.remaining = length;
+        Ok(Some(Record {
+            index,
+            offset,
+            length,
+            new_hash: None,
+            base_hash: None,
+        }))
+    }
+
+    fn read_data(&mut self, out: &mut [u8]) -> Result<()> {
+        if self.next_index == 0 || out.len() as u64 > self.remaining {
+            bail!("asked for more data than the record holds");
+        }
+        let what = format!("the data of record {}", self.next_index - 1);
+        self.source.read_exact(out, &what)?;
+        self.remaining -= out.len() as u64;
+        Ok(())
+    }
+
+    fn totals(&self) -> Option<&Totals> {
+        self.totals.as_ref()
+    }
+
+    fn file_hash(&self) -> Option<blake3::Hash> {
+        self.source.file_hash()
+    }
+}
+
+/// Writes a v1 diff, byte for byte what the original diff-dd 1.0 wrote: for every changed
+/// sector, in order, its u64 LE offset and its data.
+pub struct V1Writer<W: Write> {
+    out: W,
+    sector_size: usize,
+}
+
+impl<W: Write> V1Writer<W> {
+    pub fn new(out: W, sector_size: u64) -> V1Writer<W> {
+        V1Writer {
+            out,
+            sector_size: sector_size as usize,
+        }
+    }
+
+    /// Writes a run of changed sectors as one record per sector. Every sector must be whole:
+    /// v1 cannot hold a short last sector (backup refuses such images beforehand).
+    pub fn write_extent(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        let mut sector_offset = offset;
+        for sector in data.chunks(self.sector_size) {
+            if sector.len() != self.sector_size {
+                bail!("v1 cannot hold the short sector at byte {sector_offset}");
+            }
+            self.out.write_all(&sector_offset.to_le_bytes())?;
+            self.out.write_all(sector)?;
+            sector_offset += self.sector_size as u64;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
