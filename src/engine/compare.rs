@@ -1,6 +1,58 @@
-//! Sector comparison: turns two streams of equal-sized chunks into extents of changed sectors.
+//! Sector comparison: changed sectors found within a piece of the images, then joined across
+//! pieces into the extents a diff records.
 
 use anyhow::Result;
+
+/// The changed sectors of one piece, as runs of adjacent sectors with their new and base bytes.
+/// Holds at most one piece of each image, so memory stays bounded by the buffer size.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// (offset in the image, length) of each run, in order.
+    pub runs: Vec<(u64, usize)>,
+    /// The new bytes of all runs, back to back.
+    pub new_data: Vec<u8>,
+    /// The base bytes of all runs, back to back.
+    pub base_data: Vec<u8>,
+}
+
+impl Changes {
+    /// Compares `new` with `base` (both starting at `offset`, a sector boundary) sector by
+    /// sector, and records the sectors that differ. Only the image's last sector may be short.
+    pub fn compare(&mut self, offset: u64, new: &[u8], base: &[u8], sector_size: usize) {
+        // Most of a backup is unchanged; one memcmp settles a whole slice.
+        if new == base {
+            return;
+        }
+        let mut sector_offset = offset;
+        for (new_sector, base_sector) in new.chunks(sector_size).zip(base.chunks(sector_size)) {
+            if new_sector != base_sector {
+                match self.runs.last_mut() {
+                    Some((start, length)) if *start + *length as u64 == sector_offset => {
+                        *length += new_sector.len();
+                    }
+                    _ => self.runs.push((sector_offset, new_sector.len())),
+                }
+                self.new_data.extend_from_slice(new_sector);
+                self.base_data.extend_from_slice(base_sector);
+            }
+            sector_offset += new_sector.len() as u64;
+        }
+    }
+
+    /// Each run with its new and base bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8], &[u8])> {
+        let mut start = 0;
+        self.runs.iter().map(move |&(offset, length)| {
+            let bytes = start..start + length;
+            start += length;
+            (
+                offset,
+                &self.new_data[bytes.clone()],
+                &self.base_data[bytes],
+            )
+        })
+    }
+}
 
 /// One run of changed sectors, ready to be written as a record.
 pub struct ChangedExtent<'a> {
@@ -12,12 +64,10 @@ pub struct ChangedExtent<'a> {
     pub base_hash: blake3::Hash,
 }
 
-/// Collects changed sectors into extents. An extent is a maximal run of changed sectors,
-/// split where it would pass the record size limit (so one record always fits in memory) and
-/// never joined across an unchanged sector (so an extent lists exactly what changed).
-///
-/// Chunks must be fed in order and start on sector boundaries; only the last may end in a
-/// short sector.
+/// Joins runs of changed sectors, given in order, into extents. An extent is a maximal run of
+/// changed sectors, split where it would pass the record size limit (so one record always fits
+/// in memory) and never joined across an unchanged sector (so an extent lists exactly what
+/// changed).
 pub struct ExtentFinder {
     sector_size: usize,
     record_limit: usize,
@@ -39,34 +89,30 @@ impl ExtentFinder {
         }
     }
 
-    pub fn feed(
+    /// Takes a run of changed sectors at `offset`; runs must come in order.
+    pub fn add_run(
         &mut self,
         offset: u64,
         new: &[u8],
         base: &[u8],
         sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
     ) -> Result<()> {
-        // Most chunks of a backup are unchanged; one memcmp settles them.
-        if new == base {
-            return self.flush(sink);
+        if self.start + self.new_data.len() as u64 != offset {
+            self.flush(sink)?; // An unchanged sector lies between.
         }
-        let sectors = new
-            .chunks(self.sector_size)
-            .zip(base.chunks(self.sector_size));
         let mut sector_offset = offset;
-        for (new_sector, base_sector) in sectors {
-            if new_sector == base_sector {
+        for (new_sector, base_sector) in new
+            .chunks(self.sector_size)
+            .zip(base.chunks(self.sector_size))
+        {
+            if self.new_data.len() + new_sector.len() > self.record_limit {
                 self.flush(sink)?;
-            } else {
-                if self.new_data.len() + new_sector.len() > self.record_limit {
-                    self.flush(sink)?;
-                }
-                if self.new_data.is_empty() {
-                    self.start = sector_offset;
-                }
-                self.new_data.extend_from_slice(new_sector);
-                self.base_hasher.update(base_sector);
             }
+            if self.new_data.is_empty() {
+                self.start = sector_offset;
+            }
+            self.new_data.extend_from_slice(new_sector);
+            self.base_hasher.update(base_sector);
             sector_offset += new_sector.len() as u64;
         }
         Ok(())
@@ -97,32 +143,41 @@ impl ExtentFinder {
 mod tests {
     use super::*;
 
+    /// Extents of `new` against `base`, compared in pieces of `piece` bytes.
     fn extents(
         new: &[u8],
         base: &[u8],
         sector: usize,
         limit: usize,
-        chunk: usize,
+        piece: usize,
     ) -> Vec<(u64, usize)> {
         let mut found = Vec::new();
         let mut sink = |extent: ChangedExtent<'_>| {
+            assert_eq!(
+                extent.base_hash,
+                blake3::hash(&base[extent.offset as usize..][..extent.new_data.len()])
+            );
             found.push((extent.offset, extent.new_data.len()));
             Ok(())
         };
         let mut finder = ExtentFinder::new(sector, limit);
-        for (index, (new_chunk, base_chunk)) in
-            new.chunks(chunk).zip(base.chunks(chunk)).enumerate()
+        for (index, (new_piece, base_piece)) in
+            new.chunks(piece).zip(base.chunks(piece)).enumerate()
         {
-            finder
-                .feed((index * chunk) as u64, new_chunk, base_chunk, &mut sink)
-                .unwrap();
+            let mut changes = Changes::default();
+            changes.compare((index * piece) as u64, new_piece, base_piece, sector);
+            for (offset, new_run, base_run) in changes.iter() {
+                finder
+                    .add_run(offset, new_run, base_run, &mut sink)
+                    .unwrap();
+            }
         }
         finder.finish(&mut sink).unwrap();
         found
     }
 
     #[test]
-    fn runs_join_across_chunks_and_split_at_the_limit() {
+    fn runs_join_across_pieces_and_split_at_the_limit() {
         let base = vec![0u8; 64];
         let mut new = base.clone();
         new[4..28].fill(1); // sectors 1..7 of size 4 (offsets 4..28)
@@ -134,6 +189,10 @@ mod tests {
         );
         assert_eq!(
             extents(&new, &base, 4, 64, 8),
+            vec![(4, 24), (40, 4), (60, 4)]
+        );
+        assert_eq!(
+            extents(&new, &base, 4, 64, 64),
             vec![(4, 24), (40, 4), (60, 4)]
         );
     }
@@ -152,5 +211,15 @@ mod tests {
     fn identical_images_have_no_extents() {
         let base = vec![9u8; 100];
         assert!(extents(&base, &base, 4, 8, 8).is_empty());
+    }
+
+    #[test]
+    fn every_sector_changed() {
+        let base = vec![0u8; 96];
+        let new = vec![1u8; 96];
+        assert_eq!(
+            extents(&new, &base, 8, 32, 16),
+            vec![(0, 32), (32, 32), (64, 32)]
+        );
     }
 }
