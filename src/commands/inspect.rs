@@ -23,15 +23,25 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         target_size: None,
     };
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut listing: Box<dyn Listing> = if args.json {
+    let listed = write_listing(&diff, &read_options, args.json, &mut out);
+    let flushed = out.flush().context("cannot write the listing to stdout");
+    listed?;
+    flushed
+}
+
+/// Writes the listing of `diff` (a table, or with `json` one JSON document) to `out`.
+pub fn write_listing(
+    diff: &Image,
+    read_options: &ReadOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let mut listing: Box<dyn Listing> = if json {
         Box::new(JsonListing { extents_listed: 0 })
     } else {
         Box::new(TableListing)
     };
-    let listed = list(&diff, &read_options, listing.as_mut(), &mut out);
-    let flushed = out.flush().context("cannot write the listing to stdout");
-    listed?;
-    flushed
+    list(diff, read_options, listing.as_mut(), out)
 }
 
 fn list(
