@@ -51,8 +51,25 @@ fn same_inode(a: &Metadata, b: &Metadata) -> bool {
 /// anything else has no size that can be trusted.
 pub fn open_input(path: &Path, role: &'static str) -> Result<Image> {
     let context = || format!("cannot open {role}: {}", path.display());
-    let file = File::open(path).with_context(context)?;
+    let file =
+        open_without_blocking(OpenOptions::new().read(true), 0, path).with_context(context)?;
     finish_open(file, path, role).with_context(context)
+}
+
+/// Opens with `O_NONBLOCK`, so that a FIFO given by mistake is refused by `finish_open`
+/// instead of hanging until someone writes to it; the flag is cleared again at once, since
+/// it means nothing for the files and devices that are accepted.
+fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> Result<File> {
+    let file = options.custom_flags(flags | libc::O_NONBLOCK).open(path)?;
+    // SAFETY: fcntl on a descriptor this process owns, with plain integer arguments.
+    let cleared = unsafe {
+        let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+        flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(io::Error::last_os_error().into());
+    }
+    Ok(file)
 }
 
 /// Opens a restore target for reading and writing. A block device is opened exclusively
@@ -64,16 +81,16 @@ pub fn open_target(path: &Path) -> Result<Image> {
     let is_block_device = fs::metadata(path)
         .map(|metadata| metadata.file_type().is_block_device())
         .unwrap_or(false);
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    if is_block_device {
-        options.custom_flags(libc::O_EXCL);
-    }
-    let file = options
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::EBUSY) => anyhow!("{error}: the device is mounted or in use"),
-            _ => anyhow!(error),
+    let exclusive = if is_block_device { libc::O_EXCL } else { 0 };
+    let file = open_without_blocking(OpenOptions::new().read(true).write(true), exclusive, path)
+        .map_err(|error| {
+            match error
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+            {
+                Some(libc::EBUSY) => error.context("the device is mounted or in use"),
+                _ => error,
+            }
         })
         .with_context(context)?;
     match file.try_lock() {

@@ -1,0 +1,355 @@
+//! Fault campaign, the fast part (the heavy part, kill -9 and full filesystems, is
+//! .ci/fault-campaign.sh): damaged diffs, wrong targets and misuse must be refused with a
+//! clear error and a non-zero exit, leaving every file as it was.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn diff_dd() -> Command {
+    Command::cargo_bin("diff-dd").unwrap()
+}
+
+/// A base image, a new image changed in three places, and the native diff between them.
+struct Fixture {
+    work: tempfile::TempDir,
+    base: Vec<u8>,
+    new: Vec<u8>,
+    diff: Vec<u8>,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let work = tempfile::tempdir().unwrap();
+        let base: Vec<u8> = (0..64 * 1024u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let mut new = base.clone();
+        new[1000] ^= 0xff; // sector 1
+        for byte in &mut new[8192..9216] {
+            *byte = !*byte; // sectors 16-17
+        }
+        new[65535] ^= 1; // the last sector
+        fs::write(work.path().join("base.img"), &base).unwrap();
+        fs::write(work.path().join("new.img"), &new).unwrap();
+        diff_dd()
+            .env("SOURCE_DATE_EPOCH", "0")
+            .current_dir(work.path())
+            .args(["new.img", "base.img", "good.diff"])
+            .assert()
+            .success();
+        let diff = fs::read(work.path().join("good.diff")).unwrap();
+        Fixture {
+            work,
+            base,
+            new,
+            diff,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// Writes `diff` and a fresh copy of the base image under names of their own, restores,
+    /// and returns the outcome with the target's bytes afterwards.
+    fn restore(&self, name: &str, diff: &[u8], target: &[u8]) -> (Output, Vec<u8>) {
+        let diff_path = self.path(&format!("{name}.diff"));
+        let target_path = self.path(&format!("{name}.img"));
+        fs::write(&diff_path, diff).unwrap();
+        fs::write(&target_path, target).unwrap();
+        let output = diff_dd()
+            .arg(&diff_path)
+            .arg(&target_path)
+            .output()
+            .unwrap();
+        let after = fs::read(&target_path).unwrap();
+        fs::remove_file(&diff_path).unwrap();
+        fs::remove_file(&target_path).unwrap();
+        (output, after)
+    }
+
+    /// Restores `diff` onto the base image, which must be refused with the target unchanged.
+    fn assert_refused(&self, name: &str, diff: &[u8], what: &str) {
+        let (output, after) = self.restore(name, diff, &self.base);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{what}: not refused: {stderr}"
+        );
+        assert!(
+            stderr.starts_with("diff-dd: ") && stderr.trim_end().lines().count() == 1,
+            "{what}: {stderr}"
+        );
+        assert!(after == self.base, "{what}: the target changed");
+    }
+
+    /// Where each frame, frame header and record's data starts and ends in the diff.
+    fn frame_boundaries(&self) -> Vec<usize> {
+        let diff = &self.diff;
+        let u32_at = |at: usize| u32::from_le_bytes(diff[at..at + 4].try_into().unwrap()) as usize;
+        let mut boundaries = vec![0, 13, 14];
+        let mut at = 14;
+        let header_length = u32_at(at);
+        at += 4 + header_length;
+        boundaries.extend([18, at]);
+        loop {
+            let payload = u32_at(at);
+            let variant = u32_at(at + 4);
+            boundaries.extend([at + 4, at + 4 + payload]);
+            if variant == 1 {
+                at += 4 + payload;
+                break; // the trailer
+            }
+            let length = u64::from_le_bytes(diff[at + 16..at + 24].try_into().unwrap()) as usize;
+            at += 4 + payload + length;
+            boundaries.push(at);
+        }
+        boundaries.extend([at, at + 8, at + 40, diff.len() - 1]);
+        boundaries.sort_unstable();
+        boundaries.dedup();
+        boundaries
+    }
+}
+
+#[test]
+fn the_fixture_restores() {
+    let fixture = Fixture::new();
+    let (output, after) = fixture.restore("plain", &fixture.diff, &fixture.base);
+    assert!(output.status.success());
+    assert!(after == fixture.new);
+}
+
+/// Every byte of the diff, one bit flipped in each: header, record headers, data, trailer and
+/// footer alike. Each must be refused with the target untouched.
+#[test]
+fn a_flipped_bit_anywhere_is_refused() {
+    let fixture = Fixture::new();
+    let positions: Vec<usize> = (0..fixture.diff.len()).collect();
+    assert!(
+        positions.len() >= 500,
+        "the diff is too small to give 500 positions"
+    );
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            let fixture = &fixture;
+            let positions = &positions;
+            scope.spawn(move || {
+                for &position in positions.iter().skip(worker).step_by(2) {
+                    let mut damaged = fixture.diff.clone();
+                    damaged[position] ^= 1 << (position % 8);
+                    let name = format!("flip-{position}");
+                    fixture.assert_refused(
+                        &name,
+                        &damaged,
+                        &format!("bit {} of byte {position}", position % 8),
+                    );
+                }
+            });
+        }
+    });
+}
+
+/// Cut at every frame boundary and at 200 pseudo-random points.
+#[test]
+fn a_truncated_diff_is_refused() {
+    let fixture = Fixture::new();
+    let mut cuts = fixture.frame_boundaries();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        cuts.push((state % fixture.diff.len() as u64) as usize);
+    }
+    for cut in cuts {
+        fixture.assert_refused(
+            &format!("cut-{cut}"),
+            &fixture.diff[..cut],
+            &format!("cut at {cut}"),
+        );
+    }
+}
+
+#[test]
+fn extra_bytes_after_the_footer_are_refused() {
+    let fixture = Fixture::new();
+    let mut longer = fixture.diff.clone();
+    longer.push(0);
+    fixture.assert_refused("longer", &longer, "one byte appended");
+}
+
+#[test]
+fn one_byte_off_inside_an_extent_is_refused_before_any_write() {
+    let fixture = Fixture::new();
+    for position in [1000, 8192, 9215, 65535] {
+        let mut target = fixture.base.clone();
+        target[position] ^= 0x40;
+        let (output, after) = fixture.restore("wrong", &fixture.diff, &target);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("wrong target") && stderr.contains("nothing was written"),
+            "{stderr}"
+        );
+        assert!(after == target, "byte {position}: the target changed");
+    }
+}
+
+#[test]
+fn one_byte_off_outside_every_extent_restores_and_verify_then_says_neither() {
+    let fixture = Fixture::new();
+    let mut target = fixture.base.clone();
+    target[30_000] ^= 0x40;
+    let target_path = fixture.path("outside.img");
+    fs::write(&target_path, &target).unwrap();
+    diff_dd()
+        .arg(fixture.path("good.diff"))
+        .arg(&target_path)
+        .assert()
+        .success();
+    let mut expected = fixture.new.clone();
+    expected[30_000] ^= 0x40;
+    assert!(fs::read(&target_path).unwrap() == expected);
+    let output = diff_dd()
+        .args(["verify", "--json"])
+        .arg(fixture.path("good.diff"))
+        .arg(&target_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["target"]["state"], "neither");
+    assert_eq!(report["target"]["extents"]["restored"], 3);
+}
+
+#[test]
+fn targets_of_the_wrong_size_are_refused() {
+    let fixture = Fixture::new();
+    for size in [
+        0,
+        512,
+        fixture.base.len() - 1,
+        fixture.base.len() + 1,
+        fixture.base.len() + 4096,
+    ] {
+        let mut target = fixture.base.clone();
+        target.resize(size, 0);
+        let (output, after) = fixture.restore("size", &fixture.diff, &target);
+        assert_eq!(output.status.code(), Some(1), "size {size}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("wrong target"));
+        assert!(after == target);
+    }
+}
+
+#[test]
+fn a_locked_target_is_refused() {
+    let fixture = Fixture::new();
+    let target_path = fixture.path("locked.img");
+    fs::write(&target_path, &fixture.base).unwrap();
+    // Another restore holds the lock: the same lock a running diff-dd takes.
+    let holder = fs::File::open(&target_path).unwrap();
+    holder.lock().unwrap();
+    let output = diff_dd()
+        .arg(fixture.path("good.diff"))
+        .arg(&target_path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("lock"));
+    assert!(fs::read(&target_path).unwrap() == fixture.base);
+    holder.unlock().unwrap();
+    diff_dd()
+        .arg(fixture.path("good.diff"))
+        .arg(&target_path)
+        .assert()
+        .success();
+}
+
+fn make_fifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn misuse_is_refused_and_leaves_files_alone() {
+    let fixture = Fixture::new();
+    let directory = fixture.path("a-directory");
+    fs::create_dir(&directory).unwrap();
+    let fifo = fixture.path("a-fifo");
+    make_fifo(&fifo);
+    let base = fixture.path("base.img");
+    let new = fixture.path("new.img");
+    let diff = fixture.path("good.diff");
+    let (out1, out2) = (fixture.path("out1"), fixture.path("out2"));
+    let cases: Vec<(&str, Vec<&Path>)> = vec![
+        ("a directory as INFILE", vec![&directory, &base, &out1]),
+        ("a directory as OUTFILE", vec![&new, &base, &directory]),
+        ("a FIFO as INFILE", vec![&fifo, &base, &out2]),
+        ("a directory as DIFFFILE", vec![&directory, &base]),
+        ("a FIFO as the target", vec![&diff, &fifo]),
+        ("a directory as the target", vec![&diff, &directory]),
+        ("the diff as its own target", vec![&diff, &diff]),
+    ];
+    for (what, paths) in cases {
+        let output = diff_dd()
+            .args(&paths)
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.starts_with("diff-dd: "), "{what}: {stderr}");
+    }
+    assert!(fs::read(&base).unwrap() == fixture.base);
+    assert!(fs::read(&diff).unwrap() == fixture.diff);
+    assert!(!out1.exists() && !out2.exists());
+}
+
+#[test]
+fn zero_length_images_make_an_empty_diff_that_restores() {
+    let fixture = Fixture::new();
+    let empty = fixture.path("empty.img");
+    fs::write(&empty, b"").unwrap();
+    let diff = fixture.path("empty.diff");
+    diff_dd()
+        .arg(&empty)
+        .arg(&empty)
+        .arg(&diff)
+        .assert()
+        .success();
+    diff_dd().arg(&diff).arg(&empty).assert().success();
+    diff_dd()
+        .arg("verify")
+        .arg(&diff)
+        .arg(&empty)
+        .assert()
+        .success();
+    assert_eq!(fs::read(&empty).unwrap().len(), 0);
+}
+
+#[test]
+fn a_full_device_as_outfile_fails_cleanly() {
+    if !Path::new("/dev/full").exists() {
+        return; // Not Linux-like; nothing to test.
+    }
+    let fixture = Fixture::new();
+    let output = diff_dd()
+        .arg(fixture.path("new.img"))
+        .arg(fixture.path("base.img"))
+        .arg("/dev/full")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/dev/full") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+}

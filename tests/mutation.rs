@@ -1,0 +1,265 @@
+//! Deterministic mutation test: thousands of damaged diffs of all three formats, fed to the
+//! same reader, inspect listing and restore code the binary runs. Asserts, for every one:
+//! no panic, no allocation larger than a fixed bound (so no length read from a diff is
+//! trusted for allocation), and either a refusal or a restore that writes exactly what the
+//! diff says and nothing else.
+//!
+//! This file holds one test on purpose: the counting allocator below sees every allocation
+//! of the test binary.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diff_dd::cli::{CommonOptions, RestoreArgs};
+use diff_dd::commands::{inspect, restore};
+use diff_dd::device::{self, Image};
+use diff_dd::format::{self, DataMode, ReadOptions};
+
+/// Records the largest single allocation.
+struct Counting;
+
+static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(pointer, layout) }
+    }
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(pointer, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The buffer size the test restores with; every allocation must stay within a small
+/// multiple of it, whatever lengths a damaged diff claims.
+const BUFFER_SIZE: u64 = 64 << 10;
+const ALLOCATION_LIMIT: usize = 1 << 20;
+const MUTANTS_PER_DIFF: usize = 1500;
+
+/// xorshift64*: deterministic, so a failure names a reproducible mutant.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound.max(1) as u64) as usize
+    }
+}
+
+fn vector(path: &str) -> Vec<u8> {
+    fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/vectors")
+            .join(path),
+    )
+    .unwrap()
+}
+
+/// One damage of the diff's bytes, chosen at random among kinds that real damage takes:
+/// bit flips, random bytes, length-like fields set to extremes, cuts, insertions, repeats.
+fn mutate(original: &[u8], random: &mut Random) -> Vec<u8> {
+    let mut bytes = original.to_vec();
+    let position = random.below(bytes.len());
+    match random.below(7) {
+        0 => bytes[position] ^= 1 << random.below(8),
+        1 => bytes[position] = random.next() as u8,
+        2 => {
+            let extremes = [
+                0u64,
+                1,
+                0xffff_ffff,
+                u64::MAX,
+                1 << 40,
+                4096,
+                0x8000_0000_0000_0000,
+            ];
+            let value = extremes[random.below(extremes.len())];
+            let width = [4usize, 8][random.below(2)];
+            let end = (position + width).min(bytes.len());
+            let encoded = if random.below(2) == 0 {
+                value.to_le_bytes()
+            } else {
+                value.to_be_bytes()
+            };
+            bytes[position..end].copy_from_slice(&encoded[..end - position]);
+        }
+        3 => bytes.truncate(position),
+        4 => {
+            let extra: Vec<u8> = (0..1 + random.below(64))
+                .map(|_| random.next() as u8)
+                .collect();
+            bytes.splice(position..position, extra);
+        }
+        5 => {
+            let end = (position + 1 + random.below(600)).min(bytes.len());
+            let repeated = bytes[position..end].to_vec();
+            bytes.splice(position..position, repeated);
+        }
+        _ => {
+            let end = (position + 1 + random.below(600)).min(bytes.len());
+            bytes.drain(position..end);
+        }
+    }
+    bytes
+}
+
+/// The writes a diff claims: (offset, data) per record, read through the format reader.
+fn claimed_writes(diff: &Image, options: &ReadOptions) -> Vec<(u64, Vec<u8>)> {
+    let mut reader = format::open_reader(diff, options).unwrap();
+    let mut writes = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        let mut data = vec![0u8; record.length as usize];
+        reader.read_data(&mut data).unwrap();
+        writes.push((record.offset, data));
+    }
+    writes
+}
+
+struct Case {
+    name: &'static str,
+    diff: Vec<u8>,
+    sector_size: u64,
+}
+
+#[test]
+fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
+    let work = tempfile::tempdir().unwrap();
+    let base = vector("legacy/base.img");
+    let cases = [
+        Case {
+            name: "v3",
+            diff: vector("native/v3-s512.diff"),
+            sector_size: 512,
+        },
+        Case {
+            name: "v3-s4096",
+            diff: vector("native/v3-s4096-b8k.diff"),
+            sector_size: 4096,
+        },
+        Case {
+            name: "v1",
+            diff: vector("legacy/v1-s512.diff"),
+            sector_size: 512,
+        },
+        Case {
+            name: "v2",
+            diff: vector("legacy/v2.diff"),
+            sector_size: 512,
+        },
+    ];
+    let diff_path = work.path().join("mutant.diff");
+    let target_path = work.path().join("target.img");
+    let mut random = Random(0x5eed_d1ff_dd00_0001);
+    let (mut refused, mut restored) = (0, 0);
+    for case in &cases {
+        for mutant_number in 0..MUTANTS_PER_DIFF {
+            let mutant = mutate(&case.diff, &mut random);
+            let label = format!("{} mutant {mutant_number}", case.name);
+            fs::write(&diff_path, &mutant).unwrap();
+            fs::write(&target_path, &base).unwrap();
+            LARGEST_ALLOCATION.store(0, Ordering::Relaxed);
+            let outcome = std::panic::catch_unwind(|| {
+                try_everything(&diff_path, &target_path, case.sector_size)
+            });
+            let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+            assert!(
+                largest <= ALLOCATION_LIMIT,
+                "{label}: allocated {largest} bytes at once"
+            );
+            let Ok(restore_result) = outcome else {
+                fs::write(work.path().join("panicked.diff"), &mutant).unwrap();
+                panic!("{label} panicked");
+            };
+            let target = fs::read(&target_path).unwrap();
+            match restore_result {
+                Err(_) => {
+                    refused += 1;
+                    assert!(target == base, "{label}: refused, but the target changed");
+                }
+                Ok(()) => {
+                    restored += 1;
+                    // Every byte of a native diff is covered by a hash or an exact check.
+                    assert!(
+                        !case.name.starts_with("v3") || mutant == case.diff,
+                        "{label}: a changed native diff was accepted"
+                    );
+                    check_restored_as_claimed(&diff_path, case.sector_size, &base, &target, &label);
+                }
+            }
+        }
+    }
+    eprintln!("{refused} damaged diffs refused, {restored} restored exactly as they claim");
+    assert_eq!(refused + restored, cases.len() * MUTANTS_PER_DIFF);
+    assert!(refused > restored, "most damage must be caught");
+}
+
+/// Runs the listing (both forms) and then a restore, as the binary would.
+fn try_everything(diff_path: &Path, target_path: &Path, sector_size: u64) -> anyhow::Result<()> {
+    let diff = device::open_input(diff_path, "diff")?;
+    for json in [false, true] {
+        let options = ReadOptions {
+            mode: DataMode::SkipData,
+            v1_sector_size: sector_size,
+            target_size: None,
+        };
+        let _ = inspect::write_listing(&diff, &options, json, &mut std::io::sink());
+    }
+    restore::run(&RestoreArgs {
+        options: CommonOptions {
+            sector_size: Some(sector_size),
+            buffer_size: BUFFER_SIZE,
+            quiet: true,
+            verbose: false,
+        },
+        difffile: PathBuf::from(diff_path),
+        outfile: PathBuf::from(target_path),
+    })
+}
+
+/// An accepted diff must have written exactly its records' data at their offsets, and left
+/// every other byte of the base image as it was. A native diff must also have produced the
+/// image its trailer names.
+fn check_restored_as_claimed(
+    diff_path: &Path,
+    sector_size: u64,
+    base: &[u8],
+    target: &[u8],
+    label: &str,
+) {
+    let diff = device::open_input(diff_path, "diff").unwrap();
+    let options = ReadOptions {
+        mode: DataMode::Check,
+        v1_sector_size: sector_size,
+        target_size: Some(base.len() as u64),
+    };
+    let mut expected = base.to_vec();
+    for (offset, data) in claimed_writes(&diff, &options) {
+        expected[offset as usize..][..data.len()].copy_from_slice(&data);
+    }
+    assert!(
+        target == expected,
+        "{label}: the target is not what the diff claims"
+    );
+    let scan = format::scan(&diff, &options, |_| {}).unwrap();
+    if let Some(image_hash) = scan.totals.image_hash {
+        assert_eq!(
+            blake3::hash(target),
+            image_hash,
+            "{label}: not the image the trailer names"
+        );
+    }
+}
