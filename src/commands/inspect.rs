@@ -132,6 +132,41 @@ trait Listing {
     fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()>;
 }
 
+/// A number's decimal digits, without allocating.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut number: u64) -> Decimal {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (number % 10) as u8;
+            number /= 10;
+            if number == 0 {
+                return Decimal { digits, start };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Decimal {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
+/// Writes `text` right-aligned in `width` columns.
+fn write_column(out: &mut dyn Write, text: &[u8], width: usize) -> io::Result<()> {
+    const SPACES: &[u8; 32] = &[b' '; 32];
+    out.write_all(&SPACES[..width.saturating_sub(text.len()).min(SPACES.len())])?;
+    out.write_all(text)
+}
+
 fn sectors(info: &DiffInfo, length: u64) -> Option<u64> {
     info.sector_size
         .map(|sector_size| length.div_ceil(sector_size))
@@ -195,13 +230,16 @@ impl Listing for TableListing {
     }
 
     fn extent(&mut self, out: &mut dyn Write, info: &DiffInfo, record: &Record) -> io::Result<()> {
-        let sectors =
-            sectors(info, record.length).map_or_else(|| "-".to_string(), |count| count.to_string());
-        writeln!(
-            out,
-            "{:>10} {:>20} {:>14} {:>12}",
-            record.index, record.offset, record.length, sectors
-        )
+        // By hand rather than with `{:>20}`: a diff can hold millions of extents, and std's
+        // padding writes one character at a time.
+        write_column(out, &Decimal::new(record.index), 10)?;
+        write_column(out, &Decimal::new(record.offset), 21)?;
+        write_column(out, &Decimal::new(record.length), 15)?;
+        match sectors(info, record.length) {
+            Some(count) => write_column(out, &Decimal::new(count), 13)?,
+            None => write_column(out, b"-", 13)?,
+        }
+        out.write_all(b"\n")
     }
 
     fn summary(&mut self, out: &mut dyn Write, info: &DiffInfo, totals: &Totals) -> io::Result<()> {

@@ -15,7 +15,8 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use super::{
-    DataMode, DiffInfo, DiffReader, DiffSource, Format, ReadOptions, Record, Totals, SIGNATURE,
+    DataMode, DiffInfo, DiffReader, DiffSource, Format, Part, ReadOptions, Record, Totals,
+    SIGNATURE,
 };
 
 pub const V2_VERSION: u8 = 2;
@@ -56,7 +57,7 @@ impl<'a> Reader<'a> {
             }
             _ => {
                 let mut signature = [0u8; SIGNATURE.len() + 1];
-                source.read_exact(&mut signature, "the signature")?;
+                source.read_exact(&mut signature, Part::Signature)?;
                 if signature[..SIGNATURE.len()] != SIGNATURE[..]
                     || signature[SIGNATURE.len()] != V2_VERSION
                 {
@@ -86,7 +87,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next record's offset and length.
-    fn read_record_header(&mut self, what: &str) -> Result<(u64, u64)> {
+    fn read_record_header(&mut self, what: Part) -> Result<(u64, u64)> {
         match self.info.sector_size {
             Some(sector_size) => {
                 let mut offset = [0u8; 8];
@@ -148,8 +149,8 @@ impl DiffReader for Reader<'_> {
             return Ok(None);
         }
         if self.remaining > 0 {
-            let what = format!("the data of record {}", self.next_index - 1);
-            self.source.pass_over(self.remaining, &what, self.mode)?;
+            let what = Part::RecordData(self.next_index - 1);
+            self.source.pass_over(self.remaining, what, self.mode)?;
             self.remaining = 0;
         }
         if self.source.position() == self.source.size() {
@@ -162,7 +163,7 @@ impl DiffReader for Reader<'_> {
             return Ok(None);
         }
         let index = self.next_index;
-        let (offset, length) = self.read_record_header(&format!("the header of record {index}"))?;
+        let (offset, length) = self.read_record_header(Part::RecordHeader(index))?;
         self.check_record(index, offset, length)?;
         self.next_index += 1;
         self.previous_end = offset + length;
@@ -181,8 +182,8 @@ impl DiffReader for Reader<'_> {
         if self.next_index == 0 || out.len() as u64 > self.remaining {
             bail!("asked for more data than the record holds");
         }
-        let what = format!("the data of record {}", self.next_index - 1);
-        self.source.read_exact(out, &what)?;
+        self.source
+            .read_exact(out, Part::RecordData(self.next_index - 1))?;
         self.remaining -= out.len() as u64;
         Ok(())
     }

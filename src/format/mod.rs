@@ -162,6 +162,31 @@ pub fn open_reader<'a>(diff: &'a Image, options: &ReadOptions) -> Result<Box<dyn
     })
 }
 
+/// A part of a diff, as errors name it. Formatted only when an error needs it: a diff can
+/// hold millions of records.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    Signature,
+    Header,
+    Footer,
+    FrameAt(u64),
+    RecordHeader(u64),
+    RecordData(u64),
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Part::Signature => write!(formatter, "the signature"),
+            Part::Header => write!(formatter, "the header"),
+            Part::Footer => write!(formatter, "the footer"),
+            Part::FrameAt(offset) => write!(formatter, "the frame at byte {offset}"),
+            Part::RecordHeader(index) => write!(formatter, "the header of record {index}"),
+            Part::RecordData(index) => write!(formatter, "the data of record {index}"),
+        }
+    }
+}
+
 /// Sequential reading of a diff, with its position and size, so that a short file is
 /// reported as truncated at a named place.
 pub struct DiffSource<'a> {
@@ -207,7 +232,7 @@ impl<'a> DiffSource<'a> {
     }
 
     /// Reads `out.len()` bytes of `what` (named in the error when the diff ends first).
-    pub fn read_exact(&mut self, out: &mut [u8], what: &str) -> Result<()> {
+    pub fn read_exact(&mut self, out: &mut [u8], what: Part) -> Result<()> {
         if self.size - self.position < out.len() as u64 {
             bail!("truncated: it ends at byte {} inside {what}", self.size);
         }
@@ -222,7 +247,7 @@ impl<'a> DiffSource<'a> {
     }
 
     /// Moves past `length` bytes of `what` without reading them.
-    pub fn skip(&mut self, length: u64, what: &str) -> Result<()> {
+    pub fn skip(&mut self, length: u64, what: Part) -> Result<()> {
         if self.size - self.position < length {
             bail!("truncated: it ends at byte {} inside {what}", self.size);
         }
@@ -236,7 +261,7 @@ impl<'a> DiffSource<'a> {
 
     /// Moves past `length` bytes of `what`: reads them in `DataMode::Check` (so the file hash
     /// covers them), skips them otherwise.
-    pub fn pass_over(&mut self, length: u64, what: &str, mode: DataMode) -> Result<()> {
+    pub fn pass_over(&mut self, length: u64, what: Part, mode: DataMode) -> Result<()> {
         if mode == DataMode::SkipData {
             return self.skip(length, what);
         }
