@@ -219,6 +219,14 @@ enum State {
 }
 
 impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Base => "base",
+            State::Restored => "restored",
+            State::Neither => "neither",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             State::Base => "base: it holds the image the diff was made against, ready for restore",
@@ -308,32 +316,23 @@ impl Report {
     /// The failure when the target is in no known state, or not in the expected one.
     fn expectation_failure(&self) -> Option<Failure> {
         let target = self.target.as_ref()?;
-        let Some(state) = target.state else {
-            // Only a legacy diff leaves the state unknown; --expect cannot be satisfied then.
-            let expected = self.expect?;
-            return Some(failure(
-                exit::TARGET_UNEXPECTED,
-                anyhow!(
-                    "unexpected target: {}: the diff holds no hashes, so it cannot be known to be {}",
-                    target.path,
-                    format!("{expected:?}").to_lowercase()
-                ),
-            ));
-        };
-        let problem = match self.expect {
-            Some(expected) if expected != state => {
-                format!("it is in state {state:?}, not the expected {expected:?}").to_lowercase()
+        let size_differs = self.diff.image_size.is_some_and(|size| size != target.size);
+        let problem = match (target.state, self.expect) {
+            // Only a legacy diff leaves the state unknown; no expectation can be met then.
+            (None, Some(expected)) => format!(
+                "the diff holds no hashes, so it cannot be known to be {}",
+                expected.name()
+            ),
+            (Some(state), Some(expected)) if state != expected => {
+                format!("it is {}, not {} as expected", state.name(), expected.name())
             }
-            None if state == State::Neither => {
-                if target.size != self.diff.image_size.unwrap_or(target.size) {
-                    format!(
-                        "it has {} bytes but the image has {}: it is neither the base nor the restored image",
-                        target.size,
-                        self.diff.image_size.unwrap_or(0)
-                    )
-                } else {
-                    "it holds neither the base image nor the restored image".to_string()
-                }
+            (Some(State::Neither), None) if size_differs => format!(
+                "it has {} bytes but the image has {}: it is neither the base nor the restored image",
+                target.size,
+                self.diff.image_size.unwrap_or(0)
+            ),
+            (Some(State::Neither), None) => {
+                "it holds neither the base image nor the restored image".to_string()
             }
             _ => return None,
         };
