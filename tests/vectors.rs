@@ -126,3 +126,62 @@ fn golden_diff_lists_its_header_and_extents() {
         blake3::hash(&new).to_hex().as_str()
     );
 }
+
+/// The worked example in man/diff-dd.5 is what the tool writes and what it restores: the
+/// specification cannot drift from the implementation unnoticed.
+#[test]
+fn format_page_example_is_what_backup_writes() {
+    let work = tempfile::tempdir().unwrap();
+    let base = work.path().join("base.img");
+    let new = work.path().join("new.img");
+    let written = work.path().join("tiny.diff");
+    fs::write(&base, b"ABCDEFGH").unwrap();
+    fs::write(&new, b"ABCxEFGH").unwrap();
+    diff_dd()
+        .env("SOURCE_DATE_EPOCH", "1764000000")
+        .args(["-s", "4", "-b", "4"])
+        .arg(&new)
+        .arg(&base)
+        .arg(&written)
+        .assert()
+        .success();
+
+    let page =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/diff-dd.5")).unwrap();
+    let example = page
+        .split(".SH EXAMPLE")
+        .nth(1)
+        .and_then(|rest| rest.split(".SH ").next())
+        .expect("man/diff-dd.5 has an EXAMPLE section");
+    // Dump lines: a 4-digit hex offset, two spaces, up to 8 hex bytes, then the field name.
+    let mut documented = Vec::new();
+    for line in example.lines() {
+        let Some((offset, rest)) = line.split_once("  ") else {
+            continue;
+        };
+        if offset.len() != 4 || !offset.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        assert_eq!(
+            usize::from_str_radix(offset, 16).unwrap(),
+            documented.len(),
+            "man/diff-dd.5: the dump line {line:?} is not at the offset it states"
+        );
+        let bytes = rest.split("  ").next().unwrap();
+        for byte in bytes.split(' ') {
+            documented.push(u8::from_str_radix(byte, 16).unwrap());
+        }
+    }
+    assert!(
+        documented == fs::read(&written).unwrap(),
+        "man/diff-dd.5: the EXAMPLE dump differs from what backup writes (tool version bump?)"
+    );
+
+    diff_dd()
+        .arg("restore")
+        .arg(&written)
+        .arg(&base)
+        .assert()
+        .success();
+    assert_eq!(fs::read(&base).unwrap(), b"ABCxEFGH");
+}
