@@ -12,17 +12,26 @@ use crate::units;
 /// Default comparison granularity: the classic disk sector.
 pub const DEFAULT_SECTOR_SIZE: u64 = 512;
 
-const SIZE_HELP: &str =
-    "Sizes take plain bytes or dd-style suffixes: K = KiB = 1024, M = MiB = 1024², \
-G = GiB = 1024³; kB, MB and GB are powers of 1000. The limit is 1GiB.";
+/// What a size option accepts; a macro so that the top-level help can include it with concat!.
+macro_rules! size_help {
+    () => {
+        "Sizes take plain bytes or dd-style suffixes: K = KiB = 1024, M = MiB = 1024², \
+G = GiB = 1024³; kB, MB and GB are powers of 1000. The limit is 1GiB."
+    };
+}
 
-const AFTER_HELP: &str = "\
+const SIZE_HELP: &str = size_help!();
+
+const AFTER_HELP: &str = concat!(
+    size_help!(),
+    "\n\n\
 A path that is spelled like a subcommand (backup, restore, verify, inspect, completions) is \
 reached as ./backup.
 
 Exit status: 0 on success, 1 when the work failed (nothing is written over a target or an \
 OUTFILE that was not finished), 2 for a usage error. verify and inspect add 3 (corrupt diff), \
-4 (target in an unexpected state) and 5 (unstable reads): see their --help.";
+4 (target in an unexpected state) and 5 (unstable reads): see their --help."
+);
 
 #[derive(Debug, Parser)]
 #[command(

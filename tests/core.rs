@@ -1,0 +1,521 @@
+//! The core contract, driven through the real binary on real files: backup finds exactly the
+//! changed sectors, restore rebuilds INFILE from REFFILE, the original synopsis and the
+//! subcommands agree, and every bad argument is refused before any file is touched.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn diff_dd() -> Command {
+    Command::cargo_bin("diff-dd").unwrap()
+}
+
+/// A small deterministic generator (xorshift64*): the same images on every run and machine.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+
+    fn bytes(&mut self, length: usize) -> Vec<u8> {
+        (0..length).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// `base` with changes of every shape: single bytes, runs across buffer and sector
+/// boundaries, the first and the last byte.
+fn changed_copy(base: &[u8], random: &mut Random, changes: usize) -> Vec<u8> {
+    let mut new = base.to_vec();
+    let length = new.len();
+    for _ in 0..changes {
+        let start = random.below(length);
+        let longest = if random.below(4) == 0 { 20_000 } else { 3 };
+        let run = 1 + random.below(longest);
+        for byte in &mut new[start..length.min(start + run)] {
+            *byte = !*byte;
+        }
+    }
+    new[0] ^= 0x5a;
+    new[length - 1] ^= 0xa5;
+    new
+}
+
+/// What the diff must list: each maximal run of changed sectors, cut into records of at most
+/// `limit` bytes from its start, the last sector possibly short.
+fn expected_extents(base: &[u8], new: &[u8], sector: usize, limit: usize) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for start in (0..base.len()).step_by(sector) {
+        let end = base.len().min(start + sector);
+        if base[start..end] == new[start..end] {
+            continue;
+        }
+        match runs.last_mut() {
+            Some((_, run_end)) if *run_end == start => *run_end = end,
+            _ => runs.push((start, end)),
+        }
+    }
+    let mut extents = Vec::new();
+    for (start, end) in runs {
+        for piece in (start..end).step_by(limit) {
+            extents.push((piece as u64, (end.min(piece + limit) - piece) as u64));
+        }
+    }
+    extents
+}
+
+fn inspect_json(diff: &Path) -> Value {
+    let output = diff_dd()
+        .args(["inspect", "--json"])
+        .arg(diff)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn listed_extents(listing: &Value) -> Vec<(u64, u64)> {
+    listing["extents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|extent| {
+            (
+                extent["offset"].as_u64().unwrap(),
+                extent["length"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A work directory holding base.img and new.img.
+struct Pair {
+    work: tempfile::TempDir,
+    base: Vec<u8>,
+    new: Vec<u8>,
+}
+
+impl Pair {
+    fn new(base: Vec<u8>, new: Vec<u8>) -> Pair {
+        let work = tempfile::tempdir().unwrap();
+        fs::write(work.path().join("base.img"), &base).unwrap();
+        fs::write(work.path().join("new.img"), &new).unwrap();
+        Pair { work, base, new }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    fn backup(&self, options: &[&str], diff: &str) {
+        diff_dd()
+            .args(options)
+            .arg(self.path("new.img"))
+            .arg(self.path("base.img"))
+            .arg(self.path(diff))
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+    }
+
+    /// Restores `diff` onto a fresh copy of base.img and checks that it becomes new.img.
+    fn assert_restores(&self, diff: &str) {
+        let target = self.path("target.img");
+        fs::write(&target, &self.base).unwrap();
+        diff_dd()
+            .arg(self.path(diff))
+            .arg(&target)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+        assert!(
+            fs::read(&target).unwrap() == self.new,
+            "{diff}: restore did not rebuild new.img"
+        );
+    }
+
+    /// The names in the work directory, sorted: a failed command must leave no stray file.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.work.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+#[test]
+fn random_changes_round_trip_at_several_sector_and_buffer_sizes() {
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    // (sector size, buffer size, image size): short last sectors, buffers small enough that
+    // runs are split into several records, and the defaults.
+    let cases = [
+        (512, 4096, 300_000 + 123),
+        (4096, 8192, 400_000 + 4000),
+        (1, 64, 20_000 + 1),
+        (512, 4 << 20, 1 << 20),
+        (520, 520 * 3, 100_000),
+    ];
+    for (sector, buffer, size) in cases {
+        let base = random.bytes(size);
+        let new = changed_copy(&base, &mut random, 40);
+        let pair = Pair::new(base, new);
+        let options = [
+            "-s".to_string(),
+            sector.to_string(),
+            "-b".into(),
+            buffer.to_string(),
+        ];
+        let options: Vec<&str> = options.iter().map(String::as_str).collect();
+        pair.backup(&options, "a.diff");
+
+        let listing = inspect_json(&pair.path("a.diff"));
+        let expected = expected_extents(&pair.base, &pair.new, sector, buffer);
+        assert_eq!(
+            listed_extents(&listing),
+            expected,
+            "-s {sector} -b {buffer}: the diff does not list exactly the changed sectors"
+        );
+        assert_eq!(listing["sector_size"], sector);
+        assert_eq!(listing["image_size"], size);
+        let changed: u64 = expected.iter().map(|(_, length)| length).sum();
+        assert_eq!(listing["changed_bytes"], changed);
+        pair.assert_restores("a.diff");
+    }
+}
+
+#[test]
+fn whole_image_hashes_are_blake3_of_the_files() {
+    // Larger than the buffer, so both images are hashed in independent pieces and merged.
+    let mut random = Random(7);
+    let base = random.bytes(3 << 20 | 777);
+    let new = changed_copy(&base, &mut random, 10);
+    let pair = Pair::new(base, new);
+    for buffer in ["64K", "1M", "4M"] {
+        pair.backup(&["-b", buffer], "h.diff");
+        let listing = inspect_json(&pair.path("h.diff"));
+        assert_eq!(
+            listing["image_blake3"],
+            blake3::hash(&pair.new).to_hex().as_str(),
+            "-b {buffer}"
+        );
+        assert_eq!(
+            listing["base_blake3"],
+            blake3::hash(&pair.base).to_hex().as_str(),
+            "-b {buffer}"
+        );
+    }
+}
+
+#[test]
+fn identical_images_make_an_empty_diff() {
+    let base = Random(3).bytes(50_000);
+    let pair = Pair::new(base.clone(), base);
+    pair.backup(&[], "empty.diff");
+    let listing = inspect_json(&pair.path("empty.diff"));
+    assert_eq!(listed_extents(&listing), vec![]);
+    assert_eq!(listing["changed_bytes"], 0);
+    pair.assert_restores("empty.diff");
+}
+
+#[test]
+fn every_sector_changed() {
+    let base = Random(4).bytes(100_000);
+    let new: Vec<u8> = base.iter().map(|byte| !byte).collect();
+    let pair = Pair::new(base, new);
+    pair.backup(&["-s", "4096", "-b", "16K"], "all.diff");
+    let listing = inspect_json(&pair.path("all.diff"));
+    let extents = listed_extents(&listing);
+    assert_eq!(extents.len(), 100_000usize.div_ceil(16 << 10));
+    assert_eq!(extents.iter().map(|(_, l)| l).sum::<u64>(), 100_000);
+    pair.assert_restores("all.diff");
+}
+
+#[test]
+fn synopsis_and_subcommands_write_the_same_diff() {
+    let mut random = Random(5);
+    let base = random.bytes(70_000);
+    let new = changed_copy(&base, &mut random, 5);
+    let pair = Pair::new(base, new);
+    let run = |leading: &[&str], diff: &str| {
+        diff_dd()
+            .env("SOURCE_DATE_EPOCH", "1764000000")
+            .current_dir(pair.work.path())
+            .args(leading)
+            .args(["new.img", "base.img", diff])
+            .assert()
+            .success();
+        fs::read(pair.path(diff)).unwrap()
+    };
+    let plain = run(&[], "plain.diff");
+    assert_eq!(plain, run(&["backup"], "explicit.diff"));
+    // Sizes written with suffixes mean the same bytes as plain numbers.
+    assert_eq!(
+        run(&["-s", "4K", "-b", "1M"], "k.diff"),
+        run(&["-s", "4096", "-b", "1048576"], "plain-s.diff")
+    );
+    assert_eq!(
+        run(
+            &["--sector-size", "4KiB", "--buffer-size", "1MiB"],
+            "kib.diff"
+        ),
+        run(&["-s", "4096", "-b", "1048576"], "plain-s2.diff")
+    );
+
+    // The two-path synopsis and `restore` alike.
+    for leading in [&[][..], &["restore"][..]] {
+        fs::write(pair.path("target.img"), &pair.base).unwrap();
+        diff_dd()
+            .current_dir(pair.work.path())
+            .args(leading)
+            .args(["plain.diff", "target.img"])
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+        assert!(fs::read(pair.path("target.img")).unwrap() == pair.new);
+    }
+}
+
+#[test]
+fn a_file_named_like_a_subcommand_is_reached_as_dot_slash() {
+    let mut random = Random(6);
+    let base = random.bytes(10_000);
+    let new = changed_copy(&base, &mut random, 3);
+    let pair = Pair::new(base, new);
+    fs::rename(pair.path("new.img"), pair.path("backup")).unwrap();
+    fs::rename(pair.path("base.img"), pair.path("restore")).unwrap();
+    diff_dd()
+        .current_dir(pair.work.path())
+        .args(["./backup", "./restore", "./verify"])
+        .assert()
+        .success();
+    diff_dd()
+        .current_dir(pair.work.path())
+        .args(["./verify", "./restore"])
+        .assert()
+        .success();
+    assert!(fs::read(pair.path("restore")).unwrap() == pair.new);
+    let help = diff_dd().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("./"));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_and_create_nothing() {
+    let pair = Pair::new(vec![1; 4096], vec![2; 4096]);
+    let before = pair.names();
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "required"),
+        (&["new.img"], "2 values required"),
+        (
+            &["new.img", "base.img", "out.diff", "extra"],
+            "unexpected value 'extra'",
+        ),
+        (
+            &["-s", "0", "new.img", "base.img", "out.diff"],
+            "--sector-size",
+        ),
+        (
+            &["-s", "abc", "new.img", "base.img", "out.diff"],
+            "--sector-size",
+        ),
+        (&["-s", "-1", "new.img", "base.img", "out.diff"], "'-1'"),
+        (
+            &["-s", "4q", "new.img", "base.img", "out.diff"],
+            "--sector-size",
+        ),
+        (
+            &["-b", "0", "new.img", "base.img", "out.diff"],
+            "--buffer-size",
+        ),
+        (
+            &["-b", "2G", "new.img", "base.img", "out.diff"],
+            "--buffer-size",
+        ),
+        (
+            &[
+                "-b",
+                "99999999999999999999",
+                "new.img",
+                "base.img",
+                "out.diff",
+            ],
+            "--buffer-size",
+        ),
+        (
+            &["-s", "4096", "-b", "512", "new.img", "base.img", "out.diff"],
+            "larger than --buffer-size",
+        ),
+        (
+            &["-b", "1000", "new.img", "base.img", "out.diff"],
+            "not a multiple of --sector-size",
+        ),
+        (
+            &["--no-such-option", "new.img", "base.img", "out.diff"],
+            "--no-such-option",
+        ),
+        (&["new.img", "base.img", "out.diff", "-s"], "-s"),
+        (&["backup", "new.img", "base.img"], "OUTFILE"),
+        (&["restore", "out.diff"], "OUTFILE"),
+        (&["-q", "-v", "new.img", "base.img", "out.diff"], "--quiet"),
+        (&["--format", "v1", "out.diff", "base.img"], "--format"),
+    ];
+    for (arguments, named) in cases {
+        let output = diff_dd()
+            .current_dir(pair.work.path())
+            .args(*arguments)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{arguments:?}: the error does not name {named}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{arguments:?}: {stderr}");
+        assert_eq!(pair.names(), before, "{arguments:?} left a file behind");
+    }
+    assert!(fs::read(pair.path("base.img")).unwrap() == pair.base);
+}
+
+/// A runtime error: exit 1, one line `diff-dd: <what failed>: <path>: <reason>`.
+fn assert_fails(pair: &Pair, arguments: &[&Path], words: &[&str]) {
+    let output = diff_dd().args(arguments).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{arguments:?}: {stderr}");
+    assert!(stderr.starts_with("diff-dd: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    for word in words {
+        assert!(
+            stderr.contains(word),
+            "{arguments:?}: no {word:?} in {stderr}"
+        );
+    }
+    assert!(output.stdout.is_empty());
+    assert!(fs::read(pair.path("base.img")).unwrap() == pair.base);
+    assert!(fs::read(pair.path("new.img")).unwrap() == pair.new);
+}
+
+#[test]
+fn runtime_errors_name_the_file_and_the_reason() {
+    let pair = Pair::new(vec![1; 8192], vec![2; 8192]);
+    let (new, base, out) = (
+        pair.path("new.img"),
+        pair.path("base.img"),
+        pair.path("out.diff"),
+    );
+    let missing = pair.path("missing.img");
+    let shorter = pair.path("shorter.img");
+    fs::write(&shorter, [1; 4096]).unwrap();
+    let missing_name = missing.to_string_lossy().into_owned();
+    assert_fails(
+        &pair,
+        &[&missing, &base, &out],
+        &[&missing_name, "No such file"],
+    );
+    assert_fails(
+        &pair,
+        &[&new, &missing, &out],
+        &[&missing_name, "No such file"],
+    );
+    assert_fails(&pair, &[&new, &shorter, &out], &["size"]);
+    assert_fails(&pair, &[&missing, &base], &[&missing_name, "No such file"]);
+    assert!(!out.exists());
+
+    // OUTFILE may not be INFILE or REFFILE under any name.
+    let hard_link = pair.path("hard-link.img");
+    fs::hard_link(&base, &hard_link).unwrap();
+    let soft_link = pair.path("soft-link.img");
+    symlink(&new, &soft_link).unwrap();
+    for outfile in [&new, &base, &hard_link, &soft_link] {
+        assert_fails(&pair, &[&new, &base, outfile], &["same file"]);
+    }
+}
+
+#[test]
+fn a_failed_backup_keeps_the_previous_outfile_and_leaves_no_temporary_file() {
+    let mut random = Random(8);
+    let base = random.bytes(20_000);
+    let new = changed_copy(&base, &mut random, 4);
+    let pair = Pair::new(base, new);
+    pair.backup(&[], "keep.diff");
+    let previous = fs::read(pair.path("keep.diff")).unwrap();
+    fs::write(pair.path("short.img"), [0; 100]).unwrap();
+    let before = pair.names();
+    diff_dd()
+        .arg(pair.path("new.img"))
+        .arg(pair.path("short.img"))
+        .arg(pair.path("keep.diff"))
+        .assert()
+        .code(1);
+    assert!(fs::read(pair.path("keep.diff")).unwrap() == previous);
+    assert_eq!(pair.names(), before);
+
+    // A successful backup replaces it in one step, again without leftovers.
+    fs::write(pair.path("new.img"), &pair.base).unwrap();
+    pair.backup(&[], "keep.diff");
+    assert!(fs::read(pair.path("keep.diff")).unwrap() != previous);
+    assert_eq!(pair.names(), before);
+}
+
+#[test]
+fn verbose_prints_a_summary_and_quiet_prints_nothing() {
+    let mut random = Random(9);
+    let base = random.bytes(40_000);
+    let new = changed_copy(&base, &mut random, 4);
+    let pair = Pair::new(base, new);
+    let output = diff_dd()
+        .current_dir(pair.work.path())
+        .args(["-v", "new.img", "base.img", "v.diff"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty());
+    let summary = String::from_utf8_lossy(&output.stderr);
+    let extents = listed_extents(&inspect_json(&pair.path("v.diff"))).len();
+    for word in [
+        format!("{extents} extent"),
+        "changed".into(),
+        "% of".into(),
+        "/s".into(),
+    ] {
+        assert!(summary.contains(&word), "no {word:?} in {summary}");
+    }
+    diff_dd()
+        .current_dir(pair.work.path())
+        .args(["-q", "new.img", "base.img", "q.diff"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn help_documents_the_synopsis_and_the_size_suffixes() {
+    let output = diff_dd().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for words in [
+        "INFILE REFFILE OUTFILE",
+        "DIFFFILE OUTFILE",
+        "--sector-size",
+        "--buffer-size",
+        "K",
+        "1024",
+    ] {
+        assert!(help.contains(words), "--help lacks {words:?}");
+    }
+}
