@@ -71,7 +71,8 @@ pub fn run(args: &BackupArgs) -> Result<()> {
 
     if options.verbose {
         eprintln!(
-            "diff-dd: backup: {extent_count} extents, {} changed ({} of {} image), {}",
+            "diff-dd: backup: {}, {} changed ({} of {} image), {}",
+            super::count(extent_count, "extent"),
             human_bytes(changed_bytes),
             super::share(changed_bytes, new.size),
             human_bytes(new.size),

@@ -24,3 +24,12 @@ fn share(part: u64, whole: u64) -> String {
     }
     format!("{:.2}%", part as f64 * 100.0 / whole as f64)
 }
+
+/// `1 extent`, `2 extents`.
+fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}

@@ -92,8 +92,8 @@ pub fn run(args: &RestoreArgs) -> Result<()> {
             );
         }
         eprintln!(
-            "diff-dd: restore: {} extents, {} written, {} already restored; {} in {:.2}s",
-            scan.totals.extent_count,
+            "diff-dd: restore: {}, {} written, {} already restored; {} in {:.2}s",
+            super::count(scan.totals.extent_count, "extent"),
             planned.to_write,
             planned.already_restored,
             human_bytes(planned.bytes_to_write),

@@ -381,10 +381,10 @@ impl Report {
         } else if diff.intact {
             writeln!(
                 out,
-                "diff: {}: intact ({}, {} extents, {} changed); read twice, identical",
+                "diff: {}: intact ({}, {}, {} changed); read twice, identical",
                 diff.path,
                 diff.format.unwrap_or("?"),
-                diff.extent_count.unwrap_or(0),
+                super::count(diff.extent_count.unwrap_or(0), "extent"),
                 human_bytes(diff.changed_bytes.unwrap_or(0)),
             )?;
         } else {

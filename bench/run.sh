@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Benchmark: backup and restore of a 2 GiB image pair with 1% of its 4 KiB blocks changed,
+# timed beside `cat INFILE REFFILE > /dev/null` in the same run, the floor for reading both.
+#
+#   bench/run.sh [RUNS]          (default 5; environment: BENCH_DIR, BENCH_SIZE_MIB, DIFF_DD)
+#
+# Every round times cat, backup and restore one after the other, so that a noisy neighbour
+# slows all three alike; the medians over the rounds are reported, with backup/cat ratios.
+# The images stay in the page cache (the machine has memory to spare), as cat's do: what is
+# measured is diff-dd's own work, not the disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=${1:-5}
+size_mib=${BENCH_SIZE_MIB:-2048}
+# BENCH_DIR keeps the pair between runs (and reuses it); otherwise a temporary directory.
+if [[ -n ${BENCH_DIR:-} ]]; then
+  work=$BENCH_DIR
+  mkdir -p "$work"
+else
+  work=$(mktemp -d "${TMPDIR:-/tmp}/diff-dd-bench.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+fi
+
+if [[ -z ${DIFF_DD:-} ]]; then
+  cargo build --release --locked --quiet
+  DIFF_DD=$PWD/target/release/diff-dd
+fi
+
+base=$work/base.img new=$work/new.img diff=$work/bench.diff target=$work/target.img
+if [[ $(stat -c %s "$new" 2>/dev/null) != "$((size_mib << 20))" ]]; then
+  echo "making a ${size_mib} MiB pair in $work ..." >&2
+  head -c "$((size_mib << 20))" /dev/urandom >"$base"
+  cp "$base" "$new"
+  # 1% of the 4 KiB blocks, chosen with a fixed seed, get new random contents.
+  python3 - "$new" "$size_mib" <<'PY'
+import os, random, sys
+path, size_mib = sys.argv[1], int(sys.argv[2])
+blocks = size_mib * 256
+rng = random.Random(2026)
+with open(path, "r+b") as f:
+    for block in sorted(rng.sample(range(blocks), blocks // 100)):
+        f.seek(block * 4096)
+        f.write(os.urandom(4096))
+PY
+fi
+cat "$base" "$new" >/dev/null # into the page cache
+echo "timing $runs rounds ..." >&2
+
+now() { date +%s%N; }
+seconds() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -a cat_ns backup_ns restore_ns
+for ((round = 1; round <= runs; round++)); do
+  start=$(now); cat "$new" "$base" >/dev/null; end=$(now)
+  cat_ns+=($((end - start)))
+
+  rm -f "$diff"
+  start=$(now); "$DIFF_DD" "$new" "$base" "$diff"; end=$(now)
+  backup_ns+=($((end - start)))
+
+  # Not timed: the dd of the full image back, synced, so that restore's own fsync does not
+  # also pay for writing the copy.
+  cp "$base" "$target" && sync "$target"
+  start=$(now); "$DIFF_DD" "$diff" "$target"; end=$(now)
+  restore_ns+=($((end - start)))
+  cmp -s "$target" "$new" || { echo "restore did not rebuild INFILE" >&2; exit 1; }
+
+  printf 'round %d: cat %ss  backup %ss  restore %ss\n' "$round" \
+    "$(seconds "${cat_ns[-1]}")" "$(seconds "${backup_ns[-1]}")" "$(seconds "${restore_ns[-1]}")"
+done
+
+cat_median=$(printf '%s\n' "${cat_ns[@]}" | median)
+backup_median=$(printf '%s\n' "${backup_ns[@]}" | median)
+restore_median=$(printf '%s\n' "${restore_ns[@]}" | median)
+extents=$("$DIFF_DD" inspect --json "$diff" | python3 -c 'import json,sys; print(json.load(sys.stdin)["extent_count"])')
+echo "pair: 2 x ${size_mib} MiB, diff $(stat -c %s "$diff") bytes, $extents extents; medians of $runs rounds:"
+printf '  cat INFILE REFFILE  %ss\n' "$(seconds "$cat_median")"
+printf '  backup              %ss  (%.2fx cat)\n' "$(seconds "$backup_median")" \
+  "$(awk -v b="$backup_median" -v c="$cat_median" 'BEGIN { print b / c }')"
+printf '  restore             %ss\n' "$(seconds "$restore_median")"
