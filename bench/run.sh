@@ -4,7 +4,11 @@
 #
 #   bench/run.sh [RUNS]          (default 5; environment: BENCH_DIR, BENCH_SIZE_MIB, DIFF_DD)
 #
-# Every round times cat, backup and restore one after the other, so that a noisy neighbour
+# When b3sum (`cargo install b3sum`) is installed, each round also times
+# `b3sum --num-threads 2 INFILE REFFILE`: the BLAKE3 reference implementation hashing the same
+# bytes on both cores, the floor for any backup that hashes both images.
+#
+# Every round times cat, b3sum, backup and restore one after the other, so that a noisy neighbour
 # slows all three alike; the medians over the rounds are reported, with backup/cat ratios.
 # The images stay in the page cache (the machine has memory to spare), as cat's do: what is
 # measured is diff-dd's own work, not the disk.
@@ -51,10 +55,16 @@ now() { date +%s%N; }
 seconds() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -a cat_ns backup_ns restore_ns
+b3sum=$(command -v b3sum || true)
+declare -a cat_ns b3sum_ns backup_ns restore_ns
 for ((round = 1; round <= runs; round++)); do
   start=$(now); cat "$new" "$base" >/dev/null; end=$(now)
   cat_ns+=($((end - start)))
+
+  if [[ -n $b3sum ]]; then
+    start=$(now); "$b3sum" --num-threads 2 "$new" "$base" >/dev/null; end=$(now)
+    b3sum_ns+=($((end - start)))
+  fi
 
   rm -f "$diff"
   start=$(now); "$DIFF_DD" "$new" "$base" "$diff"; end=$(now)
@@ -67,8 +77,9 @@ for ((round = 1; round <= runs; round++)); do
   restore_ns+=($((end - start)))
   cmp -s "$target" "$new" || { echo "restore did not rebuild INFILE" >&2; exit 1; }
 
-  printf 'round %d: cat %ss  backup %ss  restore %ss\n' "$round" \
-    "$(seconds "${cat_ns[-1]}")" "$(seconds "${backup_ns[-1]}")" "$(seconds "${restore_ns[-1]}")"
+  printf 'round %d: cat %ss  b3sum %ss  backup %ss  restore %ss\n' "$round" \
+    "$(seconds "${cat_ns[-1]}")" "$(seconds "${b3sum_ns[-1]:-0}")" \
+    "$(seconds "${backup_ns[-1]}")" "$(seconds "${restore_ns[-1]}")"
 done
 
 cat_median=$(printf '%s\n' "${cat_ns[@]}" | median)
@@ -77,6 +88,14 @@ restore_median=$(printf '%s\n' "${restore_ns[@]}" | median)
 extents=$("$DIFF_DD" inspect --json "$diff" | python3 -c 'import json,sys; print(json.load(sys.stdin)["extent_count"])')
 echo "pair: 2 x ${size_mib} MiB, diff $(stat -c %s "$diff") bytes, $extents extents; medians of $runs rounds:"
 printf '  cat INFILE REFFILE  %ss\n' "$(seconds "$cat_median")"
-printf '  backup              %ss  (%.2fx cat)\n' "$(seconds "$backup_median")" \
-  "$(awk -v b="$backup_median" -v c="$cat_median" 'BEGIN { print b / c }')"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+if [[ -n $b3sum ]]; then
+  b3sum_median=$(printf '%s\n' "${b3sum_ns[@]}" | median)
+  printf '  b3sum, 2 threads    %ss  (%sx cat)\n' "$(seconds "$b3sum_median")" \
+    "$(ratio "$b3sum_median" "$cat_median")"
+fi
+printf '  backup              %ss  (%sx cat' "$(seconds "$backup_median")" \
+  "$(ratio "$backup_median" "$cat_median")"
+[[ -n $b3sum ]] && printf ', %sx b3sum' "$(ratio "$backup_median" "$b3sum_median")"
+printf ')\n'
 printf '  restore             %ss\n' "$(seconds "$restore_median")"
