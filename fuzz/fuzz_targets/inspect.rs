@@ -1,0 +1,85 @@
+//! The input is a diff file. `diff_dd::commands::inspect::write_listing`, the code behind
+//! `diff-dd inspect`, lists it as a table and as JSON, with the options inspect uses
+//! (`DataMode::SkipData`, no target; v1 with a sector size from the first byte, as `-s` would
+//! give).
+//!
+//! Errors are expected. What must hold: no panic, no single allocation over 1 MiB, the table
+//! and the JSON listing agree on whether the diff is valid, and the JSON document is
+//! well-formed even when the diff is not: a summary with as many extents as it counts, or an
+//! `error` field; nothing at all only when the diff was refused before its first record.
+
+#![no_main]
+
+mod common;
+
+use std::cell::RefCell;
+use std::io;
+
+use diff_dd::commands::inspect;
+use diff_dd::format::{DataMode, ReadOptions};
+use libfuzzer_sys::fuzz_target;
+
+#[global_allocator]
+static ALLOCATOR: common::Counting = common::Counting;
+
+thread_local! {
+    /// The JSON listing, kept between runs so its capacity is reused.
+    static JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+fuzz_target!(|data: &[u8]| {
+    let diff = common::diff_image(data);
+    let options = ReadOptions {
+        mode: DataMode::SkipData,
+        v1_sector_size: common::v1_sector_size(data),
+        target_size: None,
+    };
+    let table = common::bounded("the table listing", || {
+        inspect::write_listing(&diff, &options, false, &mut io::sink())
+    });
+    let json = common::bounded("the JSON listing", || {
+        inspect::write_listing(&diff, &options, true, &mut io::sink())
+    });
+    assert_eq!(
+        table.is_ok(),
+        json.is_ok(),
+        "table and JSON disagree: {table:?} vs {json:?}"
+    );
+
+    // The JSON listing again, kept this time (its buffer grows with the listing, so outside
+    // the allocation bound), to check that it is well-formed.
+    JSON.with_borrow_mut(|out| {
+        out.clear();
+        let result = inspect::write_listing(&diff, &options, true, out);
+        assert_eq!(result.is_ok(), json.is_ok(), "two JSON listings disagree");
+        if out.is_empty() {
+            assert!(result.is_err(), "a valid diff listed as nothing");
+            return;
+        }
+        let document: serde_json::Value = serde_json::from_slice(out).unwrap_or_else(|error| {
+            panic!(
+                "not well-formed JSON ({error}): {}",
+                String::from_utf8_lossy(out)
+            )
+        });
+        let extents = document["extents"].as_array().expect("an extents list");
+        match result {
+            Ok(()) => {
+                let count = document["extent_count"].as_u64().expect("an extent_count");
+                assert_eq!(
+                    count,
+                    extents.len() as u64,
+                    "extent_count vs extents listed"
+                );
+                let changed: u64 = extents.iter().map(|e| e["length"].as_u64().unwrap()).sum();
+                assert_eq!(document["changed_bytes"].as_u64(), Some(changed));
+            }
+            Err(_) => {
+                assert!(
+                    document["error"].is_string(),
+                    "a refused diff without an error field"
+                );
+            }
+        }
+    });
+});
