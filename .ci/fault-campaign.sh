@@ -9,8 +9,11 @@
 #      1b: killed at chosen system calls (strace), including at its final fsync: the rerun
 #      must finish the restore, which includes syncing the target.
 #   2  backup killed at random moments, with and without a previous OUTFILE: the previous one
-#      (or none) stays, or the new one is complete; never a temporary file. 2b: killed at each
-#      step of the commit (fsync, link, rename, directory fsync) with strace.
+#      (or none) stays, or the new one is complete; no temporary file, except in the window
+#      where the new diff replaces a previous one, and then the next backup removes it.
+#      2b: killed at each step of the commit (fsync, link, rename, directory fsync) with
+#      strace, and mid-write on a (simulated) filesystem without O_TMPFILE, where the named
+#      temporary file left behind must be removed by the next backup.
 #   3  backup onto a full filesystem (8 MiB tmpfs, else a loop-mounted ext4) and onto /dev/full.
 #   4  two restores of one diff onto one target, started at the same moment (and staggered):
 #      one runs, the other is refused by the target's lock or finds everything written.
@@ -265,10 +268,39 @@ log "fault-campaign: restore takes ${restore_ms} ms (runs: ${durations[*]}); wri
 
 mkdir out
 b_finished=0 b_old_kept=0 b_none_left=0 b_new_complete=0
-check_backup_dir() { # TRIAL HOW PREVIOUS(0/1) KILLED(0/1): what a killed backup left in out/
-  local trial=$1 how=$2 previous=$3 was_killed=$4 listing
-  listing=$(ls -A out | tr '\n' ' ')
+# TRIAL HOW PREVIOUS(0/1) KILLED(0/1) [LEFTOVER_ALLOWED(0/1)]: what a killed backup left in
+# out/. A kill between link and rename when replacing an OUTFILE, or any kill on a filesystem
+# without O_TMPFILE, may leave .out.diff.diff-dd-PID (README says so); with LEFTOVER_ALLOWED
+# such a file is accepted only if the next backup to the same OUTFILE removes it.
+check_backup_dir() {
+  local trial=$1 how=$2 previous=$3 was_killed=$4 leftover_allowed=${5:-0} listing leftovers=()
+  local file
+  for file in out/.out.diff.diff-dd-*; do
+    if [[ -e $file ]]; then leftovers+=("$file"); fi
+  done
+  listing=$(ls -A out | { grep -v '^\.out\.diff\.diff-dd-[0-9]*$' || true; } | tr '\n' ' ')
   listing=${listing% }
+  if ((${#leftovers[@]})); then
+    if ((!leftover_allowed)); then
+      fail "$S" "$trial" "backup ($how, previous OUTFILE: $previous) left in the directory: $(ls -A out | tr '\n' ' ')"
+      return
+    fi
+    check_backup_listing "$trial" "$how" "$previous" "$was_killed" "$listing"
+    local rc=0
+    "${backup[@]}" new.img base.img out/out.diff 2>err5 || rc=$?
+    listing=$(ls -A out | tr '\n' ' ')
+    if ((rc != 0)) || [[ ${listing% } != out.diff ]] || ! cmp -s out/out.diff new.diff; then
+      fail "$S" "$trial" "backup ($how) left ${leftovers[*]}, and the next backup (exit $rc) did not remove it: $listing"
+    else
+      b_leftover_removed=$((b_leftover_removed + 1))
+    fi
+    return
+  fi
+  check_backup_listing "$trial" "$how" "$previous" "$was_killed" "$listing"
+}
+
+check_backup_listing() { # TRIAL HOW PREVIOUS KILLED LISTING
+  local trial=$1 how=$2 previous=$3 was_killed=$4 listing=$5
   case $listing in
     "")
       if ((previous)); then fail "$S" "$trial" "backup ($how) removed the previous OUTFILE"; return; fi
@@ -291,6 +323,7 @@ check_backup_dir() { # TRIAL HOW PREVIOUS(0/1) KILLED(0/1): what a killed backup
 }
 
 summary=()
+b_leftover_removed=0
 
 # === 1. restore killed =========================================================================
 scenario_1() {
@@ -462,7 +495,7 @@ scenario_2() {
     reap "$PID"
     vlog "  2 trial $trial: previous OUTFILE $previous; $how; exit $RC; directory: $(ls -A out | tr '\n' ' ')"
     case $RC in
-      137) check_backup_dir "$trial" "$how" "$previous" 1 ;;
+      137) check_backup_dir "$trial" "$how" "$previous" 1 "$previous" ;;
       0) check_backup_dir "$trial" "$how" "$previous" 0 ;;
       *) fail "$S" "$trial" "backup ($how) failed by itself: exit $RC, $(first_line err)" ;;
     esac
@@ -489,26 +522,33 @@ scenario_2b() {
         { strace -f -o /dev/null -e trace="$calls" -e inject="$calls:signal=KILL:$when" \
           "${backup[@]}" new.img base.img out/out.diff 2>err; } 2>/dev/null || rc=$?
         how="killed by strace at the $name"
+        if ((rc == 0 && !previous)) && [[ $name == rename ]]; then
+          # A new OUTFILE is linked under its final name directly: there is no rename to kill.
+          check_backup_dir "$name/previous=$previous" "not killed: no rename without a previous OUTFILE" 0 0
+          continue
+        fi
         if ((rc != 137)); then
           fail "$S" "$name/previous=$previous" "backup meant to be $how: exit $rc, $(first_line err)"
           continue
         fi
         before=${#failures[@]}
-        check_backup_dir "$name/previous=$previous" "$how" "$previous" 1
+        # Killed at the rename that replaces an OUTFILE, the linked temporary name remains.
+        check_backup_dir "$name/previous=$previous" "$how" "$previous" 1 $([[ $name == rename ]] && echo 1 || echo 0)
         if ((${#failures[@]} > before)); then
           failures[-1]+=". Reproduce: mkdir o; strace -f -o /dev/null -e inject=$calls:signal=KILL:$when diff-dd backup new.img base.img o/out.diff; ls -A o"
         fi
       done
     done
     # A filesystem without O_TMPFILE (vfat, some network and FUSE filesystems), simulated by
-    # refusing backup's O_TMPFILE open of out/ with EOPNOTSUPP: backup falls back to a named
-    # temporary file. Killed while it writes the diff, it must still leave no temporary file.
+    # refusing backup's O_TMPFILE open of out/ with EOPNOTSUPP (the second open of out/: the
+    # first lists it for leftovers): backup falls back to a named temporary file. Killed while
+    # it writes the diff, it leaves that file, which the next backup must remove.
     for previous in 0 1; do
       trials=$((trials + 1))
       find out -mindepth 1 -delete
       ((previous)) && cp older.diff out/out.diff
       start /dev/null err strace -f -o /dev/null -P out -e trace=openat \
-        -e inject=openat:error=EOPNOTSUPP:when=1 "${backup[@]}" new.img base.img out/out.diff
+        -e inject=openat:error=EOPNOTSUPP:when=2 "${backup[@]}" new.img base.img out/out.diff
       tracer=$PID child="" temporary=""
       while [[ -z $child && -e /proc/$tracer ]]; do # strace forks a helper first
         kids=()
@@ -528,12 +568,12 @@ scenario_2b() {
       how="without O_TMPFILE, killed once ${temporary:-its temporary file} held 1 MiB"
       vlog "  2b no-O_TMPFILE previous=$previous: exit $RC; directory: $(ls -A out | tr '\n' ' ')"
       before=${#failures[@]}
-      check_backup_dir "no-O_TMPFILE/previous=$previous" "$how" "$previous" $((RC == 0 ? 0 : 1))
+      check_backup_dir "no-O_TMPFILE/previous=$previous" "$how" "$previous" $((RC == 0 ? 0 : 1)) 1
       if ((${#failures[@]} > before)); then
-        failures[-1]+=". Reproduce: mkdir o; strace -f -o /dev/null -P o -e trace=openat -e inject=openat:error=EOPNOTSUPP:when=1 diff-dd backup new.img base.img o/out.diff & sleep 0.3; kill -9 \$(pgrep -P \$!); ls -A o"
+        failures[-1]+=". Reproduce: mkdir o; strace -f -o /dev/null -P o -e trace=openat -e inject=openat:error=EOPNOTSUPP:when=2 diff-dd backup new.img base.img o/out.diff & sleep 0.3; kill -9 \$(pgrep -P \$!); ls -A o"
       fi
     done
-    summary+=("2b backup killed at each commit step (strace: file fsync, link, rename, directory fsync) and, on a filesystem without O_TMPFILE (simulated), mid-write; each without and with a previous OUTFILE: $trials trials, $((${#failures[@]} - failed_before)) failed")
+    summary+=("2b backup killed at each commit step (strace: file fsync, link, rename, directory fsync) and, on a filesystem without O_TMPFILE (simulated), mid-write; each without and with a previous OUTFILE: $trials trials, $((${#failures[@]} - failed_before)) failed; a temporary file left and removed by the next backup $b_leftover_removed")
   else
     summary+=("2b backup killed at each commit step: SKIPPED (strace is not installed and could not be installed)")
   fi

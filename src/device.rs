@@ -148,6 +148,11 @@ pub fn refuse_alias(path: &Path, role: &str, images: &[&Image]) -> Result<()> {
 /// its directory and appears under its name only when [`Output::commit`] has flushed it to
 /// disk: a failed or killed backup leaves no new OUTFILE and no temporary file. Character
 /// devices and pipes are written directly, since they cannot be renamed into.
+///
+/// Replacing an existing OUTFILE needs a name for the new file during one rename, and a
+/// filesystem without `O_TMPFILE` needs one all along: a backup killed then leaves
+/// `.NAME.diff-dd-PID`. The next backup to the same OUTFILE removes such leftovers of
+/// processes that no longer run.
 pub struct Output {
     file: File,
     path: PathBuf,
@@ -184,15 +189,13 @@ impl Output {
                 });
             }
         }
-        let directory = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let directory = parent_directory(path);
+        remove_stale_temporaries(path, directory);
         let unnamed = OpenOptions::new()
             .write(true)
             .mode(0o666)
             .custom_flags(libc::O_TMPFILE)
-            .open(&directory);
+            .open(directory);
         let (file, kind) = match unnamed {
             Ok(file) => (file, OutputKind::Unnamed),
             // Filesystems without O_TMPFILE answer EOPNOTSUPP or EISDIR; fall back to a name.
@@ -247,6 +250,13 @@ impl Output {
             }
             OutputKind::Unnamed => {
                 self.file.sync_all().with_context(context)?;
+                // With no previous OUTFILE, the link itself is the atomic step: no name but
+                // the final one ever exists. (EEXIST: one appeared since; replace it.)
+                match link_unnamed(&self.file, &self.path) {
+                    Ok(()) => return sync_parent_directory(&self.path).with_context(context),
+                    Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(error) => return Err(error).with_context(context),
+                }
                 let temporary = temporary_name(&self.path);
                 link_unnamed(&self.file, &temporary).with_context(context)?;
                 temporary
@@ -277,10 +287,61 @@ impl Drop for Output {
 
 /// `.NAME.diff-dd-PID` beside `path`: hidden, and unique to this process.
 fn temporary_name(path: &Path) -> PathBuf {
-    let mut name = OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".diff-dd-{}", std::process::id()));
+    let mut name = temporary_prefix(path);
+    name.push(std::process::id().to_string());
     path.with_file_name(name)
+}
+
+/// `.NAME.diff-dd-`: what every temporary name for `path` starts with.
+fn temporary_prefix(path: &Path) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".diff-dd-");
+    prefix
+}
+
+fn parent_directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes `.NAME.diff-dd-PID` files left beside `path` by backups that were killed while
+/// the file had a name, when process PID no longer runs (or is this one, which has not made
+/// its own yet). Only regular files of exactly that pattern are touched; failures to list or
+/// remove are ignored, since they cannot harm the backup about to be made.
+fn remove_stale_temporaries(path: &Path, directory: &Path) {
+    let prefix = temporary_prefix(path);
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .as_bytes()
+            .strip_prefix(prefix.as_bytes())
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|kind| kind.is_file());
+        if is_file && (pid as u32 == std::process::id() || !process_runs(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process `pid` exists (signal 0 checks without sending anything).
+fn process_runs(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// Gives an `O_TMPFILE` inode a name, through /proc as open(2) recommends.
@@ -305,11 +366,7 @@ fn link_unnamed(file: &File, name: &Path) -> io::Result<()> {
     }
 }
 
-/// A rename is durable only once the directory holding it is synced.
+/// A link or rename is durable only once the directory holding it is synced.
 fn sync_parent_directory(path: &Path) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(directory)?.sync_all()
+    File::open(parent_directory(path))?.sync_all()
 }

@@ -353,3 +353,36 @@ fn a_full_device_as_outfile_fails_cleanly() {
         "{stderr}"
     );
 }
+
+/// A backup killed while its diff had a temporary name leaves `.NAME.diff-dd-PID`; the next
+/// backup to that OUTFILE removes it when PID no longer runs, and nothing else.
+#[test]
+fn the_next_backup_removes_temporary_files_of_killed_backups() {
+    let fixture = Fixture::new();
+    let outfile = fixture.path("out.diff");
+    // Process IDs above the kernel's maximum (4194304) never run; PID 1 always does.
+    let dead = fixture.path(".out.diff.diff-dd-99999999");
+    let alive = fixture.path(".out.diff.diff-dd-1");
+    let unrelated = [
+        fixture.path(".out.diff.diff-dd-12x"),
+        fixture.path(".other.diff.diff-dd-99999999"),
+        fixture.path("out.diff.diff-dd-99999999"),
+    ];
+    for path in unrelated.iter().chain([&dead, &alive]) {
+        fs::write(path, b"partial").unwrap();
+    }
+    diff_dd()
+        .arg(fixture.path("new.img"))
+        .arg(fixture.path("base.img"))
+        .arg(&outfile)
+        .assert()
+        .success();
+    assert!(!dead.exists(), "the dead backup's temporary file was kept");
+    assert!(
+        alive.exists(),
+        "a running process's temporary file was removed"
+    );
+    for path in &unrelated {
+        assert!(path.exists(), "{} was removed", path.display());
+    }
+}

@@ -75,11 +75,14 @@ pub fn run(args: &RestoreArgs) -> Result<()> {
         let progress = Progress::new(!options.quiet, scan.totals.changed_bytes, "restoring");
         pass.run(&read_options(DataMode::Check), true, &progress)?;
         drop(progress);
-        target
-            .file
-            .sync_all()
-            .with_context(|| target.describe("cannot sync"))?;
     }
+    // Also when nothing was left to write: a restore killed after its last write but before
+    // this sync may have left the data in the page cache only, and a rerun that reports
+    // success must have it on the device.
+    target
+        .file
+        .sync_all()
+        .with_context(|| target.describe("cannot sync"))?;
 
     if options.verbose {
         let format = scan.info.format;
