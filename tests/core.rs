@@ -6,32 +6,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn diff_dd() -> Command {
-    Command::cargo_bin("diff-dd").unwrap()
-}
-
-/// A small deterministic generator (xorshift64*): the same images on every run and machine.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
-
-    fn bytes(&mut self, length: usize) -> Vec<u8> {
-        (0..length).map(|_| self.next() as u8).collect()
-    }
-}
+mod common;
+use common::{diff_dd, listed_extents, Random};
 
 /// `base` with changes of every shape: single bytes, runs across buffer and sector
 /// boundaries, the first and the last byte.
@@ -82,20 +60,6 @@ fn inspect_json(diff: &Path) -> Value {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn listed_extents(listing: &Value) -> Vec<(u64, u64)> {
-    listing["extents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|extent| {
-            (
-                extent["offset"].as_u64().unwrap(),
-                extent["length"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// A work directory holding base.img and new.img.

@@ -6,11 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-
-fn diff_dd() -> Command {
-    Command::cargo_bin("diff-dd").unwrap()
-}
+mod common;
+use common::diff_dd;
 
 /// A base image, a new image changed in three places, and the native diff between them.
 struct Fixture {

@@ -5,16 +5,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+use common::{diff_dd, listed_extents};
 
 fn legacy(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/vectors/legacy")
         .join(name)
-}
-
-fn diff_dd() -> Command {
-    Command::cargo_bin("diff-dd").unwrap()
 }
 
 /// A temporary directory holding a copy of base.img as the restore target.
@@ -147,17 +144,7 @@ fn inspect_lists_legacy_extents_with_the_native_field_names() {
     assert_eq!(listing["sector_size"], 4096);
     assert!(listing["image_size"].is_null());
     assert!(listing["base_blake3"].is_null());
-    let extents: Vec<(u64, u64)> = listing["extents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|extent| {
-            (
-                extent["offset"].as_u64().unwrap(),
-                extent["length"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let extents = listed_extents(&listing);
     // Twelve 4 KiB sectors, adjacent ones shown as one extent.
     assert_eq!(
         extents,

@@ -17,6 +17,9 @@ use diff_dd::commands::{inspect, restore};
 use diff_dd::device::{self, Image};
 use diff_dd::format::{self, DataMode, ReadOptions};
 
+mod common;
+use common::Random;
+
 /// Records the largest single allocation.
 struct Counting;
 
@@ -44,21 +47,6 @@ static ALLOCATOR: Counting = Counting;
 const BUFFER_SIZE: u64 = 64 << 10;
 const ALLOCATION_LIMIT: usize = 1 << 20;
 const MUTANTS_PER_DIFF: usize = 1500;
-
-/// xorshift64*: deterministic, so a failure names a reproducible mutant.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound.max(1) as u64) as usize
-    }
-}
 
 fn vector(path: &str) -> Vec<u8> {
     fs::read(

@@ -8,14 +8,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+mod common;
+use common::{diff_dd, listed_extents};
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
-}
-
-fn diff_dd() -> Command {
-    Command::cargo_bin("diff-dd").unwrap()
 }
 
 /// The native vectors: file name and the options that made them.
@@ -88,17 +85,7 @@ fn golden_diff_lists_its_header_and_extents() {
     assert_eq!(listing["image_size"], 262144);
     assert_eq!(listing["record_size_limit"], 4 << 20);
     assert_eq!(listing["created_unix_seconds"], 1764000000);
-    let extents: Vec<(u64, u64)> = listing["extents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|extent| {
-            (
-                extent["offset"].as_u64().unwrap(),
-                extent["length"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let extents = listed_extents(&listing);
     // new.img differs from base.img at byte 0, within 5220..6662, at 10239, within
     // 40000..49215, at 70000-70020, 131071, 131072, 200000 and the last byte.
     assert_eq!(
