@@ -7,6 +7,7 @@
 #![allow(dead_code)] // Each target uses part of this.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -56,23 +57,49 @@ pub fn bounded<T>(what: &str, work: impl FnOnce() -> T) -> T {
     result
 }
 
-/// One memfd for the whole run (no disk churn), rewritten for every input, and the path that
-/// reopens it.
-static MEMFD: OnceLock<(File, PathBuf)> = OnceLock::new();
+/// A memfd, and the path that reopens it the way a command opens a file
+/// (`/proc/self/fd/N`): a file that never touches a disk.
+pub struct MemFile {
+    pub file: File,
+    pub path: PathBuf,
+}
+
+impl MemFile {
+    pub fn new(name: &CStr) -> MemFile {
+        // SAFETY: a NUL-terminated name and plain flags; the descriptor is owned from here on.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+        assert!(fd >= 0, "memfd_create: {}", io::Error::last_os_error());
+        let file = unsafe { File::from_raw_fd(fd) };
+        MemFile {
+            file,
+            path: PathBuf::from(format!("/proc/self/fd/{fd}")),
+        }
+    }
+
+    /// Makes `data` the whole contents.
+    pub fn replace(&self, data: &[u8]) {
+        self.file.set_len(0).expect("truncating the memfd");
+        self.file.write_all_at(data, 0).expect("writing the memfd");
+    }
+
+    /// The whole contents, into `out` (its capacity reused).
+    pub fn contents(&self, out: &mut Vec<u8>) {
+        let size = self.file.metadata().expect("stat of the memfd").len();
+        out.clear();
+        out.resize(size as usize, 0);
+        self.file.read_exact_at(out, 0).expect("reading the memfd");
+    }
+}
+
+/// One memfd for the whole run (no disk churn), rewritten for every input.
+static MEMFD: OnceLock<MemFile> = OnceLock::new();
 
 /// Puts `data` in the memfd and opens it the way every command opens a diff
 /// (`device::open_input`, as tests/mutation.rs does).
 pub fn diff_image(data: &[u8]) -> Image {
-    let (file, path) = MEMFD.get_or_init(|| {
-        // SAFETY: a NUL-terminated name and plain flags; the descriptor is owned from here on.
-        let fd = unsafe { libc::memfd_create(c"diff-dd-fuzz".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0, "memfd_create: {}", io::Error::last_os_error());
-        let file = unsafe { File::from_raw_fd(fd) };
-        (file, PathBuf::from(format!("/proc/self/fd/{fd}")))
-    });
-    file.set_len(0).expect("truncating the memfd");
-    file.write_all_at(data, 0).expect("writing the memfd");
-    device::open_input(path, "diff").expect("opening the memfd as a diff")
+    let memfd = MEMFD.get_or_init(|| MemFile::new(c"diff-dd-fuzz"));
+    memfd.replace(data);
+    device::open_input(&memfd.path, "diff").expect("opening the memfd as a diff")
 }
 
 /// The sector size a v1 diff is read with (v1 does not record it; the user gives `-s`),
