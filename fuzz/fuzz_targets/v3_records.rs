@@ -18,8 +18,7 @@
 //!   target then holds exactly its previous bytes with every record's data applied;
 //! - otherwise restore fails and the target is byte for byte what it was.
 //!
-//! Also: no panic, no single allocation over 1 MiB inside restore. One bug this target found
-//! in src/ is tolerated until it is fixed: see `known_bug_torn_single_record`.
+//! Also: no panic, no single allocation over 1 MiB inside restore.
 
 #![no_main]
 
@@ -569,34 +568,6 @@ fn expectation(
     Ok(restored)
 }
 
-/// A bug in src/ this target found (see fuzz/README.md), tolerated so that a run can go on
-/// looking for others; `DIFF_DD_FUZZ_STRICT=1` turns the tolerance off.
-///
-/// Restore's dry run reads the diff with `DataMode::SkipData`, and reads the whole data of a
-/// record the target holds neither base nor new data for (the torn record of a killed
-/// restore). When that is the diff's only record, no byte was skipped, so `v3::Reader::finish`
-/// checks the whole-diff hash, which in `SkipData` mode was never fed the record frames and
-/// data: restore calls the diff invalid, writes nothing, and a killed restore of a one-extent
-/// diff cannot be finished. Tolerated only in exactly that shape.
-fn known_bug_torn_single_record(
-    records: &[Built],
-    target: &[u8],
-    after: &[u8],
-    error: &anyhow::Error,
-) -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    if *STRICT.get_or_init(|| std::env::var_os("DIFF_DD_FUZZ_STRICT").is_some()) {
-        return false;
-    }
-    let [record] = records else { return false };
-    let held = &target[record.offset as usize..][..record.data.len()];
-    let torn = held != record.data.as_slice() && blake3::hash(held) != record.base_hash;
-    torn && after == target
-        && format!("{error:#}").ends_with(
-            "the diff's bytes before the trailer do not match the BLAKE3 hash in the trailer",
-        )
-}
-
 fn common_options(options: Options) -> CommonOptions {
     let (sector_size, buffer_size) = match options {
         Options::Default => (None, 4 << 20),
@@ -721,7 +692,6 @@ fuzz_target!(|input: Input| {
             after == restored,
             "restore succeeded, but the target is not the previous target with every record applied"
         ),
-        (Ok(_), Err(error)) if known_bug_torn_single_record(&records, &target, &after, &error) => {}
         (Ok(_), Err(error)) => {
             panic!("restore refused a valid diff on a target ready for it: {error:#}")
         }
