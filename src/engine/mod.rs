@@ -253,10 +253,13 @@ fn read_pieces_of_worker(
         let mut changes = Changes::default();
         let mut read = Ok(());
         let mut position = offset;
-        while position < offset + length && read.is_ok() {
+        'slices: while position < offset + length {
             let piece = slice_size.min(offset + length - position) as usize;
             for ((image, slice), hasher) in images.iter().zip(&mut slices).zip(&mut hashers) {
-                read = read.and_then(|()| read_at(image, position, &mut slice[..piece]));
+                read = read_at(image, position, &mut slice[..piece]);
+                if read.is_err() {
+                    break 'slices;
+                }
                 hasher.update(&slice[..piece]);
             }
             if let [new, base] = &slices[..] {
