@@ -17,11 +17,13 @@
 #   3  backup onto a full filesystem (8 MiB tmpfs, else a loop-mounted ext4) and onto /dev/full.
 #   4  two restores of one diff onto one target, started at the same moment (and staggered):
 #      one runs, the other is refused by the target's lock or finds everything written.
+#   5  block devices (loop devices): backup from devices, restore and verify onto one, and a
+#      mounted one refused by O_EXCL with nothing written.
 #
 # Runs as root from a fresh clone (Debian): builds the release binary with --locked, or uses
 # $DIFF_DD; installs python3 and strace with apt-get if they are missing. FAULT_SEED makes
 # the images and the random choices repeatable (timing still varies); FAULT_SCENARIOS picks
-# scenarios ("1 1b 2 2b 3 4"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
+# scenarios ("1 1b 2 2b 3 4 5"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
 # line per scenario; exits 1 if any trial failed, listing each failure.
 set -euo pipefail
 
@@ -58,6 +60,8 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/diff-dd-faults.XXXXXX")
 mounted=""
 loop_device=""
+block_devices=() # scenario 5's loop devices
+block_mount=""
 background=()
 cleanup() {
   local pid
@@ -65,6 +69,8 @@ cleanup() {
   wait 2>/dev/null || true
   if [[ -n $mounted ]]; then umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true; fi
   if [[ -n $loop_device ]]; then losetup -d "$loop_device" 2>/dev/null || true; fi
+  if [[ -n $block_mount ]]; then umount "$block_mount" 2>/dev/null || umount -l "$block_mount" 2>/dev/null || true; fi
+  for pid in "${block_devices[@]}"; do losetup -d "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -704,8 +710,72 @@ scenario_4() {
   summary+=("4  concurrent restores: $trials pairs (12 started together, 6 staggered), $((${#failures[@]} - failed_before)) failed; one refused by the target's lock $refused, second ran after and wrote nothing $ran_after; needed one more restore $extra_restores; target equal to INFILE at the end of every pair")
 }
 
+# === 5. block devices ==========================================================================
+# Loop devices stand in for partitions: their size comes from the device, not the inode (which
+# a block device's is 0), restore opens them with O_EXCL, and a mounted one must be refused.
+scenario_5() {
+  S=5
+  trials=0 failed_before=${#failures[@]}
+  local size=$((32 << 20)) device
+  python3 images.py make dev-base.img "$size" $((seed + 5))
+  cp dev-base.img dev-new.img
+  python3 images.py change dev-new.img $((seed + 6)) 0.05 2 0
+  cp dev-base.img dev-target.img
+  "$BIN" backup dev-new.img dev-base.img dev-files.diff
+  for image in dev-new.img dev-base.img dev-target.img; do
+    if ! device=$(losetup --find --show "$image" 2>losetup.err); then
+      summary+=("5  block devices: SKIPPED (no loop device: $(first_line losetup.err))")
+      return
+    fi
+    block_devices+=("$device")
+  done
+  local new_dev=${block_devices[-3]} base_dev=${block_devices[-2]} target_dev=${block_devices[-1]}
+
+  trials=$((trials + 1)) # backup from devices: the same bytes as from the files
+  rc=0; "$BIN" backup "$new_dev" "$base_dev" dev.diff 2>err || rc=$?
+  if ((rc != 0)) || ! cmp -s dev.diff dev-files.diff; then
+    fail "$S" backup "backup of $new_dev and $base_dev: exit $rc ($(first_line err)); not the diff of the same images as files"
+  fi
+  trials=$((trials + 1)) # restore onto a device, then verify it from the device
+  rc=0; "$BIN" restore dev-files.diff "$target_dev" 2>err || rc=$?
+  if ((rc != 0)) || ! cmp -s "$target_dev" dev-new.img; then
+    fail "$S" restore "restore onto $target_dev: exit $rc ($(first_line err)); the device does not hold INFILE"
+  fi
+  rc=0; "$BIN" verify --expect restored dev-files.diff "$target_dev" 2>err >/dev/null || rc=$?
+  ((rc == 0)) || fail "$S" verify "verify --expect restored on $target_dev: exit $rc, $(first_line err)"
+  trials=$((trials + 1)) # a second restore finds everything written
+  rc=0; "$BIN" restore -v dev-files.diff "$target_dev" 2>err || rc=$?
+  if ((rc != 0)) || ! grep -q ' 0 written' err; then
+    fail "$S" rerun "second restore onto $target_dev: exit $rc, $(first_line err)"
+  fi
+
+  trials=$((trials + 1)) # a mounted partition is refused (O_EXCL), and left as it was
+  if truncate -s "$size" dev-fs.img && mkfs.ext4 -q -F dev-fs.img >mkfs.err 2>&1 &&
+    device=$(losetup --find --show dev-fs.img 2>>mkfs.err); then
+    block_devices+=("$device")
+    mkdir -p mnt
+    if mount "$device" mnt 2>>mkfs.err; then
+      block_mount=$work/mnt
+      local before after
+      before=$(b3sum --no-names "$device" 2>/dev/null || sha256sum <"$device")
+      rc=0; "$BIN" restore dev-files.diff "$device" 2>err || rc=$?
+      after=$(b3sum --no-names "$device" 2>/dev/null || sha256sum <"$device")
+      if ((rc == 0)) || ! grep -q 'mounted or in use' err || [[ $before != "$after" ]]; then
+        fail "$S" mounted "restore onto the mounted $device: exit $rc, $(first_line err); device unchanged: $([[ $before == "$after" ]] && echo yes || echo NO)"
+      fi
+      mounted_message=$(first_line err)
+      umount mnt && block_mount=""
+    else
+      mounted_message="SKIPPED: cannot mount ($(first_line mkfs.err))"
+    fi
+  else
+    mounted_message="SKIPPED: cannot make a filesystem ($(first_line mkfs.err))"
+  fi
+  summary+=("5  block devices (loop, 32 MiB): $trials trials, $((${#failures[@]} - failed_before)) failed; backup from devices equals backup from files; restore onto a device, verify --expect restored, rerun writes nothing; mounted device: \"$mounted_message\"")
+}
+
 # === run ======================================================================================
-for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4}; do
+for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5}; do
   declare -F "scenario_$scenario" >/dev/null || { log "fault-campaign: no scenario $scenario"; exit 2; }
   "scenario_$scenario"
 done
