@@ -400,7 +400,8 @@ fn a_torn_single_record_is_finished_by_a_rerun() {
         .args(["new.img", "base.img", "one.diff"])
         .assert()
         .success();
-    for torn_at in [4096, 1 << 12 | 512, 8192 - 512] {
+    // Torn at the first page boundary, one sector past it, one sector before the end.
+    for torn_at in [4096, 4096 + 512, 8192 - 512] {
         let mut target = base.clone();
         target[..torn_at].copy_from_slice(&new[..torn_at]);
         fs::write(work.path().join("target.img"), &target).unwrap();

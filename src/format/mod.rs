@@ -195,7 +195,6 @@ pub struct DiffSource<'a> {
     size: u64,
     /// Hashes every byte read, while no byte has been skipped.
     file_hasher: Option<blake3::Hasher>,
-    skipped: bool,
 }
 
 impl<'a> DiffSource<'a> {
@@ -208,7 +207,6 @@ impl<'a> DiffSource<'a> {
             position: 0,
             size: diff.size,
             file_hasher: hash_file.then(blake3::Hasher::new),
-            skipped: false,
         })
     }
 
@@ -224,11 +222,6 @@ impl<'a> DiffSource<'a> {
 
     pub fn size(&self) -> u64 {
         self.size
-    }
-
-    /// True once any byte was skipped rather than read.
-    pub fn skipped(&self) -> bool {
-        self.skipped
     }
 
     /// Reads `out.len()` bytes of `what` (named in the error when the diff ends first).
@@ -255,7 +248,6 @@ impl<'a> DiffSource<'a> {
         self.reader.seek_relative(step)?;
         self.position += length;
         self.file_hasher = None;
-        self.skipped |= length > 0;
         Ok(())
     }
 

@@ -352,11 +352,10 @@ impl<'a> Reader<'a> {
                 self.changed_bytes
             );
         }
-        // Only a full read in Check mode hashes every byte before the trailer. SkipData mode
-        // hashes nothing after the header, even when nothing was skipped (restore's dry run
-        // reads the data of a torn record, which can be the only one).
+        // Only a read in Check mode hashes every byte before the trailer (and skips none).
+        // SkipData mode hashes nothing after the header, even when it happens to read every
+        // byte: restore's dry run reads the data of a torn record, which can be the only one.
         if self.mode == DataMode::Check
-            && !self.source.skipped()
             && Digest::from(self.diff_hasher.finalize()) != trailer.diff_blake3
         {
             bail!(
