@@ -1,13 +1,7 @@
-//! Helpers shared by the integration tests (each test file is its own crate and uses only
-//! some of them, hence the allow).
+//! The test image generator, shared by the two integration-test crates: tests/cli (through
+//! `#[path]` in tests/cli/util.rs) and tests/mutation.rs, which uses only some of it, hence
+//! the allow.
 #![allow(dead_code)]
-
-use serde_json::Value;
-
-/// The binary under test.
-pub fn diff_dd() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("diff-dd").unwrap()
-}
 
 /// xorshift64*: deterministic, so the same images and mutants on every run and machine, and
 /// a failure names a reproducible case.
@@ -28,19 +22,4 @@ impl Random {
     pub fn bytes(&mut self, length: usize) -> Vec<u8> {
         (0..length).map(|_| self.next() as u8).collect()
     }
-}
-
-/// `(offset, length)` of every extent in an `inspect --json` listing.
-pub fn listed_extents(listing: &Value) -> Vec<(u64, u64)> {
-    listing["extents"]
-        .as_array()
-        .expect("the listing has an extents array")
-        .iter()
-        .map(|extent| {
-            (
-                extent["offset"].as_u64().unwrap(),
-                extent["length"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }

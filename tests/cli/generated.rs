@@ -1,21 +1,19 @@
 //! The checked-in completions and man pages must be what the clap definitions generate today.
 //! After changing src/cli.rs, regenerate them with
 //!
-//!     DIFF_DD_BLESS=1 cargo test --test generated
+//!     DIFF_DD_BLESS=1 cargo test --test cli generated::
 //!
 //! and commit the result with the change.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 use diff_dd::cli::Cli;
 
-fn repository() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::util::{diff_dd, repository};
 
 fn blessing() -> bool {
     std::env::var_os("DIFF_DD_BLESS").is_some()
@@ -42,7 +40,7 @@ fn compare_directories(generated: &Path, checked_in: &Path) {
     }
     assert!(
         stale.is_empty(),
-        "out of date with src/cli.rs (run DIFF_DD_BLESS=1 cargo test --test generated): {stale:?}"
+        "out of date with src/cli.rs (run DIFF_DD_BLESS=1 cargo test --test cli generated::): {stale:?}"
     );
 }
 
@@ -64,11 +62,7 @@ fn completions_match_the_cli() {
 
 #[test]
 fn completions_subcommand_prints_the_same_scripts() {
-    let output = assert_cmd::Command::cargo_bin("diff-dd")
-        .unwrap()
-        .args(["completions", "bash"])
-        .output()
-        .unwrap();
+    let output = diff_dd().args(["completions", "bash"]).output().unwrap();
     assert!(output.status.success());
     let checked_in = fs::read(repository().join("completions/diff-dd.bash")).unwrap();
     assert_eq!(output.stdout, checked_in);

@@ -2,18 +2,12 @@
 //!
 //! The writer vectors are made from tests/vectors/legacy/{new,base}.img with
 //! SOURCE_DATE_EPOCH=1764000000; the header holds the tool version, so a version bump
-//! regenerates them (`DIFF_DD_BLESS=1 cargo test --test vectors`), and the change to the bytes
-//! is reviewed like any other. Reading them must keep working in every later version.
+//! regenerates them (`DIFF_DD_BLESS=1 cargo test --test cli vectors::`), and the change to
+//! the bytes is reviewed like any other. Reading them must keep working in every later version.
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
-mod common;
-use common::{diff_dd, listed_extents};
-
-fn vectors() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
-}
+use crate::util::{diff_dd, listed_extents, repository, vector, Fixture};
 
 /// The native vectors: file name and the options that made them.
 const NATIVE: [(&str, &[&str]); 2] = [
@@ -23,21 +17,20 @@ const NATIVE: [(&str, &[&str]); 2] = [
 
 #[test]
 fn backup_writes_the_golden_bytes() {
-    let work = tempfile::tempdir().unwrap();
-    let legacy = vectors().join("legacy");
+    let fixture = Fixture::vectors();
     for (name, options) in NATIVE {
-        let written = work.path().join(name);
+        let written = fixture.path(name);
         diff_dd()
             .env("SOURCE_DATE_EPOCH", "1764000000")
             .args(options)
-            .arg(legacy.join("new.img"))
-            .arg(legacy.join("base.img"))
+            .arg(fixture.path("new.img"))
+            .arg(fixture.path("base.img"))
             .arg(&written)
             .assert()
             .success()
             .stdout("")
             .stderr("");
-        let golden_path = vectors().join("native").join(name);
+        let golden_path = vector("native").join(name);
         let fresh = fs::read(&written).unwrap();
         if std::env::var_os("DIFF_DD_BLESS").is_some() {
             fs::write(&golden_path, &fresh).unwrap();
@@ -51,21 +44,18 @@ fn backup_writes_the_golden_bytes() {
 
 #[test]
 fn golden_diffs_restore_new_img() {
-    let work = tempfile::tempdir().unwrap();
-    let legacy = vectors().join("legacy");
-    let expected = fs::read(legacy.join("new.img")).unwrap();
+    let fixture = Fixture::vectors();
     for (name, _) in NATIVE {
-        let target = work.path().join("target.img");
-        fs::copy(legacy.join("base.img"), &target).unwrap();
+        let target = fixture.target("target.img");
         diff_dd()
-            .arg(vectors().join("native").join(name))
+            .arg(vector("native").join(name))
             .arg(&target)
             .assert()
             .success()
             .stdout("")
             .stderr("");
         assert!(
-            fs::read(&target).unwrap() == expected,
+            fs::read(&target).unwrap() == fixture.new,
             "{name} did not restore new.img"
         );
     }
@@ -75,7 +65,7 @@ fn golden_diffs_restore_new_img() {
 fn golden_diff_lists_its_header_and_extents() {
     let output = diff_dd()
         .args(["inspect", "--json"])
-        .arg(vectors().join("native/v3-s512.diff"))
+        .arg(vector("native/v3-s512.diff"))
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -102,15 +92,14 @@ fn golden_diff_lists_its_header_and_extents() {
         ]
     );
     assert_eq!(listing["changed_bytes"], 15360);
-    let base = fs::read(vectors().join("legacy/base.img")).unwrap();
-    let new = fs::read(vectors().join("legacy/new.img")).unwrap();
+    let fixture = Fixture::vectors();
     assert_eq!(
         listing["base_blake3"],
-        blake3::hash(&base).to_hex().as_str()
+        blake3::hash(&fixture.base).to_hex().as_str()
     );
     assert_eq!(
         listing["image_blake3"],
-        blake3::hash(&new).to_hex().as_str()
+        blake3::hash(&fixture.new).to_hex().as_str()
     );
 }
 
@@ -118,12 +107,9 @@ fn golden_diff_lists_its_header_and_extents() {
 /// specification cannot drift from the implementation unnoticed.
 #[test]
 fn format_page_example_is_what_backup_writes() {
-    let work = tempfile::tempdir().unwrap();
-    let base = work.path().join("base.img");
-    let new = work.path().join("new.img");
-    let written = work.path().join("tiny.diff");
-    fs::write(&base, b"ABCDEFGH").unwrap();
-    fs::write(&new, b"ABCxEFGH").unwrap();
+    let fixture = Fixture::new(b"ABCDEFGH".to_vec(), b"ABCxEFGH".to_vec());
+    let (base, new) = (fixture.path("base.img"), fixture.path("new.img"));
+    let written = fixture.path("tiny.diff");
     diff_dd()
         .env("SOURCE_DATE_EPOCH", "1764000000")
         .args(["-s", "4", "-b", "4"])
@@ -133,8 +119,7 @@ fn format_page_example_is_what_backup_writes() {
         .assert()
         .success();
 
-    let page =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("man/diff-dd.5")).unwrap();
+    let page = fs::read_to_string(repository().join("man/diff-dd.5")).unwrap();
     let example = page
         .split(".SH EXAMPLE")
         .nth(1)

@@ -4,12 +4,11 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-mod common;
-use common::{diff_dd, listed_extents, Random};
+use crate::util::{diff_dd, listed_extents, Fixture, Random};
 
 /// `base` with changes of every shape: single bytes, runs across buffer and sector
 /// boundaries, the first and the last byte.
@@ -62,65 +61,6 @@ fn inspect_json(diff: &Path) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// A work directory holding base.img and new.img.
-struct Pair {
-    work: tempfile::TempDir,
-    base: Vec<u8>,
-    new: Vec<u8>,
-}
-
-impl Pair {
-    fn new(base: Vec<u8>, new: Vec<u8>) -> Pair {
-        let work = tempfile::tempdir().unwrap();
-        fs::write(work.path().join("base.img"), &base).unwrap();
-        fs::write(work.path().join("new.img"), &new).unwrap();
-        Pair { work, base, new }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    fn backup(&self, options: &[&str], diff: &str) {
-        diff_dd()
-            .args(options)
-            .arg(self.path("new.img"))
-            .arg(self.path("base.img"))
-            .arg(self.path(diff))
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
-    }
-
-    /// Restores `diff` onto a fresh copy of base.img and checks that it becomes new.img.
-    fn assert_restores(&self, diff: &str) {
-        let target = self.path("target.img");
-        fs::write(&target, &self.base).unwrap();
-        diff_dd()
-            .arg(self.path(diff))
-            .arg(&target)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
-        assert!(
-            fs::read(&target).unwrap() == self.new,
-            "{diff}: restore did not rebuild new.img"
-        );
-    }
-
-    /// The names in the work directory, sorted: a failed command must leave no stray file.
-    fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = fs::read_dir(self.work.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
 #[test]
 fn random_changes_round_trip_at_several_sector_and_buffer_sizes() {
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
@@ -136,7 +76,7 @@ fn random_changes_round_trip_at_several_sector_and_buffer_sizes() {
     for (sector, buffer, size) in cases {
         let base = random.bytes(size);
         let new = changed_copy(&base, &mut random, 40);
-        let pair = Pair::new(base, new);
+        let fixture = Fixture::new(base, new);
         let options = [
             "-s".to_string(),
             sector.to_string(),
@@ -144,10 +84,10 @@ fn random_changes_round_trip_at_several_sector_and_buffer_sizes() {
             buffer.to_string(),
         ];
         let options: Vec<&str> = options.iter().map(String::as_str).collect();
-        pair.backup(&options, "a.diff");
+        fixture.backup(&options, "a.diff");
 
-        let listing = inspect_json(&pair.path("a.diff"));
-        let expected = expected_extents(&pair.base, &pair.new, sector, buffer);
+        let listing = inspect_json(&fixture.path("a.diff"));
+        let expected = expected_extents(&fixture.base, &fixture.new, sector, buffer);
         assert_eq!(
             listed_extents(&listing),
             expected,
@@ -157,7 +97,7 @@ fn random_changes_round_trip_at_several_sector_and_buffer_sizes() {
         assert_eq!(listing["image_size"], size);
         let changed: u64 = expected.iter().map(|(_, length)| length).sum();
         assert_eq!(listing["changed_bytes"], changed);
-        pair.assert_restores("a.diff");
+        fixture.assert_restores("a.diff");
     }
 }
 
@@ -167,18 +107,18 @@ fn whole_image_hashes_are_blake3_of_the_files() {
     let mut random = Random(7);
     let base = random.bytes(3 << 20 | 777);
     let new = changed_copy(&base, &mut random, 10);
-    let pair = Pair::new(base, new);
+    let fixture = Fixture::new(base, new);
     for buffer in ["64K", "1M", "4M"] {
-        pair.backup(&["-b", buffer], "h.diff");
-        let listing = inspect_json(&pair.path("h.diff"));
+        fixture.backup(&["-b", buffer], "h.diff");
+        let listing = inspect_json(&fixture.path("h.diff"));
         assert_eq!(
             listing["image_blake3"],
-            blake3::hash(&pair.new).to_hex().as_str(),
+            blake3::hash(&fixture.new).to_hex().as_str(),
             "-b {buffer}"
         );
         assert_eq!(
             listing["base_blake3"],
-            blake3::hash(&pair.base).to_hex().as_str(),
+            blake3::hash(&fixture.base).to_hex().as_str(),
             "-b {buffer}"
         );
     }
@@ -187,25 +127,25 @@ fn whole_image_hashes_are_blake3_of_the_files() {
 #[test]
 fn identical_images_make_an_empty_diff() {
     let base = Random(3).bytes(50_000);
-    let pair = Pair::new(base.clone(), base);
-    pair.backup(&[], "empty.diff");
-    let listing = inspect_json(&pair.path("empty.diff"));
+    let fixture = Fixture::new(base.clone(), base);
+    fixture.backup(&[], "empty.diff");
+    let listing = inspect_json(&fixture.path("empty.diff"));
     assert_eq!(listed_extents(&listing), vec![]);
     assert_eq!(listing["changed_bytes"], 0);
-    pair.assert_restores("empty.diff");
+    fixture.assert_restores("empty.diff");
 }
 
 #[test]
 fn every_sector_changed() {
     let base = Random(4).bytes(100_000);
     let new: Vec<u8> = base.iter().map(|byte| !byte).collect();
-    let pair = Pair::new(base, new);
-    pair.backup(&["-s", "4096", "-b", "16K"], "all.diff");
-    let listing = inspect_json(&pair.path("all.diff"));
+    let fixture = Fixture::new(base, new);
+    fixture.backup(&["-s", "4096", "-b", "16K"], "all.diff");
+    let listing = inspect_json(&fixture.path("all.diff"));
     let extents = listed_extents(&listing);
     assert_eq!(extents.len(), 100_000usize.div_ceil(16 << 10));
     assert_eq!(extents.iter().map(|(_, l)| l).sum::<u64>(), 100_000);
-    pair.assert_restores("all.diff");
+    fixture.assert_restores("all.diff");
 }
 
 #[test]
@@ -213,16 +153,16 @@ fn synopsis_and_subcommands_write_the_same_diff() {
     let mut random = Random(5);
     let base = random.bytes(70_000);
     let new = changed_copy(&base, &mut random, 5);
-    let pair = Pair::new(base, new);
+    let fixture = Fixture::new(base, new);
     let run = |leading: &[&str], diff: &str| {
-        diff_dd()
+        fixture
+            .command()
             .env("SOURCE_DATE_EPOCH", "1764000000")
-            .current_dir(pair.work.path())
             .args(leading)
             .args(["new.img", "base.img", diff])
             .assert()
             .success();
-        fs::read(pair.path(diff)).unwrap()
+        fs::read(fixture.path(diff)).unwrap()
     };
     let plain = run(&[], "plain.diff");
     assert_eq!(plain, run(&["backup"], "explicit.diff"));
@@ -239,16 +179,16 @@ fn synopsis_and_subcommands_write_the_same_diff() {
 
     // The two-path synopsis and `restore` alike.
     for leading in [&[][..], &["restore"][..]] {
-        fs::write(pair.path("target.img"), &pair.base).unwrap();
-        diff_dd()
-            .current_dir(pair.work.path())
+        let target = fixture.target("target.img");
+        fixture
+            .command()
             .args(leading)
             .args(["plain.diff", "target.img"])
             .assert()
             .success()
             .stdout("")
             .stderr("");
-        assert!(fs::read(pair.path("target.img")).unwrap() == pair.new);
+        assert!(fs::read(&target).unwrap() == fixture.new);
     }
 }
 
@@ -257,28 +197,28 @@ fn a_file_named_like_a_subcommand_is_reached_as_dot_slash() {
     let mut random = Random(6);
     let base = random.bytes(10_000);
     let new = changed_copy(&base, &mut random, 3);
-    let pair = Pair::new(base, new);
-    fs::rename(pair.path("new.img"), pair.path("backup")).unwrap();
-    fs::rename(pair.path("base.img"), pair.path("restore")).unwrap();
-    diff_dd()
-        .current_dir(pair.work.path())
+    let fixture = Fixture::new(base, new);
+    fs::rename(fixture.path("new.img"), fixture.path("backup")).unwrap();
+    fs::rename(fixture.path("base.img"), fixture.path("restore")).unwrap();
+    fixture
+        .command()
         .args(["./backup", "./restore", "./verify"])
         .assert()
         .success();
-    diff_dd()
-        .current_dir(pair.work.path())
+    fixture
+        .command()
         .args(["./verify", "./restore"])
         .assert()
         .success();
-    assert!(fs::read(pair.path("restore")).unwrap() == pair.new);
+    assert!(fs::read(fixture.path("restore")).unwrap() == fixture.new);
     let help = diff_dd().arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("./"));
 }
 
 #[test]
 fn bad_arguments_are_usage_errors_and_create_nothing() {
-    let pair = Pair::new(vec![1; 4096], vec![2; 4096]);
-    let before = pair.names();
+    let fixture = Fixture::new(vec![1; 4096], vec![2; 4096]);
+    let before = fixture.names();
     let cases: &[(&[&str], &str)] = &[
         (&[], "required"),
         (&["new.img"], "2 values required"),
@@ -336,11 +276,7 @@ fn bad_arguments_are_usage_errors_and_create_nothing() {
         (&["--format", "v1", "out.diff", "base.img"], "--format"),
     ];
     for (arguments, named) in cases {
-        let output = diff_dd()
-            .current_dir(pair.work.path())
-            .args(*arguments)
-            .output()
-            .unwrap();
+        let output = fixture.command().args(*arguments).output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
         assert!(
@@ -348,13 +284,13 @@ fn bad_arguments_are_usage_errors_and_create_nothing() {
             "{arguments:?}: the error does not name {named}: {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{arguments:?}: {stderr}");
-        assert_eq!(pair.names(), before, "{arguments:?} left a file behind");
+        assert_eq!(fixture.names(), before, "{arguments:?} left a file behind");
     }
-    assert!(fs::read(pair.path("base.img")).unwrap() == pair.base);
+    assert!(fs::read(fixture.path("base.img")).unwrap() == fixture.base);
 }
 
 /// A runtime error: exit 1, one line `diff-dd: <what failed>: <path>: <reason>`.
-fn assert_fails(pair: &Pair, arguments: &[&Path], words: &[&str]) {
+fn assert_fails(fixture: &Fixture, arguments: &[&Path], words: &[&str]) {
     let output = diff_dd().args(arguments).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{arguments:?}: {stderr}");
@@ -367,43 +303,47 @@ fn assert_fails(pair: &Pair, arguments: &[&Path], words: &[&str]) {
         );
     }
     assert!(output.stdout.is_empty());
-    assert!(fs::read(pair.path("base.img")).unwrap() == pair.base);
-    assert!(fs::read(pair.path("new.img")).unwrap() == pair.new);
+    assert!(fs::read(fixture.path("base.img")).unwrap() == fixture.base);
+    assert!(fs::read(fixture.path("new.img")).unwrap() == fixture.new);
 }
 
 #[test]
 fn runtime_errors_name_the_file_and_the_reason() {
-    let pair = Pair::new(vec![1; 8192], vec![2; 8192]);
+    let fixture = Fixture::new(vec![1; 8192], vec![2; 8192]);
     let (new, base, out) = (
-        pair.path("new.img"),
-        pair.path("base.img"),
-        pair.path("out.diff"),
+        fixture.path("new.img"),
+        fixture.path("base.img"),
+        fixture.path("out.diff"),
     );
-    let missing = pair.path("missing.img");
-    let shorter = pair.path("shorter.img");
+    let missing = fixture.path("missing.img");
+    let shorter = fixture.path("shorter.img");
     fs::write(&shorter, [1; 4096]).unwrap();
     let missing_name = missing.to_string_lossy().into_owned();
     assert_fails(
-        &pair,
+        &fixture,
         &[&missing, &base, &out],
         &[&missing_name, "No such file"],
     );
     assert_fails(
-        &pair,
+        &fixture,
         &[&new, &missing, &out],
         &[&missing_name, "No such file"],
     );
-    assert_fails(&pair, &[&new, &shorter, &out], &["size"]);
-    assert_fails(&pair, &[&missing, &base], &[&missing_name, "No such file"]);
+    assert_fails(&fixture, &[&new, &shorter, &out], &["size"]);
+    assert_fails(
+        &fixture,
+        &[&missing, &base],
+        &[&missing_name, "No such file"],
+    );
     assert!(!out.exists());
 
     // OUTFILE may not be INFILE or REFFILE under any name.
-    let hard_link = pair.path("hard-link.img");
+    let hard_link = fixture.path("hard-link.img");
     fs::hard_link(&base, &hard_link).unwrap();
-    let soft_link = pair.path("soft-link.img");
+    let soft_link = fixture.path("soft-link.img");
     symlink(&new, &soft_link).unwrap();
     for outfile in [&new, &base, &hard_link, &soft_link] {
-        assert_fails(&pair, &[&new, &base, outfile], &["same file"]);
+        assert_fails(&fixture, &[&new, &base, outfile], &["same file"]);
     }
 }
 
@@ -412,25 +352,25 @@ fn a_failed_backup_keeps_the_previous_outfile_and_leaves_no_temporary_file() {
     let mut random = Random(8);
     let base = random.bytes(20_000);
     let new = changed_copy(&base, &mut random, 4);
-    let pair = Pair::new(base, new);
-    pair.backup(&[], "keep.diff");
-    let previous = fs::read(pair.path("keep.diff")).unwrap();
-    fs::write(pair.path("short.img"), [0; 100]).unwrap();
-    let before = pair.names();
+    let fixture = Fixture::new(base, new);
+    fixture.backup(&[], "keep.diff");
+    let previous = fs::read(fixture.path("keep.diff")).unwrap();
+    fs::write(fixture.path("short.img"), [0; 100]).unwrap();
+    let before = fixture.names();
     diff_dd()
-        .arg(pair.path("new.img"))
-        .arg(pair.path("short.img"))
-        .arg(pair.path("keep.diff"))
+        .arg(fixture.path("new.img"))
+        .arg(fixture.path("short.img"))
+        .arg(fixture.path("keep.diff"))
         .assert()
         .code(1);
-    assert!(fs::read(pair.path("keep.diff")).unwrap() == previous);
-    assert_eq!(pair.names(), before);
+    assert!(fs::read(fixture.path("keep.diff")).unwrap() == previous);
+    assert_eq!(fixture.names(), before);
 
     // A successful backup replaces it in one step, again without leftovers.
-    fs::write(pair.path("new.img"), &pair.base).unwrap();
-    pair.backup(&[], "keep.diff");
-    assert!(fs::read(pair.path("keep.diff")).unwrap() != previous);
-    assert_eq!(pair.names(), before);
+    fs::write(fixture.path("new.img"), &fixture.base).unwrap();
+    fixture.backup(&[], "keep.diff");
+    assert!(fs::read(fixture.path("keep.diff")).unwrap() != previous);
+    assert_eq!(fixture.names(), before);
 }
 
 #[test]
@@ -438,16 +378,16 @@ fn verbose_prints_a_summary_and_quiet_prints_nothing() {
     let mut random = Random(9);
     let base = random.bytes(40_000);
     let new = changed_copy(&base, &mut random, 4);
-    let pair = Pair::new(base, new);
-    let output = diff_dd()
-        .current_dir(pair.work.path())
+    let fixture = Fixture::new(base, new);
+    let output = fixture
+        .command()
         .args(["-v", "new.img", "base.img", "v.diff"])
         .output()
         .unwrap();
     assert!(output.status.success());
     assert!(output.stdout.is_empty());
     let summary = String::from_utf8_lossy(&output.stderr);
-    let extents = listed_extents(&inspect_json(&pair.path("v.diff"))).len();
+    let extents = listed_extents(&inspect_json(&fixture.path("v.diff"))).len();
     for word in [
         format!("{extents} extent"),
         "changed".into(),
@@ -456,8 +396,8 @@ fn verbose_prints_a_summary_and_quiet_prints_nothing() {
     ] {
         assert!(summary.contains(&word), "no {word:?} in {summary}");
     }
-    diff_dd()
-        .current_dir(pair.work.path())
+    fixture
+        .command()
         .args(["-q", "new.img", "base.img", "q.diff"])
         .assert()
         .success()

@@ -3,119 +3,61 @@
 //! clear error and a non-zero exit, leaving every file as it was.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-mod common;
-use common::diff_dd;
+use crate::util::{diff_dd, Fixture, Random};
 
-/// A base image, a new image changed in three places, and the native diff between them.
-struct Fixture {
-    work: tempfile::TempDir,
-    base: Vec<u8>,
-    new: Vec<u8>,
-    diff: Vec<u8>,
+/// The campaign's fixture: a 64 KiB base image, a new image changed in three places, and the
+/// native diff between them (good.diff in the work directory, and its bytes).
+fn fixture() -> (Fixture, Vec<u8>) {
+    let base = Random(0x0fa1_75ca_3a16_0001).bytes(64 * 1024);
+    let mut new = base.clone();
+    new[1000] ^= 0xff; // sector 1
+    for byte in &mut new[8192..9216] {
+        *byte = !*byte; // sectors 16-17
+    }
+    new[65535] ^= 1; // the last sector
+    let fixture = Fixture::new(base, new);
+    fixture
+        .command()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .args(["new.img", "base.img", "good.diff"])
+        .assert()
+        .success();
+    let diff = fs::read(fixture.path("good.diff")).unwrap();
+    (fixture, diff)
 }
 
-impl Fixture {
-    fn new() -> Fixture {
-        let work = tempfile::tempdir().unwrap();
-        let base: Vec<u8> = (0..64 * 1024u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
-        let mut new = base.clone();
-        new[1000] ^= 0xff; // sector 1
-        for byte in &mut new[8192..9216] {
-            *byte = !*byte; // sectors 16-17
+/// Where each frame, frame header and record's data starts and ends in `diff`.
+fn frame_boundaries(diff: &[u8]) -> Vec<usize> {
+    let u32_at = |at: usize| u32::from_le_bytes(diff[at..at + 4].try_into().unwrap()) as usize;
+    let mut boundaries = vec![0, 13, 14];
+    let mut at = 14;
+    let header_length = u32_at(at);
+    at += 4 + header_length;
+    boundaries.extend([18, at]);
+    loop {
+        let payload = u32_at(at);
+        let variant = u32_at(at + 4);
+        boundaries.extend([at + 4, at + 4 + payload]);
+        if variant == 1 {
+            at += 4 + payload;
+            break; // the trailer
         }
-        new[65535] ^= 1; // the last sector
-        fs::write(work.path().join("base.img"), &base).unwrap();
-        fs::write(work.path().join("new.img"), &new).unwrap();
-        diff_dd()
-            .env("SOURCE_DATE_EPOCH", "0")
-            .current_dir(work.path())
-            .args(["new.img", "base.img", "good.diff"])
-            .assert()
-            .success();
-        let diff = fs::read(work.path().join("good.diff")).unwrap();
-        Fixture {
-            work,
-            base,
-            new,
-            diff,
-        }
+        let length = u64::from_le_bytes(diff[at + 16..at + 24].try_into().unwrap()) as usize;
+        at += 4 + payload + length;
+        boundaries.push(at);
     }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// Writes `diff` and a fresh copy of the base image under names of their own, restores,
-    /// and returns the outcome with the target's bytes afterwards.
-    fn restore(&self, name: &str, diff: &[u8], target: &[u8]) -> (Output, Vec<u8>) {
-        let diff_path = self.path(&format!("{name}.diff"));
-        let target_path = self.path(&format!("{name}.img"));
-        fs::write(&diff_path, diff).unwrap();
-        fs::write(&target_path, target).unwrap();
-        let output = diff_dd()
-            .arg(&diff_path)
-            .arg(&target_path)
-            .output()
-            .unwrap();
-        let after = fs::read(&target_path).unwrap();
-        fs::remove_file(&diff_path).unwrap();
-        fs::remove_file(&target_path).unwrap();
-        (output, after)
-    }
-
-    /// Restores `diff` onto the base image, which must be refused with the target unchanged.
-    fn assert_refused(&self, name: &str, diff: &[u8], what: &str) {
-        let (output, after) = self.restore(name, diff, &self.base);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(
-            output.status.code(),
-            Some(1),
-            "{what}: not refused: {stderr}"
-        );
-        assert!(
-            stderr.starts_with("diff-dd: ") && stderr.trim_end().lines().count() == 1,
-            "{what}: {stderr}"
-        );
-        assert!(after == self.base, "{what}: the target changed");
-    }
-
-    /// Where each frame, frame header and record's data starts and ends in the diff.
-    fn frame_boundaries(&self) -> Vec<usize> {
-        let diff = &self.diff;
-        let u32_at = |at: usize| u32::from_le_bytes(diff[at..at + 4].try_into().unwrap()) as usize;
-        let mut boundaries = vec![0, 13, 14];
-        let mut at = 14;
-        let header_length = u32_at(at);
-        at += 4 + header_length;
-        boundaries.extend([18, at]);
-        loop {
-            let payload = u32_at(at);
-            let variant = u32_at(at + 4);
-            boundaries.extend([at + 4, at + 4 + payload]);
-            if variant == 1 {
-                at += 4 + payload;
-                break; // the trailer
-            }
-            let length = u64::from_le_bytes(diff[at + 16..at + 24].try_into().unwrap()) as usize;
-            at += 4 + payload + length;
-            boundaries.push(at);
-        }
-        boundaries.extend([at, at + 8, at + 40, diff.len() - 1]);
-        boundaries.sort_unstable();
-        boundaries.dedup();
-        boundaries
-    }
+    boundaries.extend([at, at + 8, at + 40, diff.len() - 1]);
+    boundaries.sort_unstable();
+    boundaries.dedup();
+    boundaries
 }
 
 #[test]
 fn the_fixture_restores() {
-    let fixture = Fixture::new();
-    let (output, after) = fixture.restore("plain", &fixture.diff, &fixture.base);
+    let (fixture, diff) = fixture();
+    let (output, after) = fixture.restore("plain", &diff, &fixture.base);
     assert!(output.status.success());
     assert!(after == fixture.new);
 }
@@ -124,19 +66,19 @@ fn the_fixture_restores() {
 /// footer alike. Each must be refused with the target untouched.
 #[test]
 fn a_flipped_bit_anywhere_is_refused() {
-    let fixture = Fixture::new();
-    let positions: Vec<usize> = (0..fixture.diff.len()).collect();
+    let (fixture, diff) = fixture();
+    let positions: Vec<usize> = (0..diff.len()).collect();
     assert!(
         positions.len() >= 500,
         "the diff is too small to give 500 positions"
     );
     std::thread::scope(|scope| {
         for worker in 0..2 {
-            let fixture = &fixture;
+            let (fixture, diff) = (&fixture, &diff);
             let positions = &positions;
             scope.spawn(move || {
                 for &position in positions.iter().skip(worker).step_by(2) {
-                    let mut damaged = fixture.diff.clone();
+                    let mut damaged = diff.clone();
                     damaged[position] ^= 1 << (position % 8);
                     let name = format!("flip-{position}");
                     fixture.assert_refused(
@@ -153,19 +95,16 @@ fn a_flipped_bit_anywhere_is_refused() {
 /// Cut at every frame boundary and at 200 pseudo-random points.
 #[test]
 fn a_truncated_diff_is_refused() {
-    let fixture = Fixture::new();
-    let mut cuts = fixture.frame_boundaries();
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let (fixture, diff) = fixture();
+    let mut cuts = frame_boundaries(&diff);
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
     for _ in 0..200 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        cuts.push((state % fixture.diff.len() as u64) as usize);
+        cuts.push(random.below(diff.len()));
     }
     for cut in cuts {
         fixture.assert_refused(
             &format!("cut-{cut}"),
-            &fixture.diff[..cut],
+            &diff[..cut],
             &format!("cut at {cut}"),
         );
     }
@@ -173,19 +112,19 @@ fn a_truncated_diff_is_refused() {
 
 #[test]
 fn extra_bytes_after_the_footer_are_refused() {
-    let fixture = Fixture::new();
-    let mut longer = fixture.diff.clone();
+    let (fixture, diff) = fixture();
+    let mut longer = diff.clone();
     longer.push(0);
     fixture.assert_refused("longer", &longer, "one byte appended");
 }
 
 #[test]
 fn one_byte_off_inside_an_extent_is_refused_before_any_write() {
-    let fixture = Fixture::new();
+    let (fixture, diff) = fixture();
     for position in [1000, 8192, 9215, 65535] {
         let mut target = fixture.base.clone();
         target[position] ^= 0x40;
-        let (output, after) = fixture.restore("wrong", &fixture.diff, &target);
+        let (output, after) = fixture.restore("wrong", &diff, &target);
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
@@ -198,7 +137,7 @@ fn one_byte_off_inside_an_extent_is_refused_before_any_write() {
 
 #[test]
 fn one_byte_off_outside_every_extent_restores_and_verify_then_says_neither() {
-    let fixture = Fixture::new();
+    let (fixture, _) = fixture();
     let mut target = fixture.base.clone();
     target[30_000] ^= 0x40;
     let target_path = fixture.path("outside.img");
@@ -225,7 +164,7 @@ fn one_byte_off_outside_every_extent_restores_and_verify_then_says_neither() {
 
 #[test]
 fn targets_of_the_wrong_size_are_refused() {
-    let fixture = Fixture::new();
+    let (fixture, diff) = fixture();
     for size in [
         0,
         512,
@@ -235,7 +174,7 @@ fn targets_of_the_wrong_size_are_refused() {
     ] {
         let mut target = fixture.base.clone();
         target.resize(size, 0);
-        let (output, after) = fixture.restore("size", &fixture.diff, &target);
+        let (output, after) = fixture.restore("size", &diff, &target);
         assert_eq!(output.status.code(), Some(1), "size {size}");
         assert!(String::from_utf8_lossy(&output.stderr).contains("wrong target"));
         assert!(after == target);
@@ -244,7 +183,7 @@ fn targets_of_the_wrong_size_are_refused() {
 
 #[test]
 fn a_locked_target_is_refused() {
-    let fixture = Fixture::new();
+    let (fixture, _) = fixture();
     let target_path = fixture.path("locked.img");
     fs::write(&target_path, &fixture.base).unwrap();
     // Another restore holds the lock: the same lock a running diff-dd takes.
@@ -276,7 +215,7 @@ fn make_fifo(path: &Path) {
 
 #[test]
 fn misuse_is_refused_and_leaves_files_alone() {
-    let fixture = Fixture::new();
+    let (fixture, good) = fixture();
     let directory = fixture.path("a-directory");
     fs::create_dir(&directory).unwrap();
     let fifo = fixture.path("a-fifo");
@@ -305,13 +244,13 @@ fn misuse_is_refused_and_leaves_files_alone() {
         assert!(stderr.starts_with("diff-dd: "), "{what}: {stderr}");
     }
     assert!(fs::read(&base).unwrap() == fixture.base);
-    assert!(fs::read(&diff).unwrap() == fixture.diff);
+    assert!(fs::read(&diff).unwrap() == good);
     assert!(!out1.exists() && !out2.exists());
 }
 
 #[test]
 fn zero_length_images_make_an_empty_diff_that_restores() {
-    let fixture = Fixture::new();
+    let (fixture, _) = fixture();
     let empty = fixture.path("empty.img");
     fs::write(&empty, b"").unwrap();
     let diff = fixture.path("empty.diff");
@@ -336,7 +275,7 @@ fn a_full_device_as_outfile_fails_cleanly() {
     if !Path::new("/dev/full").exists() {
         return; // Not Linux-like; nothing to test.
     }
-    let fixture = Fixture::new();
+    let (fixture, _) = fixture();
     let output = diff_dd()
         .arg(fixture.path("new.img"))
         .arg(fixture.path("base.img"))
@@ -355,7 +294,7 @@ fn a_full_device_as_outfile_fails_cleanly() {
 /// backup to that OUTFILE removes it when PID no longer runs, and nothing else.
 #[test]
 fn the_next_backup_removes_temporary_files_of_killed_backups() {
-    let fixture = Fixture::new();
+    let (fixture, _) = fixture();
     let outfile = fixture.path("out.diff");
     // Process IDs above the kernel's maximum (4194304) never run; PID 1 always does.
     let dead = fixture.path(".out.diff.diff-dd-99999999");
@@ -389,29 +328,23 @@ fn the_next_backup_removes_temporary_files_of_killed_backups() {
 /// `v3_records` fuzz target: the dry run used to check the whole-diff hash it never fed).
 #[test]
 fn a_torn_single_record_is_finished_by_a_rerun() {
-    let work = tempfile::tempdir().unwrap();
     let base = vec![0u8; 16384];
     let mut new = base.clone();
     new[..8192].fill(b'N');
-    fs::write(work.path().join("base.img"), &base).unwrap();
-    fs::write(work.path().join("new.img"), &new).unwrap();
-    diff_dd()
-        .current_dir(work.path())
-        .args(["new.img", "base.img", "one.diff"])
-        .assert()
-        .success();
+    let fixture = Fixture::new(base, new);
+    fixture.backup(&[], "one.diff");
     // Torn at the first page boundary, one sector past it, one sector before the end.
     for torn_at in [4096, 4096 + 512, 8192 - 512] {
-        let mut target = base.clone();
-        target[..torn_at].copy_from_slice(&new[..torn_at]);
-        fs::write(work.path().join("target.img"), &target).unwrap();
-        diff_dd()
-            .current_dir(work.path())
+        let mut target = fixture.base.clone();
+        target[..torn_at].copy_from_slice(&fixture.new[..torn_at]);
+        fs::write(fixture.path("target.img"), &target).unwrap();
+        fixture
+            .command()
             .args(["one.diff", "target.img"])
             .assert()
             .success();
         assert!(
-            fs::read(work.path().join("target.img")).unwrap() == new,
+            fs::read(fixture.path("target.img")).unwrap() == fixture.new,
             "torn at {torn_at}: not finished"
         );
     }

@@ -5,21 +5,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-mod common;
-use common::{diff_dd, listed_extents};
+use crate::util::{diff_dd, listed_extents, vector, Fixture};
 
 fn legacy(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/vectors/legacy")
-        .join(name)
-}
-
-/// A temporary directory holding a copy of base.img as the restore target.
-fn target_dir() -> (tempfile::TempDir, PathBuf) {
-    let work = tempfile::tempdir().unwrap();
-    let target = work.path().join("target.img");
-    fs::copy(legacy("base.img"), &target).unwrap();
-    (work, target)
+    vector("legacy").join(name)
 }
 
 const VECTORS: [(&str, &str); 3] = [
@@ -30,10 +19,10 @@ const VECTORS: [(&str, &str); 3] = [
 
 #[test]
 fn every_legacy_vector_restores_new_img() {
-    let new = fs::read(legacy("new.img")).unwrap();
+    let fixture = Fixture::vectors();
     for (name, sector_size) in VECTORS {
         for subcommand in [None, Some("restore")] {
-            let (_work, target) = target_dir();
+            let target = fixture.target("target.img");
             let mut command = diff_dd();
             command
                 .args(subcommand)
@@ -42,7 +31,7 @@ fn every_legacy_vector_restores_new_img() {
                 .arg(&target);
             command.assert().success().stdout("").stderr("");
             assert!(
-                fs::read(&target).unwrap() == new,
+                fs::read(&target).unwrap() == fixture.new,
                 "{name} did not restore new.img"
             );
         }
@@ -51,7 +40,8 @@ fn every_legacy_vector_restores_new_img() {
 
 #[test]
 fn verbose_restore_says_legacy_diffs_hold_no_hashes() {
-    let (_work, target) = target_dir();
+    let fixture = Fixture::vectors();
+    let target = fixture.target("target.img");
     let output = diff_dd()
         .arg("-v")
         .arg(legacy("v2.diff"))
@@ -65,19 +55,19 @@ fn verbose_restore_says_legacy_diffs_hold_no_hashes() {
 
 #[test]
 fn backup_format_v1_reproduces_the_original_bytes() {
-    let work = tempfile::tempdir().unwrap();
+    let fixture = Fixture::vectors();
     let cases: [(&str, &[&str]); 2] = [
         ("v1-s512.diff", &["-s", "512"]),
         ("v1-s4096.diff", &["-s", "4096", "-b", "65536"]),
     ];
     for (name, options) in cases {
-        let written = work.path().join(name);
+        let written = fixture.path(name);
         diff_dd()
             .arg("backup")
             .args(options)
             .args(["--format", "v1"])
-            .arg(legacy("new.img"))
-            .arg(legacy("base.img"))
+            .arg(fixture.path("new.img"))
+            .arg(fixture.path("base.img"))
             .arg(&written)
             .assert()
             .success();
@@ -86,12 +76,12 @@ fn backup_format_v1_reproduces_the_original_bytes() {
             "{name} differs"
         );
         // The original synopsis takes --format too.
-        let again = work.path().join(format!("again-{name}"));
+        let again = fixture.path(&format!("again-{name}"));
         diff_dd()
             .args(options)
             .args(["--format", "v1"])
-            .arg(legacy("new.img"))
-            .arg(legacy("base.img"))
+            .arg(fixture.path("new.img"))
+            .arg(fixture.path("base.img"))
             .arg(&again)
             .assert()
             .success();
@@ -101,14 +91,12 @@ fn backup_format_v1_reproduces_the_original_bytes() {
 
 #[test]
 fn format_v1_refuses_a_short_last_sector() {
-    let work = tempfile::tempdir().unwrap();
+    let fixture = Fixture::new(vec![2u8; 1000], vec![1u8; 1000]);
     let (infile, reffile, outfile) = (
-        work.path().join("in"),
-        work.path().join("ref"),
-        work.path().join("out"),
+        fixture.path("new.img"),
+        fixture.path("base.img"),
+        fixture.path("out"),
     );
-    fs::write(&infile, vec![1u8; 1000]).unwrap();
-    fs::write(&reffile, vec![2u8; 1000]).unwrap();
     let output = diff_dd()
         .args(["backup", "--format", "v1"])
         .args([&infile, &reffile, &outfile])
@@ -121,14 +109,15 @@ fn format_v1_refuses_a_short_last_sector() {
 
 #[test]
 fn format_is_refused_when_restoring() {
-    let (_work, target) = target_dir();
+    let fixture = Fixture::vectors();
+    let target = fixture.target("target.img");
     diff_dd()
         .args(["--format", "v1"])
         .arg(legacy("v2.diff"))
         .arg(&target)
         .assert()
         .code(2);
-    assert!(fs::read(&target).unwrap() == fs::read(legacy("base.img")).unwrap());
+    assert!(fs::read(&target).unwrap() == fixture.base);
 }
 
 #[test]
@@ -184,7 +173,8 @@ fn inspect_lists_legacy_extents_with_the_native_field_names() {
 
 #[test]
 fn verify_checks_legacy_structure_and_says_there_are_no_hashes() {
-    let (_work, target) = target_dir();
+    let fixture = Fixture::vectors();
+    let target = fixture.target("target.img");
     let output = diff_dd()
         .arg("verify")
         .arg(legacy("v2.diff"))
@@ -213,7 +203,7 @@ fn verify_checks_legacy_structure_and_says_there_are_no_hashes() {
         .assert()
         .code(4);
     // A target too small for the records is refused as a corrupt fit.
-    let small = target.with_file_name("small.img");
+    let small = fixture.path("small.img");
     fs::write(&small, vec![0u8; 100_000]).unwrap();
     diff_dd()
         .arg("verify")
@@ -225,8 +215,8 @@ fn verify_checks_legacy_structure_and_says_there_are_no_hashes() {
 
 /// Runs a refused restore of `diff` and checks that it names the problem and that neither the
 /// diff nor the target changed.
-fn assert_restore_refused(diff: &Path, sector_size: &str, expected_words: &str) {
-    let (_work, target) = target_dir();
+fn assert_restore_refused(fixture: &Fixture, diff: &Path, sector_size: &str, expected_words: &str) {
+    let target = fixture.target("target.img");
     let diff_before = fs::read(diff).unwrap();
     let output = diff_dd()
         .args(["-s", sector_size])
@@ -245,25 +235,31 @@ fn assert_restore_refused(diff: &Path, sector_size: &str, expected_words: &str) 
         stderr.starts_with("diff-dd: ") && stderr.contains(expected_words),
         "{stderr}"
     );
-    assert!(fs::read(&target).unwrap() == fs::read(legacy("base.img")).unwrap());
+    assert!(fs::read(&target).unwrap() == fixture.base);
     assert!(fs::read(diff).unwrap() == diff_before);
 }
 
 #[test]
 fn refuses_what_the_original_test_suite_refuses() {
-    let work = tempfile::tempdir().unwrap();
+    let fixture = Fixture::vectors();
     let v1 = fs::read(legacy("v1-s512.diff")).unwrap();
 
-    let empty = work.path().join("empty.diff");
+    let empty = fixture.path("empty.diff");
     fs::write(&empty, b"").unwrap();
-    assert_restore_refused(&empty, "512", "empty");
+    assert_restore_refused(&fixture, &empty, "512", "empty");
 
-    let ragged = work.path().join("ragged.diff");
+    let ragged = fixture.path("ragged.diff");
     fs::write(&ragged, &v1[..v1.len() - 1]).unwrap();
-    assert_restore_refused(&ragged, "512", "not a non-zero multiple of 8 + 512");
+    assert_restore_refused(
+        &fixture,
+        &ragged,
+        "512",
+        "not a non-zero multiple of 8 + 512",
+    );
 
     // The same v1 file read with the wrong sector size does not fit its records.
     assert_restore_refused(
+        &fixture,
         &legacy("v1-s512.diff"),
         "4096",
         "not a non-zero multiple of 8 + 4096",
@@ -274,31 +270,36 @@ fn refuses_what_the_original_test_suite_refuses() {
     let (first, second) = (v1[..record].to_vec(), v1[record..2 * record].to_vec());
     backwards[..record].copy_from_slice(&second);
     backwards[record..2 * record].copy_from_slice(&first);
-    let backwards_path = work.path().join("backwards.diff");
+    let backwards_path = fixture.path("backwards.diff");
     fs::write(&backwards_path, &backwards).unwrap();
-    assert_restore_refused(&backwards_path, "512", "offsets must increase");
+    assert_restore_refused(&fixture, &backwards_path, "512", "offsets must increase");
 
     let mut past_end = v1.clone();
     let last = past_end.len() - record;
     past_end[last..last + 8].copy_from_slice(&262144u64.to_le_bytes());
-    let past_end_path = work.path().join("past-end.diff");
+    let past_end_path = fixture.path("past-end.diff");
     fs::write(&past_end_path, &past_end).unwrap();
-    assert_restore_refused(&past_end_path, "512", "past the end of the target");
+    assert_restore_refused(
+        &fixture,
+        &past_end_path,
+        "512",
+        "past the end of the target",
+    );
 
     let v2 = fs::read(legacy("v2.diff")).unwrap();
-    let truncated = work.path().join("truncated-v2.diff");
+    let truncated = fixture.path("truncated-v2.diff");
     fs::write(&truncated, &v2[..v2.len() - 1]).unwrap();
-    assert_restore_refused(&truncated, "512", "truncated");
+    assert_restore_refused(&fixture, &truncated, "512", "truncated");
 
     let mut zero_size = v2.clone();
     zero_size[14 + 8..14 + 12].copy_from_slice(&0u32.to_be_bytes());
-    let zero_size_path = work.path().join("zero-size-v2.diff");
+    let zero_size_path = fixture.path("zero-size-v2.diff");
     fs::write(&zero_size_path, &zero_size).unwrap();
-    assert_restore_refused(&zero_size_path, "512", "empty");
+    assert_restore_refused(&fixture, &zero_size_path, "512", "empty");
 
     let mut unknown_version = v2.clone();
     unknown_version[13] = 9;
-    let unknown_path = work.path().join("version-9.diff");
+    let unknown_path = fixture.path("version-9.diff");
     fs::write(&unknown_path, &unknown_version).unwrap();
-    assert_restore_refused(&unknown_path, "512", "version 9");
+    assert_restore_refused(&fixture, &unknown_path, "512", "version 9");
 }

@@ -1,0 +1,13 @@
+//! The integration tests that drive the built binary: one crate, so one link and one test
+//! binary, with a module per area. Run one area with `cargo test --test cli faults::`.
+//!
+//! tests/mutation.rs stays a crate of its own: its counting allocator must see the
+//! allocations of its one test and nothing else.
+
+mod util;
+
+mod core;
+mod faults;
+mod generated;
+mod legacy;
+mod vectors;
