@@ -1,12 +1,16 @@
-//! The command line: the one source of `--help`, the shell completions and the man pages.
+//! The command line: the one source of `--help`, the shell completions and the man pages,
+//! and the one place where parsed arguments become the operations' options
+//! ([`Cli::into_invocation`]).
 //!
 //! The original diff-dd synopsis stays the default (three paths make a diff, two restore one);
-//! subcommands sit beside it. Nothing here does any work: `main.rs` dispatches what is parsed.
+//! subcommands sit beside it. Nothing here does any work: the binary runs the [`Invocation`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::Error;
+use crate::ops::{self, BackupOptions, InspectOptions, RestoreOptions, VerifyOptions};
 use crate::units;
 
 /// Default comparison granularity: the classic disk sector.
@@ -214,7 +218,7 @@ impl CommonOptions {
     }
 
     /// Checks what a single option's parser cannot: how sector and buffer sizes relate.
-    pub fn check_sizes(&self) -> Result<(), String> {
+    fn check_sizes(&self) -> Result<(), String> {
         let sector_size = self.sector_size();
         if sector_size > self.buffer_size {
             return Err(format!(
@@ -234,4 +238,170 @@ impl CommonOptions {
 
 fn parse_size_arg(text: &str) -> Result<u64, String> {
     units::parse_size(text)
+}
+
+/// How the binary prints what an operation returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Printing {
+    /// Nothing but errors.
+    pub quiet: bool,
+    /// A summary when done.
+    pub verbose: bool,
+    /// One JSON document on stdout.
+    pub json: bool,
+}
+
+/// A task, with the files it names and the options of its operation.
+#[derive(Debug)]
+pub enum Task {
+    Backup {
+        infile: PathBuf,
+        reffile: PathBuf,
+        outfile: PathBuf,
+        options: BackupOptions,
+    },
+    Restore {
+        difffile: PathBuf,
+        target: PathBuf,
+        options: RestoreOptions,
+    },
+    Verify {
+        difffile: PathBuf,
+        target: Option<PathBuf>,
+        options: VerifyOptions,
+    },
+    Inspect {
+        difffile: PathBuf,
+        options: InspectOptions,
+    },
+    Completions {
+        shell: clap_complete::Shell,
+    },
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub struct Invocation {
+    pub task: Task,
+    pub printing: Printing,
+}
+
+impl Cli {
+    /// Turns the parsed command line into a task: resolves the original synopsis and checks
+    /// what clap cannot (how the sizes relate). A [`Error::Usage`] names what is wrong.
+    pub fn into_invocation(self) -> Result<Invocation, Error> {
+        let command = match self.command {
+            Some(command) => command,
+            None => from_original_synopsis(self.options, self.format, self.paths)
+                .map_err(Error::Usage)?,
+        };
+        let printing = |options: &CommonOptions, json: bool| Printing {
+            quiet: options.quiet,
+            verbose: options.verbose,
+            json,
+        };
+        let checked = |options: &CommonOptions| options.check_sizes().map_err(Error::Usage);
+        Ok(match command {
+            Command::Backup(args) => {
+                checked(&args.options)?;
+                Invocation {
+                    printing: printing(&args.options, false),
+                    task: Task::Backup {
+                        options: BackupOptions {
+                            sector_size: args.options.sector_size(),
+                            buffer_size: args.options.buffer_size,
+                            format: match args.format.unwrap_or(DiffFormat::Native) {
+                                DiffFormat::Native => ops::DiffFormat::Native,
+                                DiffFormat::V1 => ops::DiffFormat::V1,
+                            },
+                            created_unix_seconds: ops::backup::creation_time(),
+                        },
+                        infile: args.infile,
+                        reffile: args.reffile,
+                        outfile: args.outfile,
+                    },
+                }
+            }
+            Command::Restore(args) => {
+                checked(&args.options)?;
+                Invocation {
+                    printing: printing(&args.options, false),
+                    task: Task::Restore {
+                        options: RestoreOptions {
+                            v1_sector_size: args.options.sector_size(),
+                            buffer_size: args.options.buffer_size,
+                        },
+                        difffile: args.difffile,
+                        target: args.outfile,
+                    },
+                }
+            }
+            Command::Verify(args) => {
+                checked(&args.options)?;
+                Invocation {
+                    printing: printing(&args.options, args.json),
+                    task: Task::Verify {
+                        options: VerifyOptions {
+                            v1_sector_size: args.options.sector_size(),
+                            buffer_size: args.options.buffer_size,
+                            expect: args.expect.map(|state| match state {
+                                TargetState::Base => ops::State::Base,
+                                TargetState::Restored => ops::State::Restored,
+                            }),
+                        },
+                        difffile: args.difffile,
+                        target: args.target,
+                    },
+                }
+            }
+            Command::Inspect(args) => Invocation {
+                printing: Printing {
+                    json: args.json,
+                    ..Printing::default()
+                },
+                task: Task::Inspect {
+                    options: InspectOptions {
+                        v1_sector_size: args.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE),
+                    },
+                    difffile: args.difffile,
+                },
+            },
+            Command::Completions(args) => Invocation {
+                printing: Printing::default(),
+                task: Task::Completions { shell: args.shell },
+            },
+        })
+    }
+}
+
+/// `diff-dd INFILE REFFILE OUTFILE` backs up, `diff-dd DIFFFILE OUTFILE` restores. clap has
+/// already made sure there are two or three paths.
+fn from_original_synopsis(
+    options: CommonOptions,
+    format: Option<DiffFormat>,
+    paths: Vec<PathBuf>,
+) -> Result<Command, String> {
+    match <[PathBuf; 3]>::try_from(paths) {
+        Ok([infile, reffile, outfile]) => Ok(Command::Backup(BackupArgs {
+            options,
+            format,
+            infile,
+            reffile,
+            outfile,
+        })),
+        Err(paths) => match <[PathBuf; 2]>::try_from(paths) {
+            Ok(_) if format.is_some() => {
+                Err("--format applies only to backup (three paths)".into())
+            }
+            Ok([difffile, outfile]) => Ok(Command::Restore(RestoreArgs {
+                options,
+                difffile,
+                outfile,
+            })),
+            Err(_) => Err(
+                "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one"
+                    .into(),
+            ),
+        },
+    }
 }

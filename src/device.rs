@@ -1,4 +1,5 @@
-//! Opening the files and block devices diff-dd reads and writes, safely.
+//! Opening the files and block devices diff-dd reads and writes, safely, and the positional
+//! I/O on them.
 //!
 //! Regular files and block devices share one path: a size always comes from seeking to the
 //! end (which asks the device, not its inode metadata), and every read or write is positional.
@@ -10,27 +11,28 @@ use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{Action, Error, Result, Role};
 
 /// An open image, diff or target, with what error messages need to name it.
 #[derive(Debug)]
 pub struct Image {
     pub file: File,
     pub path: PathBuf,
-    /// How the user knows this path: "INFILE", "REFFILE", "diff", "target".
-    pub role: &'static str,
+    pub role: Role,
     /// Size in bytes, taken from the device itself for block devices.
     pub size: u64,
 }
 
 impl Image {
-    /// The context for an error about this image: `cannot read INFILE: /path`.
-    pub fn describe(&self, action: &str) -> String {
-        format!("{action} {}: {}", self.role, self.path.display())
+    /// An image from a file already open (a temporary or in-memory file, in tests): it must
+    /// be a regular file or a block device. `path` is how errors name it.
+    pub fn from_file(file: File, path: impl Into<PathBuf>, role: Role) -> Result<Image> {
+        let path = path.into();
+        finish_open(file, &path, role)
     }
 
     /// True when both are the same file or device, however they were named.
@@ -38,28 +40,97 @@ impl Image {
         let metadata = self
             .file
             .metadata()
-            .with_context(|| self.describe("cannot stat"))?;
-        Ok(same_inode(&metadata, other))
+            .map_err(|error| self.error(Action::Read, None, error))?;
+        Ok(metadata.dev() == other.dev() && metadata.ino() == other.ino())
+    }
+
+    /// An I/O error on this image, at `at` when the call had an offset.
+    pub fn error(&self, action: Action, at: Option<u64>, source: io::Error) -> Error {
+        Error::Io {
+            action,
+            role: self.role,
+            path: self.path.clone(),
+            at,
+            source,
+        }
+    }
+
+    /// Reads exactly `buffer.len()` bytes at `offset`. A file that ends early changed size
+    /// while it was being read, which is an error, never a short result.
+    pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(buffer, offset).map_err(|error| {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                let reason = format!(
+                    "it ended before byte {} (did it change size while being read?)",
+                    offset + buffer.len() as u64
+                );
+                self.error(Action::Read, None, io::Error::new(error.kind(), reason))
+            } else {
+                self.error(Action::Read, Some(offset), error)
+            }
+        })
+    }
+
+    /// Writes all of `data` at `offset`.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|error| self.error(Action::Write, Some(offset), error))
+    }
+
+    /// Flushes everything written to the device.
+    pub fn sync(&self) -> Result<()> {
+        self.file
+            .sync_all()
+            .map_err(|error| self.error(Action::Sync, None, error))
+    }
+
+    /// Drops the pages the kernel has cached for this file, so the next read comes from the
+    /// device itself (dirty pages cannot be dropped, so they are flushed first).
+    pub fn drop_cached_pages(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|error| self.error(Action::Sync, None, error))?;
+        // SAFETY: a plain system call on a descriptor this process owns.
+        let result =
+            unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        if result != 0 {
+            return Err(self.error(Action::Read, None, io::Error::from_raw_os_error(result)));
+        }
+        Ok(())
     }
 }
 
-fn same_inode(a: &Metadata, b: &Metadata) -> bool {
-    a.dev() == b.dev() && a.ino() == b.ino()
+/// Two images can be compared only when they have the same size.
+pub fn require_same_size(new: &Image, base: &Image) -> Result<()> {
+    if new.size != base.size {
+        return Err(Error::unusable(
+            format!("cannot compare {} with {}", new.role, base.role),
+            &new.path,
+            format!(
+                "it has {} bytes but {} {} has {}: they must be the same size",
+                new.size,
+                base.role,
+                base.path.display(),
+                base.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Opens an image or diff for reading. Only regular files and block devices are accepted:
 /// anything else has no size that can be trusted.
-pub fn open_input(path: &Path, role: &'static str) -> Result<Image> {
-    let context = || format!("cannot open {role}: {}", path.display());
-    let file =
-        open_without_blocking(OpenOptions::new().read(true), 0, path).with_context(context)?;
-    finish_open(file, path, role).with_context(context)
+pub fn open_input(path: &Path, role: Role) -> Result<Image> {
+    let file = open_without_blocking(OpenOptions::new().read(true), 0, path)
+        .map_err(|error| Error::io(Action::Open, role, path, error))?;
+    finish_open(file, path, role)
 }
 
 /// Opens with `O_NONBLOCK`, so that a FIFO given by mistake is refused by `finish_open`
 /// instead of hanging until someone writes to it; the flag is cleared again at once, since
 /// it means nothing for the files and devices that are accepted.
-fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> Result<File> {
+fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> io::Result<File> {
     let file = options.custom_flags(flags | libc::O_NONBLOCK).open(path)?;
     // SAFETY: fcntl on a descriptor this process owns, with plain integer arguments.
     let cleared = unsafe {
@@ -67,7 +138,7 @@ fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> 
         flags >= 0 && libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
     };
     if !cleared {
-        return Err(io::Error::last_os_error().into());
+        return Err(io::Error::last_os_error());
     }
     Ok(file)
 }
@@ -76,47 +147,55 @@ fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> 
 /// (`O_EXCL`: Linux refuses it while the device is mounted or opened exclusively elsewhere),
 /// and every target is locked so two restores can never interleave their writes.
 pub fn open_target(path: &Path) -> Result<Image> {
-    let role = "target";
-    let context = || format!("cannot open {role}: {}", path.display());
+    let role = Role::Target;
     let is_block_device = fs::metadata(path)
         .map(|metadata| metadata.file_type().is_block_device())
         .unwrap_or(false);
     let exclusive = if is_block_device { libc::O_EXCL } else { 0 };
     let file = open_without_blocking(OpenOptions::new().read(true).write(true), exclusive, path)
-        .map_err(|error| {
-            match error
-                .downcast_ref::<io::Error>()
-                .and_then(io::Error::raw_os_error)
-            {
-                Some(libc::EBUSY) => error.context("the device is mounted or in use"),
-                _ => error,
-            }
-        })
-        .with_context(context)?;
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::EBUSY) => Error::unusable(
+                format!("cannot open {role}"),
+                path,
+                format!("the device is mounted or in use: {error}"),
+            ),
+            _ => Error::io(Action::Open, role, path, error),
+        })?;
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
-            return Err(anyhow!(
-                "another process (a second restore?) holds its lock"
+            return Err(Error::unusable(
+                format!("cannot open {role}"),
+                path,
+                "another process (a second restore?) holds its lock",
             ))
-            .with_context(context)
         }
         Err(fs::TryLockError::Error(error)) => {
-            return Err(anyhow!(error).context("cannot lock it")).with_context(context)
+            return Err(Error::unusable(
+                format!("cannot open {role}"),
+                path,
+                format!("cannot lock it: {error}"),
+            ))
         }
     }
-    finish_open(file, path, role).with_context(context)
+    finish_open(file, path, role)
 }
 
-fn finish_open(mut file: File, path: &Path, role: &'static str) -> Result<Image> {
-    let file_type = file.metadata()?.file_type();
+fn finish_open(mut file: File, path: &Path, role: Role) -> Result<Image> {
+    let refuse = |reason: &str| Error::unusable(format!("cannot open {role}"), path, reason);
+    let metadata = file
+        .metadata()
+        .map_err(|error| Error::io(Action::Open, role, path, error))?;
+    let file_type = metadata.file_type();
     if file_type.is_dir() {
-        bail!("it is a directory");
+        return Err(refuse("it is a directory"));
     }
     if !file_type.is_file() && !file_type.is_block_device() {
-        bail!("it is neither a regular file nor a block device");
+        return Err(refuse("it is neither a regular file nor a block device"));
     }
-    let size = file.seek(SeekFrom::End(0))?;
+    let size = file
+        .seek(SeekFrom::End(0))
+        .map_err(|error| Error::io(Action::Open, role, path, error))?;
     Ok(Image {
         file,
         path: path.to_path_buf(),
@@ -127,18 +206,21 @@ fn finish_open(mut file: File, path: &Path, role: &'static str) -> Result<Image>
 
 /// Refuses when `path` names the same file as one of `images`, even through a link: writing
 /// a diff over its own input destroys the input.
-pub fn refuse_alias(path: &Path, role: &str, images: &[&Image]) -> Result<()> {
+pub fn refuse_alias(path: &Path, role: Role, images: &[&Image]) -> Result<()> {
     let Ok(metadata) = fs::metadata(path) else {
         return Ok(()); // Does not exist yet, so it cannot be any open image.
     };
     for image in images {
         if image.is_same_file(&metadata)? {
-            bail!(
-                "refusing to write {role}: {}: it is the same file as {} {}",
-                path.display(),
-                image.role,
-                image.path.display()
-            );
+            return Err(Error::unusable(
+                format!("refusing to write {role}"),
+                path,
+                format!(
+                    "it is the same file as {} {}",
+                    image.role,
+                    image.path.display()
+                ),
+            ));
         }
     }
     Ok(())
@@ -170,18 +252,19 @@ enum OutputKind {
 
 impl Output {
     pub fn create(path: &Path) -> Result<Output> {
-        let context = || format!("cannot create OUTFILE: {}", path.display());
+        let failed = |error: io::Error| Error::io(Action::Create, Role::Outfile, path, error);
         let existing = fs::metadata(path).ok();
         if let Some(metadata) = &existing {
             let file_type = metadata.file_type();
             if file_type.is_dir() {
-                return Err(anyhow!("it is a directory")).with_context(context);
+                return Err(Error::unusable(
+                    format!("{} {}", Action::Create, Role::Outfile),
+                    path,
+                    "it is a directory",
+                ));
             }
             if !file_type.is_file() {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .with_context(context)?;
+                let file = OpenOptions::new().write(true).open(path).map_err(failed)?;
                 return Ok(Output {
                     file,
                     path: path.to_path_buf(),
@@ -211,16 +294,16 @@ impl Output {
                     .create_new(true)
                     .mode(0o666)
                     .open(&temporary)
-                    .with_context(context)?;
+                    .map_err(failed)?;
                 (file, OutputKind::Named(temporary))
             }
-            Err(error) => return Err(error).with_context(context),
+            Err(error) => return Err(failed(error)),
         };
         if let Some(metadata) = existing {
             // Replacing a diff keeps the permissions its owner chose for it.
             let mode = metadata.permissions().mode() & 0o7777;
             file.set_permissions(fs::Permissions::from_mode(mode))
-                .with_context(context)?;
+                .map_err(failed)?;
         }
         Ok(Output {
             file,
@@ -233,11 +316,16 @@ impl Output {
         &self.file
     }
 
+    /// The name the diff appears under once committed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Flushes the diff to disk and puts it under its name, replacing any previous OUTFILE
     /// in one step.
     pub fn commit(mut self) -> Result<()> {
         let path = self.path.clone();
-        let context = || format!("cannot write OUTFILE: {}", path.display());
+        let failed = |error: io::Error| Error::io(Action::Write, Role::Outfile, &path, error);
         // Taking the kind out means Drop has nothing left to clean up: from here on, this
         // function removes the temporary name itself when it fails.
         let temporary = match std::mem::replace(&mut self.kind, OutputKind::Direct) {
@@ -245,35 +333,35 @@ impl Output {
                 // A pipe or character device cannot be synced; a device that can, should be.
                 return match self.file.sync_all() {
                     Err(error) if error.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-                    result => result.with_context(context),
+                    result => result.map_err(failed),
                 };
             }
             OutputKind::Unnamed => {
-                self.file.sync_all().with_context(context)?;
+                self.file.sync_all().map_err(failed)?;
                 // With no previous OUTFILE, the link itself is the atomic step: no name but
                 // the final one ever exists. (EEXIST: one appeared since; replace it.)
                 match link_unnamed(&self.file, &self.path) {
-                    Ok(()) => return sync_parent_directory(&self.path).with_context(context),
+                    Ok(()) => return sync_parent_directory(&self.path).map_err(failed),
                     Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(error) => return Err(error).with_context(context),
+                    Err(error) => return Err(failed(error)),
                 }
                 let temporary = temporary_name(&self.path);
-                link_unnamed(&self.file, &temporary).with_context(context)?;
+                link_unnamed(&self.file, &temporary).map_err(failed)?;
                 temporary
             }
             OutputKind::Named(temporary) => {
                 if let Err(error) = self.file.sync_all() {
                     let _ = fs::remove_file(&temporary);
-                    return Err(error).with_context(context);
+                    return Err(failed(error));
                 }
                 temporary
             }
         };
         if let Err(error) = fs::rename(&temporary, &self.path) {
             let _ = fs::remove_file(&temporary);
-            return Err(error).with_context(context);
+            return Err(failed(error));
         }
-        sync_parent_directory(&self.path).with_context(context)
+        sync_parent_directory(&self.path).map_err(failed)
     }
 }
 

@@ -9,13 +9,15 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use diff_dd::cli::{CommonOptions, RestoreArgs};
-use diff_dd::commands::{inspect, restore};
 use diff_dd::device::{self, Image};
-use diff_dd::format::{self, DataMode, ReadOptions};
+use diff_dd::engine::NoProgress;
+use diff_dd::error::{Error, Role, Written};
+use diff_dd::format::{self, ReadOptions};
+use diff_dd::ops::{self, InspectOptions, RestoreOptions};
+use diff_dd::render;
 
 mod common;
 use common::Random;
@@ -109,10 +111,10 @@ fn mutate(original: &[u8], random: &mut Random) -> Vec<u8> {
 fn claimed_writes(diff: &Image, options: &ReadOptions) -> Vec<(u64, Vec<u8>)> {
     let mut reader = format::open_reader(diff, options).unwrap();
     let mut writes = Vec::new();
+    let mut data = Vec::new();
     while let Some(record) = reader.next_record().unwrap() {
-        let mut data = vec![0u8; record.length as usize];
-        reader.read_data(&mut data).unwrap();
-        writes.push((record.offset, data));
+        let data = reader.read_record(&record, &mut data).unwrap();
+        writes.push((record.offset, data.to_vec()));
     }
     writes
 }
@@ -174,9 +176,22 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
             };
             let target = fs::read(&target_path).unwrap();
             match restore_result {
-                Err(_) => {
+                Err(error) => {
                     refused += 1;
                     assert!(target == base, "{label}: refused, but the target changed");
+                    // Damage is a fault of the diff, or makes it claim another target: never
+                    // an I/O error, and never found after a write.
+                    assert!(
+                        matches!(
+                            error,
+                            Error::InvalidDiff { .. }
+                                | Error::WrongTarget {
+                                    written: Written::Nothing,
+                                    ..
+                                }
+                        ),
+                        "{label}: refused for an unexpected reason: {error:?}"
+                    );
                 }
                 Ok(()) => {
                     restored += 1;
@@ -196,26 +211,22 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
 }
 
 /// Runs the listing (both forms) and then a restore, as the binary would.
-fn try_everything(diff_path: &Path, target_path: &Path, sector_size: u64) -> anyhow::Result<()> {
-    let diff = device::open_input(diff_path, "diff")?;
+fn try_everything(diff_path: &Path, target_path: &Path, sector_size: u64) -> Result<(), Error> {
+    let diff = device::open_input(diff_path, Role::Diff)?;
+    let options = InspectOptions {
+        v1_sector_size: sector_size,
+    };
     for json in [false, true] {
-        let options = ReadOptions {
-            mode: DataMode::SkipData,
-            v1_sector_size: sector_size,
-            target_size: None,
-        };
-        let _ = inspect::write_listing(&diff, &options, json, &mut std::io::sink());
+        if let Ok(mut listing) = ops::inspect(&diff, &options) {
+            let _ = render::write_listing(&mut listing, json, &mut std::io::sink());
+        }
     }
-    restore::run(&RestoreArgs {
-        options: CommonOptions {
-            sector_size: Some(sector_size),
-            buffer_size: BUFFER_SIZE,
-            quiet: true,
-            verbose: false,
-        },
-        difffile: PathBuf::from(diff_path),
-        outfile: PathBuf::from(target_path),
-    })
+    let target = device::open_target(target_path)?;
+    let options = RestoreOptions {
+        v1_sector_size: sector_size,
+        buffer_size: BUFFER_SIZE,
+    };
+    ops::restore(&diff, &target, &options, &NoProgress).map(|_| ())
 }
 
 /// An accepted diff must have written exactly its records' data at their offsets, and left
@@ -228,12 +239,8 @@ fn check_restored_as_claimed(
     target: &[u8],
     label: &str,
 ) {
-    let diff = device::open_input(diff_path, "diff").unwrap();
-    let options = ReadOptions {
-        mode: DataMode::Check,
-        v1_sector_size: sector_size,
-        target_size: Some(base.len() as u64),
-    };
+    let diff = device::open_input(diff_path, Role::Diff).unwrap();
+    let options = ReadOptions::checked(sector_size, Some(base.len() as u64));
     let mut expected = base.to_vec();
     for (offset, data) in claimed_writes(&diff, &options) {
         expected[offset as usize..][..data.len()].copy_from_slice(&data);
@@ -243,10 +250,10 @@ fn check_restored_as_claimed(
         "{label}: the target is not what the diff claims"
     );
     let scan = format::scan(&diff, &options, |_| {}).unwrap();
-    if let Some(image_hash) = scan.totals.image_hash {
+    if let Some(hashes) = scan.totals.hashes {
         assert_eq!(
             blake3::hash(target),
-            image_hash,
+            hashes.image,
             "{label}: not the image the trailer names"
         );
     }

@@ -1,13 +1,13 @@
 //! completions: print a shell completion script, generated from the clap definitions.
 
-use anyhow::Result;
 use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionsArgs};
+use diff_dd::cli::Cli;
+use diff_dd::error::Result;
 
-pub fn run(args: &CompletionsArgs) -> Result<()> {
+pub fn run(shell: clap_complete::Shell) -> Result<()> {
     clap_complete::generate(
-        args.shell,
+        shell,
         &mut Cli::command(),
         "diff-dd",
         &mut std::io::stdout(),

@@ -1,15 +1,68 @@
-//! One file per command, each a short composition of the engine, the format and the device
-//! handling.
+//! The commands: each opens the files its task names, runs the library's operation, and
+//! prints what it returns. Errors come back here to be printed in one line and turned into
+//! an exit code by the one table (`Error::exit_code`).
 
-pub mod backup;
-pub mod completions;
-pub mod inspect;
-pub mod restore;
-pub mod verify;
+mod backup;
+mod completions;
+mod inspect;
+mod progress;
+mod restore;
+mod verify;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::units::human_bytes;
+use diff_dd::cli::{Invocation, Task};
+use diff_dd::error::{self, Error, Reporting};
+use diff_dd::units::human_bytes;
+
+pub fn run(invocation: Invocation) -> ExitCode {
+    let printing = invocation.printing;
+    let (outcome, reporting) = match invocation.task {
+        Task::Backup {
+            infile,
+            reffile,
+            outfile,
+            options,
+        } => (
+            backup::run(&infile, &reffile, &outfile, &options, printing),
+            Reporting::Work,
+        ),
+        Task::Restore {
+            difffile,
+            target,
+            options,
+        } => (
+            restore::run(&difffile, &target, &options, printing),
+            Reporting::Work,
+        ),
+        Task::Verify {
+            difffile,
+            target,
+            options,
+        } => (
+            verify::run(&difffile, target.as_deref(), &options, printing),
+            Reporting::Check,
+        ),
+        Task::Inspect { difffile, options } => (
+            inspect::run(&difffile, &options, printing),
+            Reporting::Check,
+        ),
+        Task::Completions { shell } => (completions::run(shell), Reporting::Work),
+    };
+    match outcome {
+        Ok(()) => ExitCode::from(error::SUCCESS),
+        Err(error) => {
+            eprintln!("diff-dd: {error}");
+            ExitCode::from(error.exit_code(reporting))
+        }
+    }
+}
+
+/// Prints the one-line summary `-v` asks for.
+fn summary(command: &str, text: std::fmt::Arguments<'_>) {
+    eprintln!("diff-dd: {command}: {text}");
+}
 
 /// `1.9 GiB/s`: bytes over the time they took.
 fn throughput(bytes: u64, elapsed: Duration) -> String {
@@ -25,11 +78,7 @@ fn share(part: u64, whole: u64) -> String {
     format!("{:.2}%", part as f64 * 100.0 / whole as f64)
 }
 
-/// `1 extent`, `2 extents`.
-fn count(number: u64, noun: &str) -> String {
-    if number == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{number} {noun}s")
-    }
+/// The error for a failure to write what was printed.
+fn output_failed(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Output { what, source }
 }

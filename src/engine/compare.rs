@@ -1,7 +1,7 @@
 //! Sector comparison: changed sectors found within a piece of the images, then joined across
 //! pieces into the extents a diff records.
 
-use anyhow::Result;
+use crate::error::Result;
 
 /// The changed sectors of one piece, as runs of adjacent sectors with their new and base bytes.
 /// Holds at most one piece of each image, so memory stays bounded by the buffer size.

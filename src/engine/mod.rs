@@ -1,51 +1,24 @@
-//! The sector engine: every byte diff-dd reads from an image or a target is read here.
+//! The sector engine: the compare-and-hash pipeline every image diff-dd reads goes through.
 //!
 //! It reads in pieces of about the user's buffer size (never more than a few at once, so memory
 //! is bounded by the buffer size and not by the image), compares images sector by sector into
-//! extents, hashes with BLAKE3 and drives the progress bars. Commands compose it; none has a
-//! read loop of its own.
+//! extents, hashes with BLAKE3 and reports progress. The positional reads themselves are the
+//! device's ([`Image::read_at`]).
 
 pub mod compare;
 pub mod progress;
 mod tree_hash;
 
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::thread;
 
 use blake3::hazmat::ChainingValue;
 
-use anyhow::{anyhow, bail, Context, Result};
-
-use crate::device::Image;
+use crate::device::{self, Image};
+use crate::error::{Error, Result};
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
-pub use progress::Progress;
+pub use progress::{NoProgress, Progress, Stage};
 use tree_hash::{piece_value, PiecePlan, TreeMerger};
-
-/// Reads exactly `buffer.len()` bytes at `offset`. A file that ends early changed size while
-/// it was being read, which is an error, never a short result.
-pub fn read_at(image: &Image, offset: u64, buffer: &mut [u8]) -> Result<()> {
-    image
-        .file
-        .read_exact_at(buffer, offset)
-        .map_err(|error| match error.kind() {
-            std::io::ErrorKind::UnexpectedEof => anyhow!(
-                "it ended before byte {} (did it change size while being read?)",
-                offset + buffer.len() as u64
-            ),
-            _ => anyhow!(error).context(format!("at byte {offset}")),
-        })
-        .with_context(|| image.describe("cannot read"))
-}
-
-/// Writes all of `data` at `offset`.
-pub fn write_at(image: &Image, offset: u64, data: &[u8]) -> Result<()> {
-    image
-        .file
-        .write_all_at(data, offset)
-        .with_context(|| format!("at byte {offset}"))
-        .with_context(|| image.describe("cannot write"))
-}
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).
 pub fn hash_range(
@@ -54,35 +27,22 @@ pub fn hash_range(
     length: u64,
     scratch: &mut [u8],
 ) -> Result<blake3::Hash> {
-    if scratch.is_empty() && length > 0 {
-        bail!("no buffer to read {} with", image.path.display());
-    }
+    let mut fallback = [0u8; 4096];
+    let scratch = if scratch.is_empty() {
+        &mut fallback[..]
+    } else {
+        scratch
+    };
     let mut hasher = blake3::Hasher::new();
     let mut position = offset;
     let end = offset + length;
     while position < end {
         let piece = scratch.len().min((end - position) as usize);
-        read_at(image, position, &mut scratch[..piece])?;
+        image.read_at(position, &mut scratch[..piece])?;
         hasher.update(&scratch[..piece]);
         position += piece as u64;
     }
     Ok(hasher.finalize())
-}
-
-/// Two images can be compared only when they have the same size.
-pub fn require_same_size(new: &Image, base: &Image) -> Result<()> {
-    if new.size != base.size {
-        bail!(
-            "{} {} has {} bytes but {} {} has {}: they must be the same size",
-            new.role,
-            new.path.display(),
-            new.size,
-            base.role,
-            base.path.display(),
-            base.size
-        );
-    }
-    Ok(())
 }
 
 /// How to read and compare.
@@ -97,7 +57,9 @@ pub struct CompareSettings {
 /// What a whole comparison found, besides the extents it handed out.
 #[derive(Debug, Clone, Copy)]
 pub struct CompareTotals {
-    pub new_hash: blake3::Hash,
+    /// BLAKE3 of the whole new image.
+    pub image_hash: blake3::Hash,
+    /// BLAKE3 of the whole base image.
     pub base_hash: blake3::Hash,
 }
 
@@ -107,10 +69,10 @@ pub fn compare_images(
     new: &Image,
     base: &Image,
     settings: CompareSettings,
-    progress: &Progress,
+    progress: &dyn Progress,
     sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
 ) -> Result<CompareTotals> {
-    require_same_size(new, base)?;
+    device::require_same_size(new, base)?;
     let mut finder = ExtentFinder::new(
         settings.sector_size as usize,
         settings.record_limit as usize,
@@ -129,7 +91,7 @@ pub fn compare_images(
     )?;
     finder.finish(sink)?;
     Ok(CompareTotals {
-        new_hash: hashes[0],
+        image_hash: hashes[0],
         base_hash: hashes[1],
     })
 }
@@ -141,10 +103,10 @@ pub fn hash_image(
     image: &Image,
     buffer_size: u64,
     from_device: bool,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<blake3::Hash> {
     if from_device {
-        drop_cached_pages(image)?;
+        image.drop_cached_pages()?;
     }
     let hashes = read_pieces(&[image], 1, buffer_size, progress, |_| Ok(()))?;
     Ok(hashes[0])
@@ -162,8 +124,18 @@ struct Piece {
     changes: Changes,
 }
 
+/// The most worker threads: each holds up to two pieces' changed bytes, so memory grows with
+/// them, and past a few cores the reads, not the hashing, set the pace.
+const MAX_WORKERS: u64 = 4;
+
+/// One worker per core, up to [`MAX_WORKERS`].
+fn worker_count() -> u64 {
+    let cores = thread::available_parallelism().map_or(1, |cores| cores.get() as u64);
+    cores.clamp(1, MAX_WORKERS)
+}
+
 /// Reads one or two images of equal size in pieces of about the buffer size, on one worker
-/// thread per core. Each worker reads its pieces of all images slice by slice, hashes each
+/// thread per core (up to [`MAX_WORKERS`]). Each worker reads its pieces of all images slice by slice, hashes each
 /// slice and (for two images) compares it while the bytes are still in cache: the images are
 /// read once and nothing crosses between cores but the changed sectors. `on_piece` receives
 /// each piece's changes in order; the whole-image hashes come back in the images' order.
@@ -173,13 +145,13 @@ fn read_pieces(
     images: &[&Image],
     sector_size: u64,
     buffer_size: u64,
-    progress: &Progress,
+    progress: &dyn Progress,
     mut on_piece: impl FnMut(&Changes) -> Result<()>,
 ) -> Result<Vec<blake3::Hash>> {
     let image_size = images[0].size;
     let plan = PiecePlan::new(image_size, buffer_size, sector_size);
     let piece_count = plan.piece_count(image_size);
-    let workers = if plan.independent { 2 } else { 1 };
+    let workers = if plan.independent { worker_count() } else { 1 };
     thread::scope(|scope| {
         let mut results = Vec::new();
         let mut handles = Vec::new();
@@ -196,7 +168,7 @@ fn read_pieces(
                 // Workers take pieces in turn, so taking results in turn keeps them in order.
                 let piece = results[(index % workers) as usize]
                     .recv()
-                    .map_err(|_| anyhow!("a reader thread stopped early"))??;
+                    .map_err(|_| Error::Internal("a reader thread stopped early"))??;
                 for (merger, value) in mergers.iter_mut().zip(piece.values) {
                     merger.push(value);
                 }
@@ -210,17 +182,21 @@ fn read_pieces(
         for handle in handles {
             let hashes = handle
                 .join()
-                .map_err(|_| anyhow!("a reader thread failed unexpectedly"))?;
+                .map_err(|_| Error::Internal("a reader thread failed unexpectedly"))?;
             whole_hashes = whole_hashes.or(hashes);
         }
         gathered?;
         if plan.independent {
             mergers
                 .into_iter()
-                .map(|merger| merger.finish().context("too few pieces to merge"))
+                .map(|merger| {
+                    merger
+                        .finish()
+                        .ok_or(Error::Internal("too few pieces to merge"))
+                })
                 .collect()
         } else {
-            whole_hashes.context("the reader thread returned no hash")
+            whole_hashes.ok_or(Error::Internal("the reader thread returned no hash"))
         }
     })
 }
@@ -256,7 +232,7 @@ fn read_pieces_of_worker(
         'slices: while position < offset + length {
             let piece = slice_size.min(offset + length - position) as usize;
             for ((image, slice), hasher) in images.iter().zip(&mut slices).zip(&mut hashers) {
-                read = read_at(image, position, &mut slice[..piece]);
+                read = image.read_at(position, &mut slice[..piece]);
                 if read.is_err() {
                     break 'slices;
                 }
@@ -286,21 +262,4 @@ fn read_pieces_of_worker(
         }
     }
     (!plan.independent).then(|| hashers.iter().map(|hasher| hasher.finalize()).collect())
-}
-
-fn drop_cached_pages(image: &Image) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
-    image
-        .file
-        .sync_data()
-        .with_context(|| image.describe("cannot flush"))?;
-    // SAFETY: a plain system call on a descriptor this process owns.
-    let result =
-        unsafe { libc::posix_fadvise(image.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-    if result != 0 {
-        return Err(std::io::Error::from_raw_os_error(result))
-            .context("cannot drop its cached pages")
-            .with_context(|| image.describe("cannot read"));
-    }
-    Ok(())
 }

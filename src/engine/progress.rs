@@ -1,47 +1,45 @@
-//! Progress bars on stderr, shown only when stderr is a terminal and the user did not ask
-//! for quiet: scripts rely on an empty stderr after success.
+//! Progress reporting: the engine and the operations say how far they got; the caller
+//! decides whether and how to show it (the binary draws bars on a terminal, tests and fuzz
+//! targets pass [`NoProgress`]).
 
-use std::io::IsTerminal;
-use std::time::Duration;
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// A bar over a number of bytes, or nothing at all when progress is not shown.
-pub struct Progress {
-    bar: ProgressBar,
+/// A stage of the work, with the label a progress display shows for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Backup,
+    CheckingDiff,
+    RereadingDiff,
+    CheckingTarget,
+    Restoring,
+    ReadingTarget,
+    RereadingTarget,
 }
 
-impl Progress {
-    /// `show` is the caller's wish; the bar still stays hidden unless stderr is a terminal.
-    pub fn new(show: bool, total_bytes: u64, label: &str) -> Progress {
-        if !show || !std::io::stderr().is_terminal() {
-            return Progress::hidden();
+impl Stage {
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Backup => "backup",
+            Stage::CheckingDiff => "checking diff",
+            Stage::RereadingDiff => "re-reading diff",
+            Stage::CheckingTarget => "checking target",
+            Stage::Restoring => "restoring",
+            Stage::ReadingTarget => "reading target",
+            Stage::RereadingTarget => "re-reading target",
         }
-        let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        )
-        .map(|style| style.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        bar.set_style(style);
-        bar.set_message(label.to_string());
-        bar.enable_steady_tick(Duration::from_millis(200));
-        Progress { bar }
-    }
-
-    pub fn hidden() -> Progress {
-        Progress {
-            bar: ProgressBar::hidden(),
-        }
-    }
-
-    pub fn advance(&self, bytes: u64) {
-        self.bar.inc(bytes);
     }
 }
 
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.bar.finish_and_clear();
-    }
+/// Receives progress. Called from the thread that runs the operation only.
+pub trait Progress {
+    /// A stage over `total_bytes` begins; the previous one, if any, is over.
+    fn start(&self, stage: Stage, total_bytes: u64);
+    /// `bytes` more of the current stage are done.
+    fn advance(&self, bytes: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _stage: Stage, _total_bytes: u64) {}
+    fn advance(&self, _bytes: u64) {}
 }

@@ -10,21 +10,20 @@
 //! overlap, bounds against the target (when known), and that the file ends exactly after a
 //! record.
 
-use std::io::Write;
-
-use anyhow::{bail, Result};
+use std::io::{self, Write};
 
 use super::{
-    DataMode, DiffInfo, DiffReader, DiffSource, Format, Part, ReadOptions, Record, Totals,
-    SIGNATURE,
+    DiffInfo, DiffReader, DiffSource, Format, Part, ReadOptions, Record, Totals, SIGNATURE,
 };
+use crate::error::Result;
 
 pub const V2_VERSION: u8 = 2;
 
 /// Reads a v1 or v2 diff. See [`DiffReader`].
 pub struct Reader<'a> {
     source: DiffSource<'a>,
-    mode: DataMode,
+    /// Every byte is read (see [`super::ReadOptions::check_data`]).
+    check_data: bool,
     info: DiffInfo,
     /// Records must end within this: the target's size, when known.
     bound: Option<u64>,
@@ -48,10 +47,10 @@ impl<'a> Reader<'a> {
                 let sector_size = options.v1_sector_size;
                 let record_size = 8 + sector_size;
                 if source.size() == 0 || !source.size().is_multiple_of(record_size) {
-                    bail!(
+                    return Err(source.invalid(None, format!(
                         "not a v1 diff with {sector_size}-byte sectors: its size {} is not a non-zero multiple of 8 + {sector_size} (is -s right?)",
                         source.size()
-                    );
+                    )));
                 }
                 Some(sector_size)
             }
@@ -61,14 +60,17 @@ impl<'a> Reader<'a> {
                 if signature[..SIGNATURE.len()] != SIGNATURE[..]
                     || signature[SIGNATURE.len()] != V2_VERSION
                 {
-                    bail!("it does not start with the signature of a version 2 diff");
+                    return Err(source.invalid(
+                        None,
+                        "it does not start with the signature of a version 2 diff",
+                    ));
                 }
                 None
             }
         };
         Ok(Reader {
             source,
-            mode: options.mode,
+            check_data: options.check_data,
             info: DiffInfo {
                 format,
                 sector_size,
@@ -98,8 +100,11 @@ impl<'a> Reader<'a> {
                 let mut header = [0u8; 12];
                 self.source.read_exact(&mut header, what)?;
                 let (offset, size) = header.split_at(8);
-                let offset = u64::from_be_bytes(offset.try_into()?);
-                let size = u32::from_be_bytes(size.try_into()?);
+                let offset = u64::from_be_bytes([
+                    offset[0], offset[1], offset[2], offset[3], offset[4], offset[5], offset[6],
+                    offset[7],
+                ]);
+                let size = u32::from_be_bytes([size[0], size[1], size[2], size[3]]);
                 Ok((offset, u64::from(size)))
             }
         }
@@ -107,7 +112,10 @@ impl<'a> Reader<'a> {
 
     fn check_record(&self, index: u64, offset: u64, length: u64) -> Result<()> {
         let fault = |reason: String| -> Result<()> {
-            bail!("record {index} (offset {offset}, {length} bytes): {reason}")
+            Err(self.source.invalid(
+                Some(index),
+                format!("record {index} (offset {offset}, {length} bytes): {reason}"),
+            ))
         };
         if length == 0 {
             return fault("it is empty".into());
@@ -150,15 +158,18 @@ impl DiffReader for Reader<'_> {
         }
         if self.remaining > 0 {
             let what = Part::RecordData(self.next_index - 1);
-            self.source.pass_over(self.remaining, what, self.mode)?;
+            if self.check_data {
+                self.source.read_through(self.remaining, what, |_| {})?;
+            } else {
+                self.source.skip(self.remaining, what)?;
+            }
             self.remaining = 0;
         }
         if self.source.position() == self.source.size() {
             self.totals = Some(Totals {
                 extent_count: self.next_index,
                 changed_bytes: self.changed_bytes,
-                base_hash: None,
-                image_hash: None,
+                hashes: None,
             });
             return Ok(None);
         }
@@ -173,14 +184,16 @@ impl DiffReader for Reader<'_> {
             index,
             offset,
             length,
-            new_hash: None,
-            base_hash: None,
+            hashes: None,
         }))
     }
 
     fn read_data(&mut self, out: &mut [u8]) -> Result<()> {
         if self.next_index == 0 || out.len() as u64 > self.remaining {
-            bail!("asked for more data than the record holds");
+            let record = self.next_index.checked_sub(1);
+            return Err(self
+                .source
+                .invalid(record, "asked for more data than the record holds"));
         }
         self.source
             .read_exact(out, Part::RecordData(self.next_index - 1))?;
@@ -214,11 +227,13 @@ impl<W: Write> V1Writer<W> {
 
     /// Writes a run of changed sectors as one record per sector. Every sector must be whole:
     /// v1 cannot hold a short last sector (backup refuses such images beforehand).
-    pub fn write_extent(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+    pub fn write_extent(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
         let mut sector_offset = offset;
         for sector in data.chunks(self.sector_size) {
             if sector.len() != self.sector_size {
-                bail!("v1 cannot hold the short sector at byte {sector_offset}");
+                return Err(io::Error::other(format!(
+                    "v1 cannot hold the short sector at byte {sector_offset}"
+                )));
             }
             self.out.write_all(&sector_offset.to_le_bytes())?;
             self.out.write_all(sector)?;
@@ -227,7 +242,7 @@ impl<W: Write> V1Writer<W> {
         Ok(())
     }
 
-    pub fn finish(mut self) -> Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
     }

@@ -6,20 +6,18 @@
 //! - v2 and v1, written by the original C++ and C diff-dd (`legacy.rs`): bare records, no
 //!   hashes. They can be read, and v1 written, for people who already hold such diffs.
 //!
-//! Readers check everything they can as they go and report the first fault as an error naming
-//! where in the diff it is; they never allocate by a length read from the diff beyond the
-//! limits checked first.
+//! Readers check everything they can as they go and report the first fault as an
+//! [`Error::InvalidDiff`] naming where in the diff it is; they never allocate by a length read
+//! from the diff beyond the limits checked first.
 
 pub mod legacy;
 pub mod v3;
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
-
-use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use crate::device::Image;
+use crate::error::{Action, Error, Result};
 
 /// The 13 bytes that open every diff-dd image since the original C++ tool; a version byte
 /// follows.
@@ -70,17 +68,33 @@ pub struct DiffInfo {
     pub tool_version: Option<String>,
 }
 
-/// One record's header: where its data goes and, in the native format, what it must hash to.
+/// What a native record's data and the bytes it replaces must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHashes {
+    /// BLAKE3 of the record's data: the new bytes, from INFILE.
+    pub new: blake3::Hash,
+    /// BLAKE3 of the base-image bytes the data replaces, from REFFILE.
+    pub base: blake3::Hash,
+}
+
+/// One record's header: where its data goes and, in the native format, what it hashes to.
 #[derive(Debug, Clone)]
 pub struct Record {
     /// Counting from 0, in file order.
     pub index: u64,
     pub offset: u64,
     pub length: u64,
-    /// BLAKE3 of the record's data (the new bytes).
-    pub new_hash: Option<blake3::Hash>,
-    /// BLAKE3 of the base-image bytes the data replaces.
-    pub base_hash: Option<blake3::Hash>,
+    /// None in the original tool's formats, which hold no hashes.
+    pub hashes: Option<RecordHashes>,
+}
+
+/// What the two whole images of a native diff hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageHashes {
+    /// BLAKE3 of the whole base image (REFFILE): what a target ready for restore hashes to.
+    pub base: blake3::Hash,
+    /// BLAKE3 of the whole new image (INFILE): what a restored target hashes to.
+    pub image: blake3::Hash,
 }
 
 /// What a whole diff holds: counted while reading and, in the native format, checked
@@ -89,26 +103,21 @@ pub struct Record {
 pub struct Totals {
     pub extent_count: u64,
     pub changed_bytes: u64,
-    /// BLAKE3 of the whole base image (REFFILE).
-    pub base_hash: Option<blake3::Hash>,
-    /// BLAKE3 of the whole new image (INFILE): what a restored target hashes to.
-    pub image_hash: Option<blake3::Hash>,
-}
-
-/// Whether record data is read (and checked against its hash) or skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DataMode {
-    /// Every byte of the diff is read and checked, the whole-diff hash included.
-    Check,
-    /// Record data is skipped unless read with `read_data`; the whole-diff hash cannot be
-    /// checked, everything else is.
-    SkipData,
+    /// None in the original tool's formats, which hold no hashes.
+    pub hashes: Option<ImageHashes>,
 }
 
 /// How to read a diff.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
-    pub mode: DataMode,
+    /// Read every byte: each record's data is checked against its hash, and the whole-diff
+    /// hash against the trailer. Otherwise data is skipped unless read with
+    /// [`DiffReader::read_record`] (which still checks that record's hash), and the
+    /// whole-diff hash is not checked.
+    pub check_data: bool,
+    /// Also BLAKE3 every byte of the file (with `check_data`), so that two reads can be
+    /// compared: only verify needs it.
+    pub hash_file: bool,
     /// The sector size of a v1 diff, which does not record it.
     pub v1_sector_size: u64,
     /// The size of the target the diff is for, when known: legacy diffs do not record their
@@ -116,48 +125,82 @@ pub struct ReadOptions {
     pub target_size: Option<u64>,
 }
 
-/// Reads a diff record by record. After `next_record` returns a record, its data may be read
-/// with `read_data` in pieces; data not read is skipped (or, in `DataMode::Check`, read and
-/// checked) by the next call to `next_record`. When the data of a record has been read to its
-/// end, `read_data` has checked it against the record's hash, if it has one.
+impl ReadOptions {
+    /// Headers only, every record's data skipped.
+    pub fn headers(v1_sector_size: u64, target_size: Option<u64>) -> ReadOptions {
+        ReadOptions {
+            check_data: false,
+            hash_file: false,
+            v1_sector_size,
+            target_size,
+        }
+    }
+
+    /// Every byte read and checked.
+    pub fn checked(v1_sector_size: u64, target_size: Option<u64>) -> ReadOptions {
+        ReadOptions {
+            check_data: true,
+            ..ReadOptions::headers(v1_sector_size, target_size)
+        }
+    }
+}
+
+/// Reads a diff record by record. After `next_record` returns a record, its data may be read;
+/// data not read is skipped (or, with `check_data`, read and checked) by the next call to
+/// `next_record`.
 pub trait DiffReader {
     fn info(&self) -> &DiffInfo;
     fn next_record(&mut self) -> Result<Option<Record>>;
+    /// Reads the next `out.len()` bytes of the open record's data. The record's hash, if it
+    /// has one, is checked when its last byte is read: the bytes of earlier pieces are not
+    /// checked yet, so data is acted on only through [`DiffReader::read_record`], or when the
+    /// record has no hash to check.
     fn read_data(&mut self, out: &mut [u8]) -> Result<()>;
     /// The diff's totals, once `next_record` has returned `None`.
     fn totals(&self) -> Option<&Totals>;
-    /// BLAKE3 of every byte of the file, once it has all been read in `DataMode::Check`:
-    /// what lets two reads of the same diff be compared.
+    /// BLAKE3 of every byte of the file, once it has all been read with `hash_file`: what
+    /// lets two reads of the same diff be compared.
     fn file_hash(&self) -> Option<blake3::Hash>;
+
+    /// The whole data of `record`, the open record, in `buffer`: handed out only after it
+    /// matched the record's hash (when it has one). Its length is bounded by the record size
+    /// limit, which readers check before handing out a record.
+    fn read_record<'b>(&mut self, record: &Record, buffer: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        let length = usize::try_from(record.length).unwrap_or(usize::MAX);
+        buffer.resize(length, 0);
+        self.read_data(buffer)?;
+        Ok(buffer)
+    }
 }
 
 /// Tells the format from the first 14 bytes: the signature and version 3 is native, the
 /// signature and version 2 is v2, no signature is v1.
 pub fn detect(diff: &Image) -> Result<Format> {
+    let invalid = |reason: String| Error::invalid_diff(&diff.path, None, reason);
     if diff.size == 0 {
-        bail!("it is empty");
+        return Err(invalid("it is empty".into()));
     }
     let mut start = [0u8; SIGNATURE.len() + 1];
     let available = start.len().min(diff.size as usize);
-    diff.file
-        .read_exact_at(&mut start[..available], 0)
-        .with_context(|| diff.describe("cannot read"))?;
+    diff.read_at(0, &mut start[..available])?;
     if &start[..SIGNATURE.len()] != SIGNATURE {
         return Ok(Format::V1);
     }
     match start[SIGNATURE.len()] {
         v3::VERSION => Ok(Format::V3),
         legacy::V2_VERSION => Ok(Format::V2),
-        other => bail!("it is a diff-dd image of version {other}, which this version cannot read"),
+        other => Err(invalid(format!(
+            "it is a diff-dd image of version {other}, which this version cannot read"
+        ))),
     }
 }
 
 /// Opens a diff of any supported format, positioned at its first record.
 pub fn open_reader<'a>(diff: &'a Image, options: &ReadOptions) -> Result<Box<dyn DiffReader + 'a>> {
     let format = detect(diff)?;
-    let source = DiffSource::new(diff, options.mode == DataMode::Check)?;
+    let source = DiffSource::new(diff, options.check_data && options.hash_file)?;
     Ok(match format {
-        Format::V3 => Box::new(v3::Reader::new(source, options.mode)?),
+        Format::V3 => Box::new(v3::Reader::new(source, options.check_data)?),
         Format::V2 | Format::V1 => Box::new(legacy::Reader::new(source, format, options)?),
     })
 }
@@ -172,6 +215,16 @@ pub enum Part {
     FrameAt(u64),
     RecordHeader(u64),
     RecordData(u64),
+}
+
+impl Part {
+    /// The record this part belongs to, if any.
+    fn record(self) -> Option<u64> {
+        match self {
+            Part::RecordHeader(index) | Part::RecordData(index) => Some(index),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Part {
@@ -190,9 +243,9 @@ impl std::fmt::Display for Part {
 /// Sequential reading of a diff, with its position and size, so that a short file is
 /// reported as truncated at a named place.
 pub struct DiffSource<'a> {
+    diff: &'a Image,
     reader: BufReader<&'a File>,
     position: u64,
-    size: u64,
     /// Hashes every byte read, while no byte has been skipped.
     file_hasher: Option<blake3::Hasher>,
 }
@@ -201,11 +254,11 @@ impl<'a> DiffSource<'a> {
     pub fn new(diff: &'a Image, hash_file: bool) -> Result<DiffSource<'a>> {
         let mut file = &diff.file;
         file.seek(SeekFrom::Start(0))
-            .with_context(|| diff.describe("cannot read"))?;
+            .map_err(|error| diff.error(Action::Read, Some(0), error))?;
         Ok(DiffSource {
+            diff,
             reader: BufReader::with_capacity(64 << 10, file),
             position: 0,
-            size: diff.size,
             file_hasher: hash_file.then(blake3::Hasher::new),
         })
     }
@@ -213,7 +266,7 @@ impl<'a> DiffSource<'a> {
     /// BLAKE3 of the whole file, when every byte of it was read and none skipped.
     pub fn file_hash(&self) -> Option<blake3::Hash> {
         let hasher = self.file_hasher.as_ref()?;
-        (self.position == self.size).then(|| hasher.finalize())
+        (self.position == self.size()).then(|| hasher.finalize())
     }
 
     pub fn position(&self) -> u64 {
@@ -221,17 +274,34 @@ impl<'a> DiffSource<'a> {
     }
 
     pub fn size(&self) -> u64 {
-        self.size
+        self.diff.size
+    }
+
+    /// The error for a fault in the diff, in `record` when it is one record's.
+    pub fn invalid(&self, record: Option<u64>, reason: impl Into<String>) -> Error {
+        Error::invalid_diff(&self.diff.path, record, reason)
+    }
+
+    fn require(&self, length: u64, what: Part) -> Result<()> {
+        if self.size() - self.position < length {
+            return Err(self.invalid(
+                what.record(),
+                format!("truncated: it ends at byte {} inside {what}", self.size()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn read_failed(&self, error: std::io::Error) -> Error {
+        self.diff.error(Action::Read, Some(self.position), error)
     }
 
     /// Reads `out.len()` bytes of `what` (named in the error when the diff ends first).
     pub fn read_exact(&mut self, out: &mut [u8], what: Part) -> Result<()> {
-        if self.size - self.position < out.len() as u64 {
-            bail!("truncated: it ends at byte {} inside {what}", self.size);
+        self.require(out.len() as u64, what)?;
+        if let Err(error) = self.reader.read_exact(out) {
+            return Err(self.read_failed(error));
         }
-        self.reader
-            .read_exact(out)
-            .with_context(|| format!("reading {what} at byte {}", self.position))?;
         if let Some(hasher) = &mut self.file_hasher {
             hasher.update(out);
         }
@@ -239,31 +309,49 @@ impl<'a> DiffSource<'a> {
         Ok(())
     }
 
-    /// Moves past `length` bytes of `what` without reading them.
-    pub fn skip(&mut self, length: u64, what: Part) -> Result<()> {
-        if self.size - self.position < length {
-            bail!("truncated: it ends at byte {} inside {what}", self.size);
+    /// Reads `length` bytes of `what` and hands them to `visit` in the pieces the buffer
+    /// holds, without copying them anywhere first.
+    pub fn read_through(
+        &mut self,
+        length: u64,
+        what: Part,
+        mut visit: impl FnMut(&[u8]),
+    ) -> Result<()> {
+        self.require(length, what)?;
+        let mut remaining = length;
+        while remaining > 0 {
+            let buffered = match self.reader.fill_buf() {
+                Ok([]) => {
+                    let error = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                    return Err(self.read_failed(error));
+                }
+                Ok(buffered) => buffered,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(self.read_failed(error)),
+            };
+            let piece = &buffered[..buffered.len().min(remaining as usize)];
+            visit(piece);
+            if let Some(hasher) = &mut self.file_hasher {
+                hasher.update(piece);
+            }
+            let taken = piece.len();
+            self.reader.consume(taken);
+            self.position += taken as u64;
+            remaining -= taken as u64;
         }
-        let step = i64::try_from(length).context("a skip beyond any file size")?;
-        self.reader.seek_relative(step)?;
-        self.position += length;
-        self.file_hasher = None;
         Ok(())
     }
 
-    /// Moves past `length` bytes of `what`: reads them in `DataMode::Check` (so the file hash
-    /// covers them), skips them otherwise.
-    pub fn pass_over(&mut self, length: u64, what: Part, mode: DataMode) -> Result<()> {
-        if mode == DataMode::SkipData {
-            return self.skip(length, what);
+    /// Moves past `length` bytes of `what` without reading them.
+    pub fn skip(&mut self, length: u64, what: Part) -> Result<()> {
+        self.require(length, what)?;
+        // Within the file's size, which finish_open had from the file system: fits an i64.
+        let step = i64::try_from(length).unwrap_or(i64::MAX);
+        if let Err(error) = self.reader.seek_relative(step) {
+            return Err(self.read_failed(error));
         }
-        let mut scratch = vec![0u8; length.min(64 << 10) as usize];
-        let mut remaining = length;
-        while remaining > 0 {
-            let piece = scratch.len().min(remaining as usize);
-            self.read_exact(&mut scratch[..piece], what)?;
-            remaining -= piece as u64;
-        }
+        self.position += length;
+        self.file_hasher = None;
         Ok(())
     }
 }
@@ -275,12 +363,12 @@ pub struct Scan {
     pub totals: Totals,
     /// The longest record: what a restore needs to hold one record in memory.
     pub longest_record: u64,
-    /// BLAKE3 of the whole file, when the scan read every byte (`DataMode::Check`).
+    /// BLAKE3 of the whole file, when the scan read every byte with `hash_file`.
     pub file_hash: Option<blake3::Hash>,
 }
 
 /// Reads a whole diff, checking everything the options allow, and calls `on_record` for each
-/// record header in order. Errors are about the diff's contents; the caller names the file.
+/// record header in order.
 pub fn scan(
     diff: &Image,
     options: &ReadOptions,
@@ -295,7 +383,7 @@ pub fn scan(
     let totals = reader
         .totals()
         .cloned()
-        .context("the diff ended without a trailer")?;
+        .ok_or_else(|| Error::invalid_diff(&diff.path, None, "it ended without a trailer"))?;
     Ok(Scan {
         info: reader.info().clone(),
         totals,

@@ -15,13 +15,15 @@
 //! footer by exact checks, the header and records by the whole-diff hash in the trailer (and
 //! record data by its own hash too), the trailer by the hash in the footer.
 
-use std::io::Write;
+use std::io::{self, Write};
 
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{DataMode, DiffInfo, DiffReader, DiffSource, Format, Part, Record, Totals, SIGNATURE};
-use crate::units::MAX_SIZE;
+use super::{
+    DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record, RecordHashes, Totals,
+    SIGNATURE,
+};
+use crate::error::Result;
 
 pub const VERSION: u8 = 3;
 
@@ -31,6 +33,10 @@ pub const MAX_FRAME: u32 = 4096;
 pub const MAX_TOOL_VERSION: usize = 256;
 pub const FOOTER_LEN: usize = 48;
 pub const END_MARK: &[u8; 8] = b"diff-dd\x03";
+/// The largest sector size and record size limit a header may state. The format's own limit,
+/// apart from what the command line accepts, so that no change to the command line can make
+/// an existing diff unreadable.
+pub const MAX_RECORD_SIZE: u64 = 1 << 30;
 
 /// The framed header after the signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,9 +128,11 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 /// A value framed as its u32 LE length and its bincode bytes.
-fn frame<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let payload = bincode::serde::encode_to_vec(value, bincode_config())?;
-    let length = u32::try_from(payload.len()).context("a frame too large to encode")?;
+fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let payload =
+        bincode::serde::encode_to_vec(value, bincode_config()).map_err(io::Error::other)?;
+    // MAX_FRAME, the encoder's limit, fits a u32.
+    let length = payload.len() as u32;
     let mut framed = Vec::with_capacity(4 + payload.len());
     framed.extend_from_slice(&length.to_le_bytes());
     framed.extend_from_slice(&payload);
@@ -141,7 +149,7 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(out: W, header: &Header) -> Result<Writer<W>> {
+    pub fn new(out: W, header: &Header) -> io::Result<Writer<W>> {
         let mut writer = Writer {
             out,
             position: 0,
@@ -160,7 +168,7 @@ impl<W: Write> Writer<W> {
         offset: u64,
         data: &[u8],
         base_hash: blake3::Hash,
-    ) -> Result<()> {
+    ) -> io::Result<()> {
         let header = Entry::Record(RecordHeader {
             offset,
             length: data.len() as u64,
@@ -175,13 +183,13 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes the trailer and footer, flushes, and hands back the output.
-    pub fn finish(mut self, base_hash: blake3::Hash, image_hash: blake3::Hash) -> Result<W> {
+    pub fn finish(mut self, hashes: ImageHashes) -> io::Result<W> {
         let trailer_offset = self.position;
         let trailer = frame(&Entry::Trailer(Trailer {
             extent_count: self.extent_count,
             changed_bytes: self.changed_bytes,
-            base_blake3: Digest::from(base_hash),
-            image_blake3: Digest::from(image_hash),
+            base_blake3: Digest::from(hashes.base),
+            image_blake3: Digest::from(hashes.image),
             diff_blake3: Digest::from(self.diff_hasher.finalize()),
         }))?;
         self.out.write_all(&trailer)?;
@@ -194,7 +202,7 @@ impl<W: Write> Writer<W> {
         Ok(self.out)
     }
 
-    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes)?;
         self.diff_hasher.update(bytes);
         self.position += bytes.len() as u64;
@@ -205,7 +213,8 @@ impl<W: Write> Writer<W> {
 /// Reads and checks a native diff. See [`DiffReader`].
 pub struct Reader<'a> {
     source: DiffSource<'a>,
-    mode: DataMode,
+    /// Every byte is read and checked (see [`super::ReadOptions::check_data`]).
+    check_data: bool,
     info: DiffInfo,
     header: Header,
     diff_hasher: blake3::Hasher,
@@ -225,19 +234,38 @@ struct OpenRecord {
     expected: blake3::Hash,
 }
 
+impl OpenRecord {
+    /// Once all its data has been read: whether it matched the record's hash.
+    fn check_hash(&self, source: &DiffSource<'_>) -> Result<()> {
+        if self.remaining == 0 && self.hasher.finalize() != self.expected {
+            return Err(source.invalid(
+                Some(self.index),
+                format!(
+                    "record {} (offset {}): its data does not match its BLAKE3 hash",
+                    self.index, self.offset
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<'a> Reader<'a> {
     /// Reads the signature and the header; `source` is at the start of the diff.
-    pub fn new(mut source: DiffSource<'a>, mode: DataMode) -> Result<Reader<'a>> {
+    pub fn new(mut source: DiffSource<'a>, check_data: bool) -> Result<Reader<'a>> {
         let mut signature = [0u8; SIGNATURE.len() + 1];
         source.read_exact(&mut signature, Part::Signature)?;
         if signature[..SIGNATURE.len()] != SIGNATURE[..] || signature[SIGNATURE.len()] != VERSION {
-            bail!("it does not start with the signature of a version 3 diff");
+            return Err(source.invalid(
+                None,
+                "it does not start with the signature of a version 3 diff",
+            ));
         }
         let mut diff_hasher = blake3::Hasher::new();
         diff_hasher.update(&signature);
         let (header, framed) = read_frame::<Header>(&mut source, Part::Header)?;
         diff_hasher.update(&framed);
-        check_header(&header)?;
+        check_header(&header).map_err(|reason| source.invalid(None, reason))?;
         let info = DiffInfo {
             format: Format::V3,
             sector_size: Some(header.sector_size),
@@ -248,7 +276,7 @@ impl<'a> Reader<'a> {
         };
         Ok(Reader {
             source,
-            mode,
+            check_data,
             info,
             diff_hasher,
             next_index: 0,
@@ -260,45 +288,38 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Adds bytes to the whole-diff hash, which only a full read can check.
-    fn hash_diff(&mut self, bytes: &[u8]) {
-        if self.mode == DataMode::Check {
-            self.diff_hasher.update(bytes);
-        }
-    }
-
-    /// Reads or skips what is left of the open record's data.
+    /// Reads (and checks) or skips what is left of the open record's data.
     fn close_record(&mut self) -> Result<()> {
-        let Some(record) = &self.open_record else {
+        let Some(record) = self.open_record.take() else {
             return Ok(());
         };
-        if record.remaining > 0 {
-            if self.mode == DataMode::SkipData {
-                self.source
-                    .skip(record.remaining, Part::RecordData(record.index))?;
-            } else {
-                let mut scratch = vec![0u8; record.remaining.min(64 << 10) as usize];
-                while let Some(remaining) = self.open_record.as_ref().map(|r| r.remaining) {
-                    if remaining == 0 {
-                        break;
-                    }
-                    let piece = scratch.len().min(remaining as usize);
-                    self.read_data(&mut scratch[..piece])?;
-                }
-            }
+        let mut record = record;
+        if record.remaining == 0 {
+            return Ok(());
         }
-        self.open_record = None;
-        Ok(())
+        let what = Part::RecordData(record.index);
+        if !self.check_data {
+            return self.source.skip(record.remaining, what);
+        }
+        let diff_hasher = &mut self.diff_hasher;
+        self.source.read_through(record.remaining, what, |bytes| {
+            record.hasher.update(bytes);
+            diff_hasher.update(bytes);
+        })?;
+        record.remaining = 0;
+        record.check_hash(&self.source)
     }
 
     fn check_record(&self, index: u64, header: &RecordHeader) -> Result<()> {
         let info = &self.header;
         let fault = |reason: String| -> Result<()> {
-            bail!(
-                "record {index} (offset {}, {} bytes): {reason}",
-                header.offset,
-                header.length
-            )
+            Err(self.source.invalid(
+                Some(index),
+                format!(
+                    "record {index} (offset {}, {} bytes): {reason}",
+                    header.offset, header.length
+                ),
+            ))
         };
         if header.length == 0 {
             return fault("it is empty".into());
@@ -338,54 +359,57 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(&mut self, trailer: Trailer, trailer_offset: u64, framed: &[u8]) -> Result<()> {
+        let invalid = |reason: String| Err(self.source.invalid(None, reason));
         if trailer.extent_count != self.next_index {
-            bail!(
+            return invalid(format!(
                 "the trailer counts {} extents but the diff holds {}",
-                trailer.extent_count,
-                self.next_index
-            );
+                trailer.extent_count, self.next_index
+            ));
         }
         if trailer.changed_bytes != self.changed_bytes {
-            bail!(
+            return invalid(format!(
                 "the trailer counts {} changed bytes but the records hold {}",
-                trailer.changed_bytes,
-                self.changed_bytes
-            );
+                trailer.changed_bytes, self.changed_bytes
+            ));
         }
-        // Only a read in Check mode hashes every byte before the trailer (and skips none).
-        // SkipData mode hashes nothing after the header, even when it happens to read every
-        // byte: restore's dry run reads the data of a torn record, which can be the only one.
-        if self.mode == DataMode::Check
-            && Digest::from(self.diff_hasher.finalize()) != trailer.diff_blake3
-        {
-            bail!(
+        // Only a read that checks data hashes every byte before the trailer (and skips none).
+        // Otherwise nothing after the header is hashed, even when every byte happens to be
+        // read: restore's dry run reads the data of a torn record, which can be the only one.
+        if self.check_data && Digest::from(self.diff_hasher.finalize()) != trailer.diff_blake3 {
+            return invalid(
                 "the diff's bytes before the trailer do not match the BLAKE3 hash in the trailer"
+                    .into(),
             );
         }
         let mut footer = [0u8; FOOTER_LEN];
         self.source.read_exact(&mut footer, Part::Footer)?;
+        let invalid = |reason: String| Err(self.source.invalid(None, reason));
         let (stated_offset, rest) = footer.split_at(8);
         let (trailer_hash, end_mark) = rest.split_at(32);
         if end_mark != END_MARK {
-            bail!("the footer does not end with the mark \"diff-dd\\x03\"");
+            return invalid("the footer does not end with the mark \"diff-dd\\x03\"".into());
         }
         if stated_offset != trailer_offset.to_le_bytes() {
-            bail!("the footer does not point at the trailer (byte {trailer_offset})");
+            return invalid(format!(
+                "the footer does not point at the trailer (byte {trailer_offset})"
+            ));
         }
         if trailer_hash != blake3::hash(framed).as_bytes() {
-            bail!("the trailer does not match the BLAKE3 hash in the footer");
+            return invalid("the trailer does not match the BLAKE3 hash in the footer".into());
         }
         if self.source.position() != self.source.size() {
-            bail!(
+            return invalid(format!(
                 "{} unexpected bytes follow the footer",
                 self.source.size() - self.source.position()
-            );
+            ));
         }
         self.totals = Some(Totals {
             extent_count: trailer.extent_count,
             changed_bytes: trailer.changed_bytes,
-            base_hash: Some(trailer.base_blake3.into()),
-            image_hash: Some(trailer.image_blake3.into()),
+            hashes: Some(ImageHashes {
+                base: trailer.base_blake3.into(),
+                image: trailer.image_blake3.into(),
+            }),
         });
         Ok(())
     }
@@ -407,25 +431,29 @@ impl DiffReader for Reader<'_> {
             Entry::Record(header) => {
                 let index = self.next_index;
                 self.check_record(index, &header)?;
-                self.hash_diff(&framed);
+                if self.check_data {
+                    self.diff_hasher.update(&framed);
+                }
                 self.next_index += 1;
                 self.previous_end = header.offset + header.length;
                 self.changed_bytes += header.length;
-                let record = Record {
-                    index,
-                    offset: header.offset,
-                    length: header.length,
-                    new_hash: Some(header.new_blake3.into()),
-                    base_hash: Some(header.base_blake3.into()),
+                let hashes = RecordHashes {
+                    new: header.new_blake3.into(),
+                    base: header.base_blake3.into(),
                 };
                 self.open_record = Some(OpenRecord {
                     index,
                     offset: header.offset,
                     remaining: header.length,
                     hasher: blake3::Hasher::new(),
-                    expected: header.new_blake3.into(),
+                    expected: hashes.new,
                 });
-                Ok(Some(record))
+                Ok(Some(Record {
+                    index,
+                    offset: header.offset,
+                    length: header.length,
+                    hashes: Some(hashes),
+                }))
             }
             Entry::Trailer(trailer) => {
                 self.finish(trailer, frame_offset, &framed)?;
@@ -436,26 +464,23 @@ impl DiffReader for Reader<'_> {
 
     fn read_data(&mut self, out: &mut [u8]) -> Result<()> {
         let Some(record) = self.open_record.as_mut() else {
-            bail!("no record is open for reading");
+            return Err(self.source.invalid(None, "no record is open for reading"));
         };
         if out.len() as u64 > record.remaining {
-            bail!("record {}: asked for more data than it holds", record.index);
+            let index = record.index;
+            return Err(self.source.invalid(
+                Some(index),
+                format!("record {index}: asked for more data than it holds"),
+            ));
         }
         self.source
             .read_exact(out, Part::RecordData(record.index))?;
         record.hasher.update(out);
-        if self.mode == DataMode::Check {
+        if self.check_data {
             self.diff_hasher.update(out);
         }
         record.remaining -= out.len() as u64;
-        if record.remaining == 0 && record.hasher.finalize() != record.expected {
-            bail!(
-                "record {} (offset {}): its data does not match its BLAKE3 hash",
-                record.index,
-                record.offset
-            );
-        }
-        Ok(())
+        record.check_hash(&self.source)
     }
 
     fn totals(&self) -> Option<&Totals> {
@@ -467,23 +492,28 @@ impl DiffReader for Reader<'_> {
     }
 }
 
-fn check_header(header: &Header) -> Result<()> {
+/// What is wrong with a header, if anything.
+fn check_header(header: &Header) -> Result<(), String> {
     let sector_size = header.sector_size;
-    if sector_size == 0 || sector_size > MAX_SIZE {
-        bail!("the header's sector size {sector_size} is outside 1..=1GiB");
+    if sector_size == 0 || sector_size > MAX_RECORD_SIZE {
+        return Err(format!(
+            "the header's sector size {sector_size} is outside 1..=1GiB"
+        ));
     }
     let limit = header.record_size_limit;
-    if limit < sector_size || limit > MAX_SIZE || !limit.is_multiple_of(sector_size) {
-        bail!("the header's record size limit {limit} is not a multiple of the sector size within 1GiB");
+    if limit < sector_size || limit > MAX_RECORD_SIZE || !limit.is_multiple_of(sector_size) {
+        return Err(format!("the header's record size limit {limit} is not a multiple of the sector size within 1GiB"));
     }
     if header.image_size > i64::MAX as u64 {
-        bail!(
+        return Err(format!(
             "the header's image size {} is beyond any device",
             header.image_size
-        );
+        ));
     }
     if header.tool_version.len() > MAX_TOOL_VERSION {
-        bail!("the header's tool version is longer than {MAX_TOOL_VERSION} bytes");
+        return Err(format!(
+            "the header's tool version is longer than {MAX_TOOL_VERSION} bytes"
+        ));
     }
     Ok(())
 }
@@ -498,17 +528,30 @@ fn read_frame<T: serde::de::DeserializeOwned>(
     source.read_exact(&mut framed, what)?;
     let length = u32::from_le_bytes([framed[0], framed[1], framed[2], framed[3]]);
     if length > MAX_FRAME {
-        bail!("{what} claims {length} bytes, more than the limit of {MAX_FRAME}");
+        return Err(source.invalid(
+            what.record(),
+            format!("{what} claims {length} bytes, more than the limit of {MAX_FRAME}"),
+        ));
     }
     framed.resize(4 + length as usize, 0);
     source.read_exact(&mut framed[4..], what)?;
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(&framed[4..], bincode_config())
-        .with_context(|| format!("{what} cannot be decoded"))?;
+    let (value, used) =
+        match bincode::serde::decode_from_slice::<T, _>(&framed[4..], bincode_config()) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                return Err(
+                    source.invalid(what.record(), format!("{what} cannot be decoded: {error}"))
+                )
+            }
+        };
     if used != length as usize {
-        bail!(
-            "{what} has {} bytes more than it encodes",
-            length as usize - used
-        );
+        return Err(source.invalid(
+            what.record(),
+            format!(
+                "{what} has {} bytes more than it encodes",
+                length as usize - used
+            ),
+        ));
     }
     Ok((value, framed))
 }

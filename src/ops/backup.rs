@@ -1,0 +1,151 @@
+//! backup: compare INFILE with REFFILE in the engine and frame each changed extent into a
+//! diff, written to an [`Output`] that appears under its name only once complete.
+
+use std::io::{self, BufWriter, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::device::{self, Image, Output};
+use crate::engine::{self, CompareSettings, Progress, Stage};
+use crate::error::{Action, Error, Result, Role};
+use crate::format::legacy::V1Writer;
+use crate::format::v3::{self, DataEncoding, Header};
+use crate::format::ImageHashes;
+
+/// The formats backup can write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffFormat {
+    /// diff-dd's own format (v3): headers, hashes of every record and of both images.
+    Native,
+    /// The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes.
+    V1,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// The granularity of comparison.
+    pub sector_size: u64,
+    /// How much of each image is read at once; also the longest record written, so that
+    /// restore can hold any record in memory.
+    pub buffer_size: u64,
+    pub format: DiffFormat,
+    /// Seconds since 1970-01-01 UTC recorded in the header; see [`creation_time`].
+    pub created_unix_seconds: i64,
+}
+
+/// What a backup wrote.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    pub extent_count: u64,
+    pub changed_bytes: u64,
+    pub image_size: u64,
+    pub hashes: ImageHashes,
+}
+
+/// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
+/// name only when the whole diff is written and synced.
+pub fn backup(
+    new: &Image,
+    base: &Image,
+    output: Output,
+    options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
+    device::require_same_size(new, base)?;
+    if options.format == DiffFormat::V1 && !new.size.is_multiple_of(options.sector_size) {
+        return Err(Error::unusable(
+            "cannot write a v1 diff",
+            &new.path,
+            format!(
+                "INFILE has {} bytes, not a whole number of {}-byte sectors, and v1 cannot hold a short last sector",
+                new.size, options.sector_size
+            ),
+        ));
+    }
+    let settings = CompareSettings {
+        sector_size: options.sector_size,
+        buffer_size: options.buffer_size,
+        record_limit: options.buffer_size,
+    };
+    let header = Header {
+        sector_size: settings.sector_size,
+        image_size: new.size,
+        record_size_limit: settings.record_limit,
+        created_unix_seconds: options.created_unix_seconds,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        data_encoding: DataEncoding::Raw,
+    };
+    let write_failed =
+        |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
+    let buffered = BufWriter::with_capacity(1 << 20, output.file());
+    let mut writer = match options.format {
+        DiffFormat::Native => DiffWriter::Native(Box::new(
+            v3::Writer::new(buffered, &header).map_err(write_failed)?,
+        )),
+        DiffFormat::V1 => DiffWriter::V1(V1Writer::new(buffered, settings.sector_size)),
+    };
+
+    progress.start(Stage::Backup, new.size);
+    let (mut extent_count, mut changed_bytes) = (0u64, 0u64);
+    let totals = engine::compare_images(new, base, settings, progress, &mut |extent| {
+        extent_count += 1;
+        changed_bytes += extent.new_data.len() as u64;
+        writer
+            .write_extent(extent.offset, extent.new_data, extent.base_hash)
+            .map_err(write_failed)
+    })?;
+    let hashes = ImageHashes {
+        base: totals.base_hash,
+        image: totals.image_hash,
+    };
+    writer.finish(hashes).map_err(write_failed)?;
+    output.commit()?;
+    Ok(BackupSummary {
+        extent_count,
+        changed_bytes,
+        image_size: new.size,
+        hashes,
+    })
+}
+
+/// Now, or SOURCE_DATE_EPOCH when set, so that a diff can be made reproducibly.
+pub fn creation_time() -> i64 {
+    if let Some(epoch) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+    {
+        return epoch;
+    }
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The diff being written, in the format the user chose.
+enum DiffWriter<W: Write> {
+    // Boxed: the native writer carries a BLAKE3 hasher, which dwarfs the v1 writer.
+    Native(Box<v3::Writer<W>>),
+    V1(V1Writer<W>),
+}
+
+impl<W: Write> DiffWriter<W> {
+    fn write_extent(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        base_hash: blake3::Hash,
+    ) -> io::Result<()> {
+        match self {
+            DiffWriter::Native(writer) => writer.write_record(offset, data, base_hash),
+            // v1 has no place for hashes.
+            DiffWriter::V1(writer) => writer.write_extent(offset, data),
+        }
+    }
+
+    fn finish(self, hashes: ImageHashes) -> io::Result<W> {
+        match self {
+            DiffWriter::Native(writer) => writer.finish(hashes),
+            DiffWriter::V1(writer) => writer.finish(),
+        }
+    }
+}

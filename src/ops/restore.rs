@@ -1,0 +1,370 @@
+//! restore: apply a diff to a target that holds the base image.
+//!
+//! The guarantee, in order:
+//! 1. The whole diff is read and checked (structure, order, bounds, every record hash, the
+//!    whole-diff hash) before anything is written.
+//! 2. The target must have the image's size (the caller opened it exclusively and locked).
+//! 3. A dry run reads the target at every extent: each must hold the base data (to be
+//!    written) or the new data (written already, skipped). Anything else stops the restore
+//!    with nothing written, naming the first bad offset. So the wrong target and a diff
+//!    applied twice are caught, and an interrupted restore is finished by running it again
+//!    (the one record a killed restore may have left half-written is recognized by where it
+//!    is and by its contents: see [`Frontier`]).
+//! 4. Only then is the diff read a second time, each record's data checked against its hash
+//!    before it is written and the target checked again at the extent, and the target synced.
+//!
+//! Diffs of the original tool (v1, v2) hold no hashes and no image size: for them, step 1
+//! checks structure and bounds against the target's size, and steps 3 and 4 cannot check
+//! the target's contents or the data.
+
+use crate::device::Image;
+use crate::engine::{self, Progress, Stage};
+use crate::error::{Error, Result, Written};
+use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes};
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The sector size of a v1 diff, which does not record it.
+    pub v1_sector_size: u64,
+    /// The most bytes of the target read at once while checking it.
+    pub buffer_size: u64,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreSummary {
+    pub format: Format,
+    /// False for the original tool's formats: only structure and bounds could be checked.
+    pub holds_hashes: bool,
+    pub extent_count: u64,
+    /// Extents written by this run.
+    pub written: u64,
+    pub bytes_written: u64,
+    /// Extents that held their new data already (a rerun after an interrupted restore).
+    pub already_restored: u64,
+}
+
+/// Applies `diff` to `target`, which holds the image the diff was made against (or, after an
+/// interrupted restore, part of the new image).
+pub fn restore(
+    diff: &Image,
+    target: &Image,
+    options: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
+    // Legacy diffs record no image size: their records are bounded by the target's.
+    let read_options = |check_data| ReadOptions {
+        check_data,
+        hash_file: false,
+        v1_sector_size: options.v1_sector_size,
+        target_size: Some(target.size),
+    };
+
+    progress.start(Stage::CheckingDiff, diff.size);
+    let scan = format::scan(diff, &read_options(true), |record| {
+        progress.advance(record.length)
+    })?;
+
+    let image_size = scan.info.image_size.unwrap_or(target.size);
+    if target.size != image_size {
+        return Err(Error::WrongTarget {
+            path: target.path.clone(),
+            extent: None,
+            offset: None,
+            written: Written::Nothing,
+            reason: format!(
+                "it has {} bytes but the diff {} was made from an image of {} bytes",
+                target.size,
+                diff.path.display(),
+                image_size
+            ),
+        });
+    }
+
+    let mut pass = Pass {
+        diff,
+        target,
+        buffer_size: options.buffer_size,
+        scratch: Vec::new(),
+        record_data: Vec::new(),
+    };
+    // Neither pass needs to check the whole diff again: each record's data is checked
+    // against its hash before use, and the target at each extent against the record's hashes.
+    progress.start(Stage::CheckingTarget, scan.totals.changed_bytes);
+    let planned = pass.run(&read_options(false), Written::Nothing, progress)?;
+    if planned.written > 0 {
+        progress.start(Stage::Restoring, scan.totals.changed_bytes);
+        pass.run(&read_options(false), Written::Partly, progress)?;
+    }
+    // Also when nothing was left to write: a restore killed after its last write but before
+    // this sync may have left the data in the page cache only, and a rerun that reports
+    // success must have it on the device.
+    target.sync()?;
+
+    Ok(RestoreSummary {
+        format: scan.info.format,
+        holds_hashes: scan.totals.hashes.is_some(),
+        extent_count: scan.totals.extent_count,
+        written: planned.written,
+        bytes_written: planned.bytes_written,
+        already_restored: planned.already_restored,
+    })
+}
+
+/// One pass over the diff against the target: a dry run that only checks, or the writing run.
+struct Pass<'a> {
+    diff: &'a Image,
+    target: &'a Image,
+    buffer_size: u64,
+    scratch: Vec<u8>,
+    /// One whole record's data, for records that carry a hash (bounded by the diff's record
+    /// size limit, and by what the diff holds: the diff was checked whole before).
+    record_data: Vec<u8>,
+}
+
+/// What the target holds where a record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// The data the diff replaces (or, for a legacy diff without hashes, anything).
+    Base,
+    /// The data the diff writes: restored already.
+    New,
+    /// Neither: the wrong target, or the record a killed restore was writing.
+    Neither,
+}
+
+/// What restore does with one record, given what the target holds there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// It holds the base data: write the record.
+    Write,
+    /// It holds the new data already: skip it.
+    AlreadyRestored,
+    /// It may be the record a killed restore tore: write it if the target holds the record's
+    /// new data up to at least the first page boundary within it (see [`starts_torn`]).
+    WriteIfTorn,
+    /// The wrong target: stop.
+    Wrong,
+}
+
+/// Restore writes records in order, and the kernel writes a file page by page, so a restore
+/// that was killed leaves records holding new data or base data in any mix, with at most one
+/// torn record (new data up to a page boundary, base data after) before the first record
+/// still holding base data and after none. A record in neither state is written only in that
+/// position, and only if it is torn that way; anywhere else it means the wrong target.
+#[derive(Debug, Default)]
+pub struct Frontier {
+    passed_base: bool,
+    torn: bool,
+}
+
+impl Frontier {
+    /// The decision for the next record, in diff order.
+    pub fn decide(&mut self, found: Found) -> Decision {
+        match found {
+            Found::Base => {
+                self.passed_base = true;
+                Decision::Write
+            }
+            Found::New if !self.torn => Decision::AlreadyRestored,
+            Found::Neither if !self.passed_base && !self.torn => {
+                self.torn = true;
+                Decision::WriteIfTorn
+            }
+            Found::New | Found::Neither => Decision::Wrong,
+        }
+    }
+}
+
+/// What a pass found: the records (to be) written, and those restored already.
+#[derive(Debug, Default)]
+struct Planned {
+    written: u64,
+    bytes_written: u64,
+    already_restored: u64,
+}
+
+impl Pass<'_> {
+    /// Goes over every record. `written` is [`Written::Nothing`] for the dry run, which only
+    /// checks; [`Written::Partly`] for the run that writes.
+    fn run(
+        &mut self,
+        options: &ReadOptions,
+        written: Written,
+        progress: &dyn Progress,
+    ) -> Result<Planned> {
+        let write = written == Written::Partly;
+        let mut reader = format::open_reader(self.diff, options)?;
+        let mut planned = Planned::default();
+        let mut frontier = Frontier::default();
+        while let Some(record) = reader.next_record()? {
+            progress.advance(record.length);
+            let found = self.look_at_target(&record)?;
+            let mut loaded = false;
+            match frontier.decide(found) {
+                Decision::AlreadyRestored => {
+                    planned.already_restored += 1;
+                    continue;
+                }
+                Decision::Write => {}
+                Decision::WriteIfTorn => {
+                    let data = reader.read_record(&record, &mut self.record_data)?;
+                    if !starts_torn(self.target, &record, data, &mut self.scratch)? {
+                        return Err(self.wrong_target(&record, written));
+                    }
+                    loaded = true;
+                }
+                Decision::Wrong => return Err(self.wrong_target(&record, written)),
+            }
+            planned.written += 1;
+            planned.bytes_written += record.length;
+            if write {
+                self.write_record(reader.as_mut(), &record, loaded)?;
+            }
+        }
+        Ok(planned)
+    }
+
+    /// Reads the target where `record` goes. A legacy record has no hashes to tell by, so it
+    /// counts as base data and is written.
+    fn look_at_target(&mut self, record: &Record) -> Result<Found> {
+        let Some(RecordHashes { new, base }) = record.hashes else {
+            return Ok(Found::Base);
+        };
+        let scratch_len = self.buffer_size.min(record.length) as usize;
+        self.scratch.resize(self.scratch.len().max(scratch_len), 0);
+        let found = engine::hash_range(
+            self.target,
+            record.offset,
+            record.length,
+            &mut self.scratch[..scratch_len],
+        )?;
+        Ok(if found == new {
+            Found::New
+        } else if found == base {
+            Found::Base
+        } else {
+            Found::Neither
+        })
+    }
+
+    /// Writes a record. One with a hash is read whole and checked before any of it is
+    /// written (`loaded`: it was already); one without (legacy) is streamed in buffers.
+    fn write_record(
+        &mut self,
+        reader: &mut dyn DiffReader,
+        record: &Record,
+        loaded: bool,
+    ) -> Result<()> {
+        if record.hashes.is_some() {
+            if !loaded {
+                reader.read_record(record, &mut self.record_data)?;
+            }
+            let data = &self.record_data[..record.length as usize];
+            return self.target.write_at(record.offset, data);
+        }
+        let piece_limit = self.buffer_size.min(record.length);
+        self.scratch
+            .resize(self.scratch.len().max(piece_limit as usize), 0);
+        let mut written = 0;
+        while written < record.length {
+            let piece = piece_limit.min(record.length - written) as usize;
+            let data = &mut self.scratch[..piece];
+            reader.read_data(data)?;
+            self.target.write_at(record.offset + written, data)?;
+            written += piece as u64;
+        }
+        Ok(())
+    }
+
+    fn wrong_target(&self, record: &Record, written: Written) -> Error {
+        let consequence = match written {
+            Written::Nothing => "nothing was written",
+            Written::Partly => "it changed since it was checked; restore stopped",
+        };
+        Error::WrongTarget {
+            path: self.target.path.clone(),
+            extent: Some(record.index),
+            offset: Some(record.offset),
+            written,
+            reason: format!(
+                "at byte {} (extent {}) it holds neither the base data the diff replaces nor the new data; {consequence}",
+                record.offset, record.index
+            ),
+        }
+    }
+}
+
+/// The page size of the page cache, which a killed write tears at.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// True when the target holds `new_data` at least up to the first page boundary inside the
+/// record, but not all of it: what a restore killed while writing this record leaves.
+fn starts_torn(
+    target: &Image,
+    record: &Record,
+    new_data: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<bool> {
+    if scratch.is_empty() {
+        scratch.resize(record.length.clamp(1, 64 << 10) as usize, 0);
+    }
+    let first_page_end = (PAGE_SIZE - record.offset % PAGE_SIZE).min(record.length);
+    let mut matching = 0u64;
+    while matching < record.length {
+        let piece = (scratch.len() as u64).min(record.length - matching) as usize;
+        let held = &mut scratch[..piece];
+        target.read_at(record.offset + matching, held)?;
+        let expected = &new_data[matching as usize..][..piece];
+        match held.iter().zip(expected).position(|(a, b)| a != b) {
+            Some(first_difference) => {
+                matching += first_difference as u64;
+                break;
+            }
+            None => matching += piece as u64,
+        }
+    }
+    Ok(matching >= first_page_end && matching < record.length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Decision::*;
+    use Found::{Base, Neither, New};
+
+    /// The decisions for targets holding `found` at successive records.
+    fn decisions(found: &[Found]) -> Vec<Decision> {
+        let mut frontier = Frontier::default();
+        found.iter().map(|&found| frontier.decide(found)).collect()
+    }
+
+    #[test]
+    fn restore_decisions() {
+        let table: &[(&[Found], &[Decision])] = &[
+            // A target ready for restore, and one restored already.
+            (&[Base, Base, Base], &[Write, Write, Write]),
+            (&[New, New, New], &[AlreadyRestored; 3]),
+            // A killed restore: new data, at most one torn record, base data; or any mix of
+            // new and base data (the page cache writes pages back in any order).
+            (
+                &[New, Neither, Base],
+                &[AlreadyRestored, WriteIfTorn, Write],
+            ),
+            (&[Neither, Base, Base], &[WriteIfTorn, Write, Write]),
+            (
+                &[New, Base, New, Base],
+                &[AlreadyRestored, Write, AlreadyRestored, Write],
+            ),
+            // Neither after base data, a second torn record, new data after a torn record:
+            // the wrong target.
+            (&[Base, Neither], &[Write, Wrong]),
+            (&[Neither, Neither], &[WriteIfTorn, Wrong]),
+            (&[Neither, New], &[WriteIfTorn, Wrong]),
+            (&[New, Base, Neither], &[AlreadyRestored, Write, Wrong]),
+        ];
+        for (found, expected) in table {
+            assert_eq!(&decisions(found), expected, "targets holding {found:?}");
+        }
+    }
+}

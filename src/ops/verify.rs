@@ -1,0 +1,306 @@
+//! verify: check a diff, and a target before or after a restore, by reading each twice.
+//!
+//! Like b3sum's check, this is a safety tool: better to fail a check that should pass than to
+//! pass one that should fail. What it checks, and what it cannot know, is written down in
+//! README.md ("What verify checks").
+//!
+//! 1. The diff is read twice in full. Each read checks its structure, every record hash and the
+//!    whole-diff hash; both reads must give the same BLAKE3 of the whole file.
+//! 2. The target, if given, is hashed twice in full, each time after dropping its cached pages
+//!    so the bytes come from the device; both hashes must agree, and equal the diff's base
+//!    hash (state `base`) or image hash (state `restored`).
+//! 3. Between the two, each extent of the target is classed as base data, new data or neither,
+//!    which shows how far an interrupted restore got.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::device::Image;
+use crate::engine::{self, Progress, Stage};
+use crate::error::{Error, Result};
+use crate::format::{self, ImageHashes, ReadOptions, RecordHashes, Scan};
+
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The sector size of a v1 diff, which does not record it.
+    pub v1_sector_size: u64,
+    /// How much of the target is read at once.
+    pub buffer_size: u64,
+    /// Fail unless the target is in this state (`Base` or `Restored`).
+    pub expect: Option<State>,
+}
+
+/// The states a target can be found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// It holds the image the diff was made against: ready for restore.
+    Base,
+    /// It holds the image the diff was made from.
+    Restored,
+    /// It holds neither.
+    Neither,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Base => "base",
+            State::Restored => "restored",
+            State::Neither => "neither",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            State::Base => "base: it holds the image the diff was made against, ready for restore",
+            State::Restored => "restored: it holds the image the diff was made from",
+            State::Neither => "neither: it holds neither the base image nor the restored image",
+        }
+    }
+}
+
+/// Everything verify found, as far as it got; `failure` says why it stopped or failed.
+#[derive(Debug)]
+pub struct VerifyReport {
+    pub diff: DiffFindings,
+    pub target: Option<TargetFindings>,
+    pub expect: Option<State>,
+    /// None when the diff is intact and the target (if any) in a known or the expected state.
+    pub failure: Option<Error>,
+}
+
+/// What verify found of the diff. Fields are None when verify did not get that far.
+#[derive(Debug, Default, Serialize)]
+pub struct DiffFindings {
+    pub path: String,
+    pub format: Option<&'static str>,
+    pub intact: bool,
+    /// False for the original tool's formats: only structure and bounds could be checked.
+    pub holds_hashes: Option<bool>,
+    pub reads_agree: Option<bool>,
+    /// BLAKE3 of the whole diff file.
+    pub blake3: Option<String>,
+    pub sector_size: Option<u64>,
+    pub image_size: Option<u64>,
+    pub extent_count: Option<u64>,
+    pub changed_bytes: Option<u64>,
+    pub base_blake3: Option<String>,
+    pub image_blake3: Option<String>,
+}
+
+/// What verify found of the target.
+#[derive(Debug, Serialize)]
+pub struct TargetFindings {
+    pub path: String,
+    pub size: u64,
+    /// None for a diff without hashes: the contents cannot be told.
+    pub state: Option<State>,
+    pub blake3: Option<String>,
+    pub reads_agree: Option<bool>,
+    pub extents: Option<ExtentCounts>,
+}
+
+/// How many extents of the target hold the base data, the new data, or neither.
+#[derive(Debug, Default, Serialize)]
+pub struct ExtentCounts {
+    pub base: u64,
+    pub restored: u64,
+    pub neither: u64,
+}
+
+fn hex(hash: blake3::Hash) -> String {
+    hash.to_hex().to_string()
+}
+
+/// Checks `diff`, and `target` against it when given. Never fails outright: what went wrong
+/// is the report's `failure`, beside everything found up to then.
+pub fn verify(
+    diff: &Image,
+    target: Option<&Image>,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> VerifyReport {
+    let mut report = VerifyReport {
+        diff: DiffFindings {
+            path: diff.path.to_string_lossy().into_owned(),
+            ..DiffFindings::default()
+        },
+        target: None,
+        expect: options.expect,
+        failure: None,
+    };
+    let read_options = ReadOptions {
+        check_data: true,
+        hash_file: true,
+        v1_sector_size: options.v1_sector_size,
+        // Legacy diffs have no image size; their records are bounded by the target's.
+        target_size: target.map(|target| target.size),
+    };
+    let checked = check_diff_twice(diff, &read_options, progress, &mut report.diff)
+        .and_then(|scan| match target {
+            Some(target) => {
+                let findings = check_target(target, diff, &scan, options, progress);
+                findings.map(|findings| report.target = Some(findings))
+            }
+            None => Ok(()),
+        })
+        .and_then(|()| expectation(&report));
+    report.failure = checked.err();
+    report
+}
+
+fn check_diff_twice(
+    diff: &Image,
+    read_options: &ReadOptions,
+    progress: &dyn Progress,
+    findings: &mut DiffFindings,
+) -> Result<Scan> {
+    let scan = |stage| {
+        progress.start(stage, diff.size);
+        format::scan(diff, read_options, |record| progress.advance(record.length))
+    };
+    let first = scan(Stage::CheckingDiff)?;
+    findings.format = Some(first.info.format.name());
+    findings.holds_hashes = Some(first.totals.hashes.is_some());
+    findings.blake3 = first.file_hash.map(hex);
+    findings.sector_size = first.info.sector_size;
+    findings.image_size = first.info.image_size;
+    findings.extent_count = Some(first.totals.extent_count);
+    findings.changed_bytes = Some(first.totals.changed_bytes);
+    findings.base_blake3 = first.totals.hashes.map(|hashes| hex(hashes.base));
+    findings.image_blake3 = first.totals.hashes.map(|hashes| hex(hashes.image));
+
+    let second = scan(Stage::RereadingDiff);
+    let reads_agree = matches!(&second, Ok(again) if again.file_hash == first.file_hash);
+    findings.reads_agree = Some(reads_agree);
+    if !reads_agree {
+        let detail = match second {
+            Err(error) => format!(": the second read failed: {error}"),
+            Ok(_) => String::new(),
+        };
+        return Err(Error::UnstableRead {
+            path: diff.path.clone(),
+            reason: format!("two reads of the diff gave different bytes{detail}"),
+        });
+    }
+    findings.intact = true;
+    Ok(first)
+}
+
+fn check_target(
+    target: &Image,
+    diff: &Image,
+    scan: &Scan,
+    options: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<TargetFindings> {
+    let mut findings = TargetFindings {
+        path: target.path.to_string_lossy().into_owned(),
+        size: target.size,
+        state: None,
+        blake3: None,
+        reads_agree: None,
+        extents: None,
+    };
+    let (Some(image_size), Some(hashes)) = (scan.info.image_size, scan.totals.hashes) else {
+        // A legacy diff: its records were checked against the target's size, and there are
+        // no hashes to tell its contents by.
+        return Ok(findings);
+    };
+    if target.size != image_size {
+        // It can hash to neither image, and extents past its end cannot be read.
+        findings.state = Some(State::Neither);
+        return Ok(findings);
+    }
+    let hash_pass = |stage| {
+        progress.start(stage, target.size);
+        engine::hash_image(target, options.buffer_size, true, progress)
+    };
+    let first = hash_pass(Stage::ReadingTarget)?;
+    findings.extents = Some(classify_extents(target, diff, options, scan)?);
+    let second = hash_pass(Stage::RereadingTarget)?;
+    findings.reads_agree = Some(first == second);
+    findings.blake3 = Some(hex(first));
+    if first != second {
+        return Err(Error::UnstableRead {
+            path: target.path.clone(),
+            reason: "two reads of the target from the device gave different bytes".into(),
+        });
+    }
+    let ImageHashes { base, image } = hashes;
+    findings.state = Some(if first == base {
+        State::Base
+    } else if first == image {
+        State::Restored
+    } else {
+        State::Neither
+    });
+    Ok(findings)
+}
+
+/// Counts the extents whose target bytes are the base data, the new data, or neither.
+fn classify_extents(
+    target: &Image,
+    diff: &Image,
+    options: &VerifyOptions,
+    scan: &Scan,
+) -> Result<ExtentCounts> {
+    let mut counts = ExtentCounts::default();
+    let mut scratch = vec![0u8; options.buffer_size.min(scan.longest_record) as usize];
+    let headers = ReadOptions::headers(options.v1_sector_size, Some(target.size));
+    let mut reader = format::open_reader(diff, &headers)?;
+    while let Some(record) = reader.next_record()? {
+        let Some(RecordHashes { new, base }) = record.hashes else {
+            continue;
+        };
+        let found = engine::hash_range(target, record.offset, record.length, &mut scratch)?;
+        if found == base {
+            counts.base += 1;
+        } else if found == new {
+            counts.restored += 1;
+        } else {
+            counts.neither += 1;
+        }
+    }
+    Ok(counts)
+}
+
+/// The failure when the target is in no known state, or not in the expected one.
+fn expectation(report: &VerifyReport) -> Result<()> {
+    let Some(target) = &report.target else {
+        return Ok(());
+    };
+    let size_differs = report
+        .diff
+        .image_size
+        .is_some_and(|size| size != target.size);
+    let problem = match (target.state, report.expect) {
+        // Only a legacy diff leaves the state unknown; no expectation can be met then.
+        (None, Some(expected)) => format!(
+            "the diff holds no hashes, so it cannot be known to be {}",
+            expected.name()
+        ),
+        (Some(state), Some(expected)) if state != expected => {
+            format!(
+                "it is {}, not {} as expected",
+                state.name(),
+                expected.name()
+            )
+        }
+        (Some(State::Neither), None) if size_differs => format!(
+            "it has {} bytes but the image has {}: it is neither the base nor the restored image",
+            target.size,
+            report.diff.image_size.unwrap_or(0)
+        ),
+        (Some(State::Neither), None) => {
+            "it holds neither the base image nor the restored image".to_string()
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::UnexpectedTarget {
+        path: PathBuf::from(&target.path),
+        reason: problem,
+    })
+}

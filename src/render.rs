@@ -1,0 +1,396 @@
+//! Text and JSON for people and scripts: the listings and reports the commands print,
+//! written to any `Write`, so that tests and fuzz targets check exactly what the binary prints.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::error::{Error, Reporting, Result};
+use crate::format::{DiffInfo, Format, Record, Totals};
+use crate::ops::inspect::Listing;
+use crate::ops::verify::{DiffFindings, State, TargetFindings, VerifyReport};
+use crate::units::{human_bytes, utc_timestamp};
+
+/// Writes the listing of a diff (a table, or with `json` one JSON document) to `out`, as far
+/// as the diff can be read: a fault in the diff is returned after everything before it was
+/// written (and, in JSON, an `error` field that keeps the document well-formed).
+pub fn write_listing(listing: &mut Listing<'_>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let mut style: Box<dyn ListingStyle> = if json {
+        Box::new(JsonListing { extents_listed: 0 })
+    } else {
+        Box::new(TableListing)
+    };
+    let style = style.as_mut();
+    let written = |result: io::Result<()>| {
+        result.map_err(|source| Error::Output {
+            what: "the listing",
+            source,
+        })
+    };
+    let info = listing.info().clone();
+    let path = listing.diff().path.to_string_lossy().into_owned();
+    written(style.header(out, &path, &info))?;
+    let ended = loop {
+        match listing.next_extent() {
+            Ok(Some(extent)) => written(style.extent(out, &info, &extent))?,
+            Ok(None) => break listing.totals(),
+            Err(error) => break Err(error),
+        }
+    };
+    match ended {
+        Ok(totals) => written(style.summary(out, &info, &totals)),
+        Err(error) => {
+            written(style.failure(out, &error.to_string()))?;
+            Err(error)
+        }
+    }
+}
+
+/// One way of printing a listing; called in order: header, extents, then summary or failure.
+trait ListingStyle {
+    fn header(&mut self, out: &mut dyn Write, path: &str, info: &DiffInfo) -> io::Result<()>;
+    fn extent(&mut self, out: &mut dyn Write, info: &DiffInfo, record: &Record) -> io::Result<()>;
+    fn summary(&mut self, out: &mut dyn Write, info: &DiffInfo, totals: &Totals) -> io::Result<()>;
+    fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()>;
+}
+
+/// A number's decimal digits, without allocating.
+struct Decimal {
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(mut number: u64) -> Decimal {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (number % 10) as u8;
+            number /= 10;
+            if number == 0 {
+                return Decimal { digits, start };
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Decimal {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+}
+
+/// Writes `text` right-aligned in `width` columns.
+fn write_column(out: &mut dyn Write, text: &[u8], width: usize) -> io::Result<()> {
+    const SPACES: &[u8; 32] = &[b' '; 32];
+    out.write_all(&SPACES[..width.saturating_sub(text.len()).min(SPACES.len())])?;
+    out.write_all(text)
+}
+
+fn sectors(info: &DiffInfo, length: u64) -> Option<u64> {
+    info.sector_size
+        .map(|sector_size| length.div_ceil(sector_size))
+}
+
+fn share_of_image(info: &DiffInfo, changed_bytes: u64) -> Option<f64> {
+    match info.image_size {
+        Some(0) => Some(0.0),
+        Some(image_size) => Some(changed_bytes as f64 * 100.0 / image_size as f64),
+        None => None,
+    }
+}
+
+fn hex(hash: Option<blake3::Hash>) -> Option<String> {
+    hash.map(|hash| hash.to_hex().to_string())
+}
+
+/// What a legacy diff does not record, in the table.
+const NOT_RECORDED: &str = "not recorded";
+
+/// The human-readable listing: a few header lines, a table, a summary.
+struct TableListing;
+
+impl ListingStyle for TableListing {
+    fn header(&mut self, out: &mut dyn Write, path: &str, info: &DiffInfo) -> io::Result<()> {
+        let or_not_recorded = |value: Option<String>| value.unwrap_or_else(|| NOT_RECORDED.into());
+        writeln!(out, "diff:              {path}")?;
+        writeln!(
+            out,
+            "format:            {} ({})",
+            info.format.name(),
+            info.format.origin()
+        )?;
+        let sector_size = match (info.format, info.sector_size) {
+            (Format::V1, Some(size)) => format!("{size} bytes (from -s; v1 does not record it)"),
+            (_, Some(size)) => format!("{size} bytes"),
+            (_, None) => "none (byte-granular records)".to_string(),
+        };
+        writeln!(out, "sector size:       {sector_size}")?;
+        let image_size = info
+            .image_size
+            .map(|size| format!("{size} bytes ({})", human_bytes(size)));
+        writeln!(out, "image size:        {}", or_not_recorded(image_size))?;
+        if info.format == Format::V3 {
+            let limit = info.record_size_limit.map(|limit| format!("{limit} bytes"));
+            writeln!(out, "record size limit: {}", or_not_recorded(limit))?;
+        }
+        let created = info.created_unix_seconds.map(utc_timestamp);
+        writeln!(out, "created:           {}", or_not_recorded(created))?;
+        let tool = info
+            .tool_version
+            .as_ref()
+            .map(|version| format!("diff-dd {version}"));
+        writeln!(out, "tool version:      {}", or_not_recorded(tool))?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:>10} {:>20} {:>14} {:>12}",
+            "extent", "offset", "bytes", "sectors"
+        )
+    }
+
+    fn extent(&mut self, out: &mut dyn Write, info: &DiffInfo, record: &Record) -> io::Result<()> {
+        // By hand rather than with `{:>20}`: a diff can hold millions of extents, and std's
+        // padding writes one character at a time.
+        write_column(out, &Decimal::new(record.index), 10)?;
+        write_column(out, &Decimal::new(record.offset), 21)?;
+        write_column(out, &Decimal::new(record.length), 15)?;
+        match sectors(info, record.length) {
+            Some(count) => write_column(out, &Decimal::new(count), 13)?,
+            None => write_column(out, b"-", 13)?,
+        }
+        out.write_all(b"\n")
+    }
+
+    fn summary(&mut self, out: &mut dyn Write, info: &DiffInfo, totals: &Totals) -> io::Result<()> {
+        writeln!(out)?;
+        writeln!(out, "extents:           {}", totals.extent_count)?;
+        let share = share_of_image(info, totals.changed_bytes)
+            .map(|percent| format!(", {percent:.2}% of the image"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "changed bytes:     {} ({}{share})",
+            totals.changed_bytes,
+            human_bytes(totals.changed_bytes),
+        )?;
+        let no_hashes = "none: this format holds no hashes";
+        let base = hex(totals.hashes.map(|hashes| hashes.base));
+        let image = hex(totals.hashes.map(|hashes| hashes.image));
+        let base = base.unwrap_or_else(|| no_hashes.into());
+        let image = image.unwrap_or_else(|| no_hashes.into());
+        writeln!(out, "base blake3:       {base}")?;
+        writeln!(out, "image blake3:      {image}")
+    }
+
+    fn failure(&mut self, _out: &mut dyn Write, _reason: &str) -> io::Result<()> {
+        Ok(()) // The error line on stderr says it; the table simply stops.
+    }
+}
+
+/// One JSON document, streamed: the header fields, the `extents` list, then the totals (or an
+/// `error` field when the diff is corrupt, so the document is still well-formed). What a
+/// format does not record is null.
+struct JsonListing {
+    extents_listed: u64,
+}
+
+#[derive(Serialize)]
+struct JsonHeader<'a> {
+    path: &'a str,
+    format: &'a str,
+    sector_size: Option<u64>,
+    image_size: Option<u64>,
+    record_size_limit: Option<u64>,
+    created_unix_seconds: Option<i64>,
+    tool_version: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonExtent {
+    index: u64,
+    offset: u64,
+    length: u64,
+    sectors: Option<u64>,
+    new_blake3: Option<String>,
+    base_blake3: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonTotals {
+    extent_count: u64,
+    changed_bytes: u64,
+    share_of_image_percent: Option<f64>,
+    base_blake3: Option<String>,
+    image_blake3: Option<String>,
+}
+
+/// Writes the fields of `value` (a JSON object) without its closing brace, so more fields can
+/// follow.
+fn open_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    let mut text = serde_json::to_string(value)?;
+    text.pop(); // the closing brace
+    out.write_all(text.as_bytes())
+}
+
+/// Closes the extents list, then writes the fields of `value` and closes the document.
+fn close_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    let text = serde_json::to_string(value)?;
+    out.write_all(b"],")?;
+    out.write_all(&text.as_bytes()[1..])?; // past the opening brace
+    out.write_all(b"\n")
+}
+
+impl ListingStyle for JsonListing {
+    fn header(&mut self, out: &mut dyn Write, path: &str, info: &DiffInfo) -> io::Result<()> {
+        open_object(
+            out,
+            &JsonHeader {
+                path,
+                format: info.format.name(),
+                sector_size: info.sector_size,
+                image_size: info.image_size,
+                record_size_limit: info.record_size_limit,
+                created_unix_seconds: info.created_unix_seconds,
+                tool_version: info.tool_version.as_deref(),
+            },
+        )?;
+        out.write_all(b",\"extents\":[")
+    }
+
+    fn extent(&mut self, out: &mut dyn Write, info: &DiffInfo, record: &Record) -> io::Result<()> {
+        if self.extents_listed > 0 {
+            out.write_all(b",")?;
+        }
+        self.extents_listed += 1;
+        let extent = JsonExtent {
+            index: record.index,
+            offset: record.offset,
+            length: record.length,
+            sectors: sectors(info, record.length),
+            new_blake3: hex(record.hashes.map(|hashes| hashes.new)),
+            base_blake3: hex(record.hashes.map(|hashes| hashes.base)),
+        };
+        serde_json::to_writer(&mut *out, &extent)?;
+        Ok(())
+    }
+
+    fn summary(&mut self, out: &mut dyn Write, info: &DiffInfo, totals: &Totals) -> io::Result<()> {
+        close_object(
+            out,
+            &JsonTotals {
+                extent_count: totals.extent_count,
+                changed_bytes: totals.changed_bytes,
+                share_of_image_percent: share_of_image(info, totals.changed_bytes),
+                base_blake3: hex(totals.hashes.map(|hashes| hashes.base)),
+                image_blake3: hex(totals.hashes.map(|hashes| hashes.image)),
+            },
+        )
+    }
+
+    fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()> {
+        close_object(out, &serde_json::json!({ "error": reason }))
+    }
+}
+
+/// `1 extent`, `2 extents`.
+pub fn count(number: u64, noun: &str) -> String {
+    if number == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{number} {noun}s")
+    }
+}
+
+/// verify's report as one JSON document: the findings, then whether it passed.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    diff: &'a DiffFindings,
+    target: Option<&'a TargetFindings>,
+    expect: Option<State>,
+    ok: bool,
+    exit_code: u8,
+    error: Option<String>,
+}
+
+/// Writes verify's report as one JSON document.
+pub fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
+    let document = JsonReport {
+        diff: &report.diff,
+        target: report.target.as_ref(),
+        expect: report.expect,
+        ok: report.failure.is_none(),
+        exit_code: report
+            .failure
+            .as_ref()
+            .map_or(crate::error::SUCCESS, |error| {
+                error.exit_code(Reporting::Check)
+            }),
+        error: report.failure.as_ref().map(ToString::to_string),
+    };
+    serde_json::to_writer_pretty(&mut *out, &document)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|source| Error::Output {
+            what: "the report",
+            source,
+        })
+}
+
+/// Writes verify's report for people: a line on the diff, then on the target and its extents.
+pub fn write_verify_text(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
+    verify_text(report, out).map_err(|source| Error::Output {
+        what: "the report",
+        source,
+    })
+}
+
+fn verify_text(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()> {
+    let diff = &report.diff;
+    if diff.intact && diff.holds_hashes == Some(false) {
+        writeln!(
+            out,
+            "diff: {}: a {} diff of the original diff-dd, with {} records; it holds no hashes to check, but its structure{} sound; read twice, identical",
+            diff.path,
+            diff.format.unwrap_or("?"),
+            diff.extent_count.unwrap_or(0),
+            if report.target.is_some() { " and bounds are" } else { " is" },
+        )?;
+    } else if diff.intact {
+        writeln!(
+            out,
+            "diff: {}: intact ({}, {}, {} changed); read twice, identical",
+            diff.path,
+            diff.format.unwrap_or("?"),
+            count(diff.extent_count.unwrap_or(0), "extent"),
+            human_bytes(diff.changed_bytes.unwrap_or(0)),
+        )?;
+    } else {
+        writeln!(out, "diff: {}: NOT intact", diff.path)?;
+    }
+    if let Some(target) = &report.target {
+        match target.state {
+            Some(state) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
+            None => writeln!(
+                out,
+                "target: {}: fits every record; its contents cannot be checked without hashes",
+                target.path
+            )?,
+        }
+        match target.reads_agree {
+            Some(true) => writeln!(out, "target: read twice from the device, identical")?,
+            Some(false) => writeln!(out, "target: two reads from the device DIFFER")?,
+            None => {}
+        }
+        if let Some(extents) = &target.extents {
+            writeln!(
+                out,
+                "extents: {} hold base data, {} new data, {} neither",
+                extents.base, extents.restored, extents.neither
+            )?;
+        }
+    }
+    Ok(())
+}
