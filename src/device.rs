@@ -458,3 +458,77 @@ fn link_unnamed(file: &File, name: &Path) -> io::Result<()> {
 fn sync_parent_directory(path: &Path) -> io::Result<()> {
     File::open(parent_directory(path))?.sync_all()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn names(directory: &Path) -> Vec<OsString> {
+        let mut names: Vec<_> = fs::read_dir(directory)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_output_appears_under_its_name_only_when_committed() {
+        let work = tempfile::tempdir().unwrap();
+        let path = work.path().join("new.diff");
+        let output = Output::create(&path).unwrap();
+        output.file().write_all(b"diff").unwrap();
+        assert!(names(work.path()).is_empty(), "a name before the commit");
+        output.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"diff");
+        assert_eq!(names(work.path()), [OsString::from("new.diff")]);
+    }
+
+    #[test]
+    fn a_replaced_output_keeps_its_permissions_and_an_abandoned_one_leaves_nothing() {
+        let work = tempfile::tempdir().unwrap();
+        let path = work.path().join("old.diff");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+
+        let abandoned = Output::create(&path).unwrap();
+        abandoned.file().write_all(b"half").unwrap();
+        drop(abandoned);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert_eq!(names(work.path()), [OsString::from("old.diff")]);
+
+        let output = Output::create(&path).unwrap();
+        output.file().write_all(b"new").unwrap();
+        output.commit().unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(names(work.path()), [OsString::from("old.diff")]);
+    }
+
+    #[test]
+    fn a_short_read_says_the_file_changed_size() {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[0; 100]).unwrap();
+        let image = Image::from_file(file, "small.img", Role::Infile).unwrap();
+        let mut buffer = [0u8; 10];
+        let error = image.read_at(95, &mut buffer).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::Io {
+                    action: Action::Read,
+                    role: Role::Infile,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("ended before byte 105"),
+            "{error}"
+        );
+    }
+}

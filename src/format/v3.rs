@@ -555,3 +555,103 @@ fn read_frame<T: serde::de::DeserializeOwned>(
     }
     Ok((value, framed))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::device::Image;
+    use crate::error::{Error, Role};
+    use crate::format::{open_reader, ReadOptions};
+
+    fn header() -> Header {
+        Header {
+            sector_size: 4,
+            image_size: 30,
+            record_size_limit: 8,
+            created_unix_seconds: 0,
+            tool_version: "test".into(),
+            data_encoding: DataEncoding::Raw,
+        }
+    }
+
+    const HASHES: ImageHashes = ImageHashes {
+        base: blake3::Hash::from_bytes([1; 32]),
+        image: blake3::Hash::from_bytes([2; 32]),
+    };
+
+    /// (offset, data) of each record.
+    fn records() -> Vec<(u64, Vec<u8>)> {
+        vec![(0, vec![7; 8]), (8, vec![8; 4]), (28, vec![9; 2])]
+    }
+
+    fn written() -> Vec<u8> {
+        let mut writer = Writer::new(Vec::new(), &header()).unwrap();
+        for (offset, data) in records() {
+            let base_hash = blake3::hash(&[offset as u8]);
+            writer.write_record(offset, &data, base_hash).unwrap();
+        }
+        writer.finish(HASHES).unwrap()
+    }
+
+    fn image(bytes: &[u8]) -> Image {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        Image::from_file(file, "test.diff", Role::Diff).unwrap()
+    }
+
+    #[test]
+    fn what_the_writer_writes_the_reader_reads() {
+        let bytes = written();
+        let diff = image(&bytes);
+        let options = ReadOptions {
+            hash_file: true,
+            ..ReadOptions::checked(512, None)
+        };
+        let mut reader = open_reader(&diff, &options).unwrap();
+        assert_eq!(reader.info().image_size, Some(30));
+        let mut buffer = Vec::new();
+        for (index, (offset, data)) in records().into_iter().enumerate() {
+            let record = reader.next_record().unwrap().unwrap();
+            assert_eq!((record.index, record.offset), (index as u64, offset));
+            let hashes = record.hashes.unwrap();
+            assert_eq!(hashes.new, blake3::hash(&data));
+            assert_eq!(hashes.base, blake3::hash(&[offset as u8]));
+            assert_eq!(reader.read_record(&record, &mut buffer).unwrap(), &data[..]);
+        }
+        assert!(reader.next_record().unwrap().is_none());
+        let totals = reader.totals().unwrap();
+        assert_eq!((totals.extent_count, totals.changed_bytes), (3, 14));
+        assert_eq!(totals.hashes, Some(HASHES));
+        assert_eq!(reader.file_hash(), Some(blake3::hash(&bytes)));
+    }
+
+    #[test]
+    fn a_record_whose_data_changed_is_refused_before_it_is_handed_out() {
+        let mut bytes = written();
+        // The footer starts with the trailer's offset; the last record's data precedes it.
+        let footer = bytes.len() - FOOTER_LEN;
+        let trailer_offset = u64::from_le_bytes(bytes[footer..][..8].try_into().unwrap());
+        bytes[trailer_offset as usize - 1] ^= 1;
+        let diff = image(&bytes);
+        let mut reader = open_reader(&diff, &ReadOptions::headers(512, None)).unwrap();
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            let record = reader.next_record().unwrap().unwrap();
+            reader.read_record(&record, &mut buffer).unwrap();
+        }
+        let record = reader.next_record().unwrap().unwrap();
+        let refused = reader.read_record(&record, &mut buffer);
+        assert!(
+            matches!(
+                refused,
+                Err(Error::InvalidDiff {
+                    record: Some(2),
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+    }
+}

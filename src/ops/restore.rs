@@ -368,3 +368,116 @@ mod tests {
         }
     }
 }
+
+/// The operation itself, on real files: what a caller gets back.
+#[cfg(test)]
+mod operation_tests {
+    use std::fs;
+    use std::path::Path;
+
+    use super::*;
+    use crate::device::{self, Output};
+    use crate::engine::NoProgress;
+    use crate::error::Role;
+    use crate::ops::{backup, BackupOptions, DiffFormat};
+
+    /// A base image, a new image changed in two places, and their diff, in `work`.
+    fn backed_up(work: &Path) -> (Vec<u8>, Vec<u8>) {
+        let base: Vec<u8> = (0..32_768u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut new = base.clone();
+        new[100] ^= 1;
+        new[20_000..21_000].fill(0xee);
+        fs::write(work.join("base.img"), &base).unwrap();
+        fs::write(work.join("new.img"), &new).unwrap();
+        let options = BackupOptions {
+            sector_size: 512,
+            buffer_size: 4096,
+            format: DiffFormat::Native,
+            created_unix_seconds: 0,
+        };
+        let open = |name: &str, role| device::open_input(&work.join(name), role).unwrap();
+        let output = Output::create(&work.join("d.diff")).unwrap();
+        let summary = backup(
+            &open("new.img", Role::Infile),
+            &open("base.img", Role::Reffile),
+            output,
+            &options,
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(summary.extent_count, 2);
+        (base, new)
+    }
+
+    fn restore_onto(work: &Path, target_bytes: &[u8]) -> (Result<RestoreSummary>, Vec<u8>) {
+        let target_path = work.join("target.img");
+        fs::write(&target_path, target_bytes).unwrap();
+        let diff = device::open_input(&work.join("d.diff"), Role::Diff).unwrap();
+        let target = device::open_target(&target_path).unwrap();
+        let options = RestoreOptions {
+            v1_sector_size: 512,
+            buffer_size: 1024,
+        };
+        let outcome = restore(&diff, &target, &options, &NoProgress);
+        (outcome, fs::read(&target_path).unwrap())
+    }
+
+    #[test]
+    fn restores_then_finds_nothing_left_to_write() {
+        let work = tempfile::tempdir().unwrap();
+        let (base, new) = backed_up(work.path());
+        let (outcome, after) = restore_onto(work.path(), &base);
+        let summary = outcome.unwrap();
+        assert_eq!((summary.written, summary.already_restored), (2, 0));
+        assert!(after == new);
+        let (outcome, after) = restore_onto(work.path(), &new);
+        let summary = outcome.unwrap();
+        assert_eq!((summary.written, summary.already_restored), (0, 2));
+        assert!(after == new);
+    }
+
+    #[test]
+    fn the_wrong_target_is_refused_naming_the_extent_with_nothing_written() {
+        let work = tempfile::tempdir().unwrap();
+        let (mut wrong, _) = backed_up(work.path());
+        wrong[20_500] ^= 0xff;
+        let (outcome, after) = restore_onto(work.path(), &wrong);
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::WrongTarget {
+                    extent: Some(1),
+                    offset: Some(19_968),
+                    written: Written::Nothing,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert!(after == wrong);
+    }
+
+    #[test]
+    fn a_damaged_diff_is_refused_naming_the_record_with_nothing_written() {
+        let work = tempfile::tempdir().unwrap();
+        let (base, _) = backed_up(work.path());
+        let diff_path = work.path().join("d.diff");
+        let mut diff = fs::read(&diff_path).unwrap();
+        // 200 bytes before the footer and the trailer frame: inside record 1's data.
+        let inside_record_1 = diff.len() - 48 - 200;
+        diff[inside_record_1] ^= 0x10;
+        fs::write(&diff_path, &diff).unwrap();
+        let (outcome, after) = restore_onto(work.path(), &base);
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::InvalidDiff {
+                    record: Some(1),
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        assert!(after == base);
+    }
+}
