@@ -188,7 +188,7 @@ pub struct RestoreArgs {
     pub difffile: PathBuf,
     /// The file or block device holding the full image the diff was made against
     #[arg(value_name = "OUTFILE")]
-    pub outfile: PathBuf,
+    pub target: PathBuf,
 }
 
 /// Options shared by every command that reads images.
@@ -332,7 +332,7 @@ impl Cli {
                             buffer_size: args.options.buffer_size,
                         },
                         difffile: args.difffile,
-                        target: args.outfile,
+                        target: args.target,
                     },
                 }
             }
@@ -393,10 +393,10 @@ fn from_original_synopsis(
             Ok(_) if format.is_some() => {
                 Err("--format applies only to backup (three paths)".into())
             }
-            Ok([difffile, outfile]) => Ok(Command::Restore(RestoreArgs {
+            Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
                 options,
                 difffile,
-                outfile,
+                target,
             })),
             Err(_) => Err(
                 "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one"
