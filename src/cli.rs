@@ -217,6 +217,14 @@ impl CommonOptions {
         self.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE)
     }
 
+    fn printing(&self, json: bool) -> Printing {
+        Printing {
+            quiet: self.quiet,
+            verbose: self.verbose,
+            json,
+        }
+    }
+
     /// Checks what a single option's parser cannot: how sector and buffer sizes relate.
     fn check_sizes(&self) -> Result<(), String> {
         let sector_size = self.sector_size();
@@ -295,65 +303,56 @@ impl Cli {
             None => from_original_synopsis(self.options, self.format, self.paths)
                 .map_err(Error::Usage)?,
         };
-        let printing = |options: &CommonOptions, json: bool| Printing {
-            quiet: options.quiet,
-            verbose: options.verbose,
-            json,
-        };
-        let checked = |options: &CommonOptions| options.check_sizes().map_err(Error::Usage);
+        if let Command::Backup(BackupArgs { options, .. })
+        | Command::Restore(RestoreArgs { options, .. })
+        | Command::Verify(VerifyArgs { options, .. }) = &command
+        {
+            options.check_sizes().map_err(Error::Usage)?;
+        }
         Ok(match command {
-            Command::Backup(args) => {
-                checked(&args.options)?;
-                Invocation {
-                    printing: printing(&args.options, false),
-                    task: Task::Backup {
-                        options: BackupOptions {
-                            sector_size: args.options.sector_size(),
-                            buffer_size: args.options.buffer_size,
-                            format: match args.format.unwrap_or(DiffFormat::Native) {
-                                DiffFormat::Native => ops::DiffFormat::Native,
-                                DiffFormat::V1 => ops::DiffFormat::V1,
-                            },
-                            created_unix_seconds: ops::backup::creation_time(),
+            Command::Backup(args) => Invocation {
+                printing: args.options.printing(false),
+                task: Task::Backup {
+                    options: BackupOptions {
+                        sector_size: args.options.sector_size(),
+                        buffer_size: args.options.buffer_size,
+                        format: match args.format.unwrap_or(DiffFormat::Native) {
+                            DiffFormat::Native => ops::DiffFormat::Native,
+                            DiffFormat::V1 => ops::DiffFormat::V1,
                         },
-                        infile: args.infile,
-                        reffile: args.reffile,
-                        outfile: args.outfile,
+                        created_unix_seconds: ops::backup::creation_time(),
                     },
-                }
-            }
-            Command::Restore(args) => {
-                checked(&args.options)?;
-                Invocation {
-                    printing: printing(&args.options, false),
-                    task: Task::Restore {
-                        options: RestoreOptions {
-                            v1_sector_size: args.options.sector_size(),
-                            buffer_size: args.options.buffer_size,
-                        },
-                        difffile: args.difffile,
-                        target: args.target,
+                    infile: args.infile,
+                    reffile: args.reffile,
+                    outfile: args.outfile,
+                },
+            },
+            Command::Restore(args) => Invocation {
+                printing: args.options.printing(false),
+                task: Task::Restore {
+                    options: RestoreOptions {
+                        v1_sector_size: args.options.sector_size(),
+                        buffer_size: args.options.buffer_size,
                     },
-                }
-            }
-            Command::Verify(args) => {
-                checked(&args.options)?;
-                Invocation {
-                    printing: printing(&args.options, args.json),
-                    task: Task::Verify {
-                        options: VerifyOptions {
-                            v1_sector_size: args.options.sector_size(),
-                            buffer_size: args.options.buffer_size,
-                            expect: args.expect.map(|state| match state {
-                                TargetState::Base => ops::State::Base,
-                                TargetState::Restored => ops::State::Restored,
-                            }),
-                        },
-                        difffile: args.difffile,
-                        target: args.target,
+                    difffile: args.difffile,
+                    target: args.target,
+                },
+            },
+            Command::Verify(args) => Invocation {
+                printing: args.options.printing(args.json),
+                task: Task::Verify {
+                    options: VerifyOptions {
+                        v1_sector_size: args.options.sector_size(),
+                        buffer_size: args.options.buffer_size,
+                        expect: args.expect.map(|state| match state {
+                            TargetState::Base => ops::State::Base,
+                            TargetState::Restored => ops::State::Restored,
+                        }),
                     },
-                }
-            }
+                    difffile: args.difffile,
+                    target: args.target,
+                },
+            },
             Command::Inspect(args) => Invocation {
                 printing: Printing {
                     json: args.json,
