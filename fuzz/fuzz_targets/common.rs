@@ -12,11 +12,11 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::FromRawFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use diff_dd::device::{self, Image};
+use diff_dd::device::Image;
+use diff_dd::error::Role;
 
 /// Records the largest single allocation, as tests/mutation.rs does: no length read from a
 /// diff may be trusted for an allocation.
@@ -57,11 +57,11 @@ pub fn bounded<T>(what: &str, work: impl FnOnce() -> T) -> T {
     result
 }
 
-/// A memfd, and the path that reopens it the way a command opens a file
-/// (`/proc/self/fd/N`): a file that never touches a disk.
+/// A memfd (open for reading and writing): a file that never touches a disk.
 pub struct MemFile {
     pub file: File,
-    pub path: PathBuf,
+    /// What errors call it (`memfd:NAME`).
+    pub name: String,
 }
 
 impl MemFile {
@@ -72,8 +72,15 @@ impl MemFile {
         let file = unsafe { File::from_raw_fd(fd) };
         MemFile {
             file,
-            path: PathBuf::from(format!("/proc/self/fd/{fd}")),
+            name: format!("memfd:{}", name.to_string_lossy()),
         }
+    }
+
+    /// The memfd as an image in `role`, through `Image::from_file` (a second descriptor of
+    /// the same open file, so reading and writing through it reach the same bytes).
+    pub fn image(&self, role: Role) -> Image {
+        let file = self.file.try_clone().expect("duplicating the memfd");
+        Image::from_file(file, &self.name, role).expect("opening the memfd as an image")
     }
 
     /// Makes `data` the whole contents.
@@ -94,12 +101,12 @@ impl MemFile {
 /// One memfd for the whole run (no disk churn), rewritten for every input.
 static MEMFD: OnceLock<MemFile> = OnceLock::new();
 
-/// Puts `data` in the memfd and opens it the way every command opens a diff
-/// (`device::open_input`, as tests/mutation.rs does).
+/// Puts `data` in the memfd and makes it an image in the diff's role
+/// (`Image::from_file`, which checks and sizes it as `device::open_input` does a path).
 pub fn diff_image(data: &[u8]) -> Image {
     let memfd = MEMFD.get_or_init(|| MemFile::new(c"diff-dd-fuzz"));
     memfd.replace(data);
-    device::open_input(&memfd.path, "diff").expect("opening the memfd as a diff")
+    memfd.image(Role::Diff)
 }
 
 /// The sector size a v1 diff is read with (v1 does not record it; the user gives `-s`),

@@ -1,31 +1,34 @@
-//! The input is a diff file. It is read the ways restore reads a diff, through the same
-//! library code: format detection (v3, v2 by its signature, otherwise v1 with a sector size
-//! from the first byte), then
+//! The input is a diff file. It is read the ways restore and verify read a diff, through the
+//! same library code: format detection (v3, v2 by its signature, otherwise v1 with a sector
+//! size from the first byte), then
 //!
-//! 1. a pass over the record headers only (`DataMode::SkipData`, no target: as inspect reads),
-//!    which tells where the records end, and so the target size to check against (derived
-//!    from that and the last byte: exact, larger, smaller, beyond any device);
-//! 2. `format::scan` in `DataMode::Check` against that target: restore's validation of the
-//!    whole diff, every byte read, record hashes and the whole-diff hash checked;
+//! 1. a pass over the record headers only (`ReadOptions::headers`, no target: as inspect
+//!    reads), which tells where the records end, and so the target size to check against
+//!    (derived from that and the last byte: exact, larger, smaller, beyond any device);
+//! 2. `format::scan` with `check_data` against that target: restore's validation of the whole
+//!    diff (`hash_file` false), every byte read, record hashes and the whole-diff hash
+//!    checked; and the same scan as verify makes it (`check_data` and `hash_file`), which must
+//!    agree with it and also hash every byte of the file;
 //!
 //! and, when the diff passes:
 //!
-//! 3. restore's dry run (`SkipData` against the target) and its writing pass (`Check`, record
-//!    data read with `read_data` in pieces of a size from the second-to-last byte, some records
-//!    only partly, the rest left to `next_record`).
+//! 3. restore's dry run (`check_data` false, against the target) and its writing pass
+//!    (`check_data` false, record data read with `read_data` in pieces of a size from the
+//!    second-to-last byte, some records only partly, the rest left to `next_record`).
 //!
-//! Errors are expected. What must hold: no panic, no single allocation over 1 MiB, every
-//! record a reader hands out is in order, non-empty, within bounds and within the record size
-//! limit, totals exist once the records end, and a diff that passes reads the same (records,
-//! totals, BLAKE3 of the whole file) in every pass.
+//! Errors are expected, and are always `Error::InvalidDiff`. What must hold: no panic, no
+//! single allocation over 1 MiB, every record a reader hands out is in order, non-empty,
+//! within bounds and within the record size limit, totals exist once the records end, a diff
+//! that passes reads the same (records, totals) in every pass, the verify-style scan's
+//! `file_hash` is the BLAKE3 of the whole file, and no other pass has a `file_hash`.
 
 #![no_main]
 
 mod common;
 
-use anyhow::Result;
 use diff_dd::device::Image;
-use diff_dd::format::{self, DataMode, DiffInfo, Format, ReadOptions, Record, Totals};
+use diff_dd::error::{Error, Result};
+use diff_dd::format::{self, DiffInfo, Format, ReadOptions, Record, Totals};
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -95,7 +98,7 @@ impl Seen {
             );
         }
         assert_eq!(
-            record.new_hash.is_some(),
+            record.hashes.is_some(),
             info.format == Format::V3,
             "{}: hashes only in v3",
             label()
@@ -104,18 +107,30 @@ impl Seen {
         self.changed_bytes += record.length;
         self.records_end = self.records_end.max(end);
         self.previous_end = end;
+        self.fingerprint(record);
+    }
+
+    /// Adds the record header to the fingerprint.
+    fn fingerprint(&mut self, record: &Record) {
         self.fingerprint.update(&record.offset.to_le_bytes());
         self.fingerprint.update(&record.length.to_le_bytes());
-        for hash in [record.new_hash, record.base_hash].into_iter().flatten() {
-            self.fingerprint.update(hash.as_bytes());
+        if let Some(hashes) = record.hashes {
+            self.fingerprint.update(hashes.new.as_bytes());
+            self.fingerprint.update(hashes.base.as_bytes());
         }
+    }
+
+    /// What `format::scan` hands out (checked by the other passes): counted and fingerprinted.
+    fn add_scanned(&mut self, record: &Record) {
+        self.fingerprint(record);
+        self.count += 1;
+        self.changed_bytes += record.length;
     }
 }
 
 /// What a pass that reached the end of the diff found.
 struct Done {
     totals: Totals,
-    file_hash: Option<blake3::Hash>,
 }
 
 /// How a pass reads record data: not at all, or in pieces of this size.
@@ -139,8 +154,8 @@ fn read_all(
     while let Some(record) = reader.next_record()? {
         seen.add(&info, options, &record);
         let Data::Pieces(piece) = data else { continue };
-        // Every third record is read only in part: `next_record` must read (Check) or skip
-        // the rest, as when restore finds a record already restored.
+        // Every third record is read only in part: `next_record` must skip the rest (or, with
+        // `check_data`, read and check it), as when restore finds a record already restored.
         let partial = record.index % 3 == 1;
         let mut left = record.length;
         while left > 0 {
@@ -164,10 +179,34 @@ fn read_all(
     let totals = totals.expect("next_record returned None but there are no totals");
     // Reading again after the end stays at the end.
     assert!(reader.next_record()?.is_none(), "a record after the end");
-    Ok(Done {
-        totals,
-        file_hash: reader.file_hash(),
-    })
+    // Only a read with `hash_file` hashes the file.
+    let file_hash = reader.file_hash();
+    if !(options.check_data && options.hash_file) {
+        assert_eq!(
+            file_hash, None,
+            "a file hash without hash_file: {options:?}"
+        );
+    }
+    Ok(Done { totals })
+}
+
+/// A diff is refused as invalid, never with another error: it is in memory, every read of it
+/// succeeds.
+fn refused<T>(pass: &str, result: &Result<T>) {
+    if let Err(error) = result {
+        assert!(
+            matches!(error, Error::InvalidDiff { .. }),
+            "{pass}: refused with an error other than InvalidDiff: {error:?}"
+        );
+    }
+}
+
+/// An outcome for `DIFF_DD_FUZZ_VERBOSE`.
+fn outcome<T>(result: &Result<T>) -> Result<(), String> {
+    result
+        .as_ref()
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 /// `DIFF_DD_FUZZ_VERBOSE=1` prints what each input did, for triage (`diff_reader FILE...`).
@@ -176,53 +215,54 @@ fn verbose() -> bool {
     *VERBOSE.get_or_init(|| std::env::var_os("DIFF_DD_FUZZ_VERBOSE").is_some())
 }
 
-fn options(mode: DataMode, v1_sector_size: u64, target_size: Option<u64>) -> ReadOptions {
-    ReadOptions {
-        mode,
-        v1_sector_size,
-        target_size,
-    }
-}
-
 fn check(diff: &Image, data: &[u8], scratch: &mut [u8]) {
     let v1_sector_size = common::v1_sector_size(data);
     let detected = format::detect(diff);
+    refused("format detection", &detected);
 
     // 1. Headers only, no target: where the records end.
     let mut headers = Seen::default();
-    let header_pass = read_all(
-        diff,
-        &options(DataMode::SkipData, v1_sector_size, None),
-        Data::Leave,
-        scratch,
-        &mut headers,
-    );
+    let header_options = ReadOptions::headers(v1_sector_size, None);
+    let header_pass = read_all(diff, &header_options, Data::Leave, scratch, &mut headers);
+    refused("headers pass", &header_pass);
     let target_size = common::target_size(data, headers.records_end);
-    let with_target = |mode| options(mode, v1_sector_size, Some(target_size));
+    let target = Some(target_size);
 
-    // 2. Restore's validation.
+    // 2. Restore's validation (every byte checked, the file not hashed), and verify's (the
+    //    file hashed too).
     let mut checked = Seen::default();
-    let scan = format::scan(diff, &with_target(DataMode::Check), |record| {
-        checked.fingerprint.update(&record.offset.to_le_bytes());
-        checked.fingerprint.update(&record.length.to_le_bytes());
-        for hash in [record.new_hash, record.base_hash].into_iter().flatten() {
-            checked.fingerprint.update(hash.as_bytes());
-        }
-        checked.count += 1;
-        checked.changed_bytes += record.length;
-    });
+    let scan = format::scan(
+        diff,
+        &ReadOptions::checked(v1_sector_size, target),
+        |record| checked.add_scanned(record),
+    );
+    refused("restore's validation", &scan);
+    let verify_options = ReadOptions {
+        hash_file: true,
+        ..ReadOptions::checked(v1_sector_size, target)
+    };
+    let mut verified = Seen::default();
+    let verify_scan = format::scan(diff, &verify_options, |record| verified.add_scanned(record));
+    refused("verify's scan", &verify_scan);
     if verbose() {
         eprintln!(
-            "{detected:?}, v1 sector size {v1_sector_size}: headers {:?} ({} records ending at {}); against a target of {target_size} bytes: {:?}",
-            header_pass.as_ref().map(|_| ()).map_err(|error| format!("{error:#}")),
+            "{detected:?}, v1 sector size {v1_sector_size}: headers {:?} ({} records ending at {}); against a target of {target_size} bytes: {:?}, verify's scan {:?}",
+            outcome(&header_pass),
             headers.count,
             headers.records_end,
-            scan.as_ref().map(|_| ()).map_err(|error| format!("{error:#}")),
+            outcome(&scan),
+            outcome(&verify_scan),
         );
     }
-    let scan = match scan {
-        Ok(scan) => scan,
-        Err(_) => {
+    // Hashing the file changes nothing of what is checked.
+    assert_eq!(
+        outcome(&scan),
+        outcome(&verify_scan),
+        "restore's validation and verify's scan disagree"
+    );
+    let (scan, verify_scan) = match (scan, verify_scan) {
+        (Ok(scan), Ok(verify_scan)) => (scan, verify_scan),
+        _ => {
             // A legacy diff holds nothing a full read checks beyond what the headers pass
             // checked, except the target: it cannot fail once the headers passed and the
             // records end within the target.
@@ -247,47 +287,49 @@ fn check(diff: &Image, data: &[u8], scratch: &mut [u8]) {
         scan.totals.changed_bytes, checked.changed_bytes,
         "trailer vs records"
     );
+    assert_eq!(scan.file_hash, None, "restore's validation hashed the file");
     assert_eq!(
-        scan.file_hash,
+        verify_scan.file_hash,
         Some(blake3::hash(data)),
-        "a full read must hash every byte of the file"
+        "verify's scan must hash every byte of the file"
     );
     let fingerprint = checked.fingerprint.finalize();
+    assert_eq!(
+        verified.fingerprint.finalize(),
+        fingerprint,
+        "verify's scan"
+    );
+    assert_eq!(verify_scan.totals.extent_count, scan.totals.extent_count);
+    assert_eq!(verify_scan.totals.changed_bytes, scan.totals.changed_bytes);
+    assert_eq!(verify_scan.totals.hashes, scan.totals.hashes);
+    assert_eq!(verify_scan.longest_record, scan.longest_record);
     let header_pass = header_pass.unwrap_or_else(|error| {
-        panic!("the diff passed a full read but not a read of its headers: {error:#}")
+        panic!("the diff passed a full read but not a read of its headers: {error}")
     });
     assert_eq!(headers.fingerprint.finalize(), fingerprint, "headers pass");
     assert_eq!(header_pass.totals.extent_count, checked.count);
+    assert_eq!(
+        scan.totals.hashes.is_some(),
+        format == Format::V3,
+        "image hashes only in v3"
+    );
     if format == Format::V3 {
-        assert_eq!(header_pass.totals.image_hash, scan.totals.image_hash);
-        assert_eq!(header_pass.totals.base_hash, scan.totals.base_hash);
+        assert_eq!(header_pass.totals.hashes, scan.totals.hashes);
     }
 
-    // 3. Restore's dry run and writing pass.
+    // 3. Restore's dry run and writing pass: neither checks the whole diff again.
+    let unchecked = ReadOptions::headers(v1_sector_size, target);
     let mut dry = Seen::default();
-    let dry_run = read_all(
-        diff,
-        &with_target(DataMode::SkipData),
-        Data::Leave,
-        scratch,
-        &mut dry,
-    );
-    dry_run.unwrap_or_else(|error| panic!("the diff passed, its dry run failed: {error:#}"));
+    let dry_run = read_all(diff, &unchecked, Data::Leave, scratch, &mut dry);
+    dry_run.unwrap_or_else(|error| panic!("the diff passed, its dry run failed: {error}"));
     assert_eq!(dry.fingerprint.finalize(), fingerprint, "dry run");
 
     let mut written = Seen::default();
     let pieces = Data::Pieces(common::piece_size(data));
-    let writing = read_all(
-        diff,
-        &with_target(DataMode::Check),
-        pieces,
-        scratch,
-        &mut written,
-    );
-    let writing = writing
-        .unwrap_or_else(|error| panic!("the diff passed, its writing pass failed: {error:#}"));
+    let writing = read_all(diff, &unchecked, pieces, scratch, &mut written);
+    let writing =
+        writing.unwrap_or_else(|error| panic!("the diff passed, its writing pass failed: {error}"));
     assert_eq!(written.fingerprint.finalize(), fingerprint, "writing pass");
     assert_eq!(writing.totals.changed_bytes, scan.totals.changed_bytes);
-    assert_eq!(writing.totals.image_hash, scan.totals.image_hash);
-    assert_eq!(writing.file_hash, scan.file_hash, "writing pass file hash");
+    assert_eq!(writing.totals.hashes, scan.totals.hashes);
 }

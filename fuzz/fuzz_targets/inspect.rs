@@ -1,22 +1,24 @@
-//! The input is a diff file. `diff_dd::commands::inspect::write_listing`, the code behind
-//! `diff-dd inspect`, lists it as a table and as JSON, with the options inspect uses
-//! (`DataMode::SkipData`, no target; v1 with a sector size from the first byte, as `-s` would
-//! give).
+//! The input is a diff file. `diff_dd::ops::inspect` and `diff_dd::render::write_listing`, the
+//! code behind `diff-dd inspect`, list it as a table and as JSON, with the options inspect uses
+//! (headers only, no target; v1 with a sector size from the first byte, as `-s` would give).
 //!
-//! Errors are expected. What must hold: no panic, no single allocation over 1 MiB, the table
-//! and the JSON listing agree on whether the diff is valid, and the JSON document is
-//! well-formed even when the diff is not: a summary with as many extents as it counts, or an
-//! `error` field; nothing at all only when the diff was refused before its first record.
+//! Errors are expected, and are always `Error::InvalidDiff`. What must hold: no panic, no
+//! single allocation over 1 MiB, the table and the JSON listing agree on whether the diff is
+//! valid, and the JSON document is well-formed even when the diff is not: a summary with as
+//! many extents as it counts, or an `error` field; nothing at all only when the diff was
+//! refused before its first record (`ops::inspect` failed: its header cannot be read).
 
 #![no_main]
 
 mod common;
 
 use std::cell::RefCell;
-use std::io;
+use std::io::{self, Write};
 
-use diff_dd::commands::inspect;
-use diff_dd::format::{DataMode, ReadOptions};
+use diff_dd::device::Image;
+use diff_dd::error::{Error, Result};
+use diff_dd::ops::{self, InspectOptions};
+use diff_dd::render;
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -27,18 +29,38 @@ thread_local! {
     static JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// What `diff-dd inspect` does once the diff is open: `ops::inspect`, then the listing to
+/// `out`. Returns whether `ops::inspect` opened the diff (so that something was written), and
+/// the outcome.
+fn list(
+    diff: &Image,
+    options: &InspectOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> (bool, Result<()>) {
+    let result = match ops::inspect(diff, options) {
+        Ok(mut listing) => (true, render::write_listing(&mut listing, json, out)),
+        Err(error) => (false, Err(error)),
+    };
+    if let Err(error) = &result.1 {
+        assert!(
+            matches!(error, Error::InvalidDiff { .. }),
+            "refused with an error other than InvalidDiff: {error:?}"
+        );
+    }
+    result
+}
+
 fuzz_target!(|data: &[u8]| {
     let diff = common::diff_image(data);
-    let options = ReadOptions {
-        mode: DataMode::SkipData,
+    let options = InspectOptions {
         v1_sector_size: common::v1_sector_size(data),
-        target_size: None,
     };
-    let table = common::bounded("the table listing", || {
-        inspect::write_listing(&diff, &options, false, &mut io::sink())
+    let (_, table) = common::bounded("the table listing", || {
+        list(&diff, &options, false, &mut io::sink())
     });
-    let json = common::bounded("the JSON listing", || {
-        inspect::write_listing(&diff, &options, true, &mut io::sink())
+    let (_, json) = common::bounded("the JSON listing", || {
+        list(&diff, &options, true, &mut io::sink())
     });
     assert_eq!(
         table.is_ok(),
@@ -50,12 +72,16 @@ fuzz_target!(|data: &[u8]| {
     // the allocation bound), to check that it is well-formed.
     JSON.with_borrow_mut(|out| {
         out.clear();
-        let result = inspect::write_listing(&diff, &options, true, out);
+        let (opened, result) = list(&diff, &options, true, out);
         assert_eq!(result.is_ok(), json.is_ok(), "two JSON listings disagree");
-        if out.is_empty() {
-            assert!(result.is_err(), "a valid diff listed as nothing");
+        if !opened {
+            assert!(out.is_empty(), "output for a diff that could not be opened");
             return;
         }
+        assert!(
+            !out.is_empty(),
+            "a diff opened for listing, listed as nothing"
+        );
         let document: serde_json::Value = serde_json::from_slice(out).unwrap_or_else(|error| {
             panic!(
                 "not well-formed JSON ({error}): {}",

@@ -7,16 +7,20 @@
 //! diff's bytes (the `diff_reader` target) cannot get there, since every byte of a v3 diff is
 //! covered by a BLAKE3 hash.
 //!
-//! The diff and the target go to two memfds, and `diff_dd::commands::restore::run`, the code
-//! behind `diff-dd restore`, applies one to the other through `/proc/self/fd/N` paths. An
+//! The diff and the target go to two memfds, made images with `Image::from_file` (the target
+//! open for reading and writing, as `device::open_target` opens a path), and
+//! `diff_dd::ops::restore`, the code behind `diff-dd restore`, applies one to the other. An
 //! independent model (`expectation`, from man/diff-dd.5 VALIDITY and the restore rules)
 //! decides the outcome first:
 //!
 //! - the header and every record valid, the target exactly image_size bytes, and the target
 //!   at every record holding its base data (by the record's base hash) or its new data, or
-//!   else the one record a killed restore tore (see `expectation`): restore succeeds and the
-//!   target then holds exactly its previous bytes with every record's data applied;
-//! - otherwise restore fails and the target is byte for byte what it was.
+//!   else the one record a killed restore tore (see `expectation`): restore succeeds, its
+//!   summary counts the records written and those restored already, and the target then
+//!   holds exactly its previous bytes with every record's data applied;
+//! - otherwise restore fails with nothing written and the target byte for byte what it was:
+//!   `Error::InvalidDiff` for a fault of the diff, `Error::WrongTarget` (`Written::Nothing`)
+//!   for a target of the wrong size or, naming the record, holding the wrong data.
 //!
 //! Also: no panic, no single allocation over 1 MiB inside restore.
 
@@ -24,12 +28,15 @@
 
 mod common;
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use diff_dd::cli::{CommonOptions, RestoreArgs};
-use diff_dd::commands::restore;
+use diff_dd::engine::NoProgress;
+use diff_dd::error::{Error, Role, Written};
 use diff_dd::format::v3::{DataEncoding, Header, Writer};
+use diff_dd::format::{Format, ImageHashes};
+use diff_dd::ops::{self, RestoreOptions, RestoreSummary};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 
@@ -46,8 +53,9 @@ const MAX_RECORD: u64 = MAX_IMAGE + (8 << 10);
 const MAX_DATA: u64 = 512 << 10;
 const MAX_RECORDS: usize = 64;
 const GIB: u64 = 1 << 30;
-/// What restore assumes a killed write tears at (restore.rs `PAGE_SIZE`).
+/// What restore assumes a killed write tears at (src/ops/restore.rs `PAGE_SIZE`).
 const PAGE: u64 = 4096;
+const _: () = assert!(PAGE == ops::restore::PAGE_SIZE);
 /// man/diff-dd.5: the tool version is at most 256 bytes.
 const MAX_TOOL_VERSION: usize = 256;
 
@@ -116,9 +124,9 @@ enum Fill {
     Ramp,
 }
 
-/// `-s` and `-b` as the command line accepts them (check_sizes: the buffer a multiple of the
-/// sector size); `-s` means nothing to a v3 diff, the buffer size is how restore reads the
-/// target.
+/// `-s` and `-b` as the command line accepts them (cli.rs `check_sizes`: the buffer a
+/// multiple of the sector size), as `RestoreOptions`; `-s` means nothing to a v3 diff, the
+/// buffer size is how restore reads the target.
 #[derive(Debug, Arbitrary, Clone, Copy)]
 enum Options {
     Default,
@@ -496,7 +504,37 @@ fn record_fault(header: &Header, records: &[Built]) -> Option<String> {
     None
 }
 
-/// What restore must do with this diff and target: `Ok(the target afterwards)` or
+/// Why restore must refuse, and so with which error.
+enum Refusal {
+    /// The diff is at fault: `Error::InvalidDiff`.
+    Diff(String),
+    /// The target has the wrong size: `Error::WrongTarget` naming no extent.
+    TargetSize(String),
+    /// The target holds the wrong data at this record (the first that restore finds wrong):
+    /// `Error::WrongTarget` naming it.
+    Target { record: usize, why: String },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Diff(why) => write!(formatter, "invalid diff: {why}"),
+            Refusal::TargetSize(why) => write!(formatter, "wrong target: {why}"),
+            Refusal::Target { why, .. } => write!(formatter, "wrong target: {why}"),
+        }
+    }
+}
+
+/// What restore must do when it succeeds: the target afterwards, and what its summary counts.
+struct Restored {
+    target: Vec<u8>,
+    /// Records that do not hold their new data yet (the torn one included).
+    written: u64,
+    bytes_written: u64,
+    already_restored: u64,
+}
+
+/// What restore must do with this diff and target: `Ok(what it restores)` or
 /// `Err(why it must refuse)`. `torn` tells which record, if any, restore must take for the
 /// torn one (for `DIFF_DD_FUZZ_VERBOSE`).
 fn expectation(
@@ -505,45 +543,50 @@ fn expectation(
     damaged: bool,
     target: &[u8],
     torn_record: &mut Option<usize>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Restored, Refusal> {
     if damaged {
-        return Err("the diff's bytes were damaged".into());
+        return Err(Refusal::Diff("the diff's bytes were damaged".into()));
     }
     if let Some(fault) = header_fault(header) {
-        return Err(format!("header: {fault}"));
+        return Err(Refusal::Diff(format!("header: {fault}")));
     }
     if let Some(fault) = record_fault(header, records) {
-        return Err(fault);
+        return Err(Refusal::Diff(fault));
     }
     if target.len() as u64 != header.image_size {
-        return Err(format!(
+        return Err(Refusal::TargetSize(format!(
             "the target has {} bytes, the image {}",
             target.len(),
             header.image_size
-        ));
+        )));
     }
     // What the target holds at each record. The restore rules (man/diff-dd.5, README, and
-    // restore.rs for the torn record): every record must hold its base data (to be written) or
-    // its new data (written already), in any mix. One exception finishes a restore killed in
-    // the middle of a record's write: a record holding neither is accepted when no record
-    // before it holds base data, no record after it holds new data, and it holds its new data
-    // from its start to at least the first page boundary inside it, but not all of it.
+    // src/ops/restore.rs `Frontier::decide` for the torn record): every record must hold its
+    // base data (to be written) or its new data (written already), in any mix. One exception
+    // finishes a restore killed in the middle of a record's write: a record holding neither is
+    // accepted when no record before it holds base data, no record after it holds new data,
+    // and it holds its new data from its start to at least the first page boundary inside it,
+    // but not all of it.
     let mut passed_base = false;
     let mut torn = false;
+    let mut already_restored = 0;
+    let wrong = |record: usize, why: String| Err(Refusal::Target { record, why });
     for (index, record) in records.iter().enumerate() {
         let offset = record.offset as usize;
         let held = &target[offset..][..record.data.len()];
         if held == record.data.as_slice() {
             if torn {
-                return Err(format!(
-                    "record {index} holds its new data after the torn record"
-                ));
+                return wrong(
+                    index,
+                    format!("record {index} holds its new data after the torn record"),
+                );
             }
+            already_restored += 1;
         } else if blake3::hash(held) == record.base_hash {
             passed_base = true;
         } else {
             if passed_base || torn {
-                return Err(format!(
+                return wrong(index, format!(
                     "record {index} holds neither its base nor its new data, after a record that holds base data or was torn"
                 ));
             }
@@ -553,7 +596,7 @@ fn expectation(
                 .take_while(|(a, b)| a == b)
                 .count() as u64;
             if matching < first_page_end(record.offset, record.data.len() as u64) {
-                return Err(format!(
+                return wrong(index, format!(
                     "record {index} holds neither its base nor its new data ({matching} bytes of the new data first)"
                 ));
             }
@@ -561,26 +604,66 @@ fn expectation(
             *torn_record = Some(index);
         }
     }
-    let mut restored = target.to_vec();
+    let mut restored = Restored {
+        target: target.to_vec(),
+        written: records.len() as u64 - already_restored,
+        bytes_written: 0,
+        already_restored,
+    };
     for record in records {
-        restored[record.offset as usize..][..record.data.len()].copy_from_slice(&record.data);
+        let held = &mut restored.target[record.offset as usize..][..record.data.len()];
+        if held != record.data.as_slice() {
+            restored.bytes_written += record.data.len() as u64;
+        }
+        held.copy_from_slice(&record.data);
     }
     Ok(restored)
 }
 
-fn common_options(options: Options) -> CommonOptions {
-    let (sector_size, buffer_size) = match options {
-        Options::Default => (None, 4 << 20),
-        Options::Buffer512 => (None, 512),
-        Options::Buffer4096 => (Some(512), 4096),
-        Options::OneByteBuffer => (Some(1), 1),
-        Options::SevenByteBuffer => (Some(1), 7),
+/// `-s` and `-b` (the default `-s` is 512), as cli.rs turns them into `RestoreOptions`.
+fn restore_options(options: Options) -> RestoreOptions {
+    let (v1_sector_size, buffer_size) = match options {
+        Options::Default => (512, 4 << 20),
+        Options::Buffer512 => (512, 512),
+        Options::Buffer4096 => (512, 4096),
+        Options::OneByteBuffer => (1, 1),
+        Options::SevenByteBuffer => (1, 7),
     };
-    CommonOptions {
-        sector_size,
+    RestoreOptions {
+        v1_sector_size,
         buffer_size,
-        quiet: true,
-        verbose: false,
+    }
+}
+
+/// Checks a failed restore's error against the model's refusal.
+fn check_refusal(refusal: &Refusal, error: &Error, records: &[Built]) {
+    match (refusal, error) {
+        (Refusal::Diff(_), Error::InvalidDiff { .. }) => {}
+        (
+            Refusal::TargetSize(_),
+            Error::WrongTarget {
+                extent: None,
+                offset: None,
+                written: Written::Nothing,
+                ..
+            },
+        ) => {}
+        (
+            Refusal::Target { record, .. },
+            Error::WrongTarget {
+                extent: Some(extent),
+                offset: Some(offset),
+                written: Written::Nothing,
+                ..
+            },
+        ) => {
+            assert_eq!(*extent, *record as u64, "restore named another extent");
+            assert_eq!(
+                *offset, records[*record].offset,
+                "restore named another offset"
+            );
+        }
+        _ => panic!("restore must refuse ({refusal}), but failed with {error:?}"),
     }
 }
 
@@ -621,9 +704,15 @@ fuzz_target!(|input: Input| {
     let damaged = !matches!(input.damage, Damage::None);
     let mut torn_record = None;
     let expected = expectation(&header, &records, damaged, &target, &mut torn_record);
-    let image_hash = blake3::hash(expected.as_deref().unwrap_or(&base));
+    let image_hash = blake3::hash(match &expected {
+        Ok(restored) => &restored.target,
+        Err(_) => &base,
+    });
     let mut diff = writer
-        .finish(blake3::hash(&base), image_hash)
+        .finish(ImageHashes {
+            base: blake3::hash(&base),
+            image: image_hash,
+        })
         .expect("writing the trailer");
     match input.damage {
         Damage::None => {}
@@ -641,12 +730,13 @@ fuzz_target!(|input: Input| {
     let files = files();
     files.diff.replace(&diff);
     files.target.replace(&target);
-    let args = RestoreArgs {
-        options: common_options(input.options),
-        difffile: PathBuf::from(&files.diff.path),
-        outfile: PathBuf::from(&files.target.path),
-    };
-    let outcome = common::bounded("restore", || restore::run(&args));
+    let diff_image = files.diff.image(Role::Diff);
+    let target_image = files.target.image(Role::Target);
+    let options = restore_options(input.options);
+    let outcome = common::bounded("restore", || {
+        ops::restore(&diff_image, &target_image, &options, &NoProgress)
+    });
+    drop((diff_image, target_image));
     let mut after = Vec::new();
     files.target.contents(&mut after);
 
@@ -655,7 +745,7 @@ fuzz_target!(|input: Input| {
         std::fs::write(directory.join("v3_records.diff"), &diff).expect("saving the diff");
         std::fs::write(directory.join("v3_records.target"), &target).expect("saving the target");
         if let Ok(restored) = &expected {
-            std::fs::write(directory.join("v3_records.expected"), restored)
+            std::fs::write(directory.join("v3_records.expected"), &restored.target)
                 .expect("saving the expected target");
         }
     }
@@ -681,21 +771,42 @@ fuzz_target!(|input: Input| {
                 Err(why) => format!("refused ({why})"),
             },
             match &outcome {
-                Ok(()) => "succeeded".to_string(),
-                Err(error) => format!("failed: {error:#}"),
+                Ok(summary) => format!("succeeded: {summary:?}"),
+                Err(error) => format!("failed: {error}"),
             }
         );
     }
 
     match (expected, outcome) {
-        (Ok(restored), Ok(())) => assert!(
-            after == restored,
-            "restore succeeded, but the target is not the previous target with every record applied"
-        ),
-        (Ok(_), Err(error)) => {
-            panic!("restore refused a valid diff on a target ready for it: {error:#}")
+        (Ok(restored), Ok(summary)) => {
+            assert!(
+                after == restored.target,
+                "restore succeeded, but the target is not the previous target with every record applied"
+            );
+            check_summary(&summary, &restored, records.len());
         }
-        (Err(why), Ok(())) => panic!("restore succeeded where it must refuse: {why}"),
-        (Err(_), Err(_)) => assert!(after == target, "restore failed, but changed the target"),
+        (Ok(_), Err(error)) => {
+            panic!("restore refused a valid diff on a target ready for it: {error}")
+        }
+        (Err(why), Ok(summary)) => {
+            panic!("restore succeeded ({summary:?}) where it must refuse: {why}")
+        }
+        (Err(why), Err(error)) => {
+            assert!(after == target, "restore failed, but changed the target");
+            check_refusal(&why, &error, &records);
+        }
     }
 });
+
+/// A successful restore's summary against the model.
+fn check_summary(summary: &RestoreSummary, restored: &Restored, records: usize) {
+    assert_eq!(summary.format, Format::V3, "{summary:?}");
+    assert!(summary.holds_hashes, "{summary:?}");
+    assert_eq!(summary.extent_count, records as u64, "{summary:?}");
+    assert_eq!(summary.written, restored.written, "{summary:?}");
+    assert_eq!(summary.bytes_written, restored.bytes_written, "{summary:?}");
+    assert_eq!(
+        summary.already_restored, restored.already_restored,
+        "{summary:?}"
+    );
+}
