@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Action, Error, Result, Role};
 
-/// An open image, diff or target, with what error messages need to name it.
+/// A regular file or block device, open: an image, a diff or a target, with its size and what
+/// error messages need to name it.
 #[derive(Debug)]
-pub struct Image {
+pub struct OpenFile {
     pub file: File,
     pub path: PathBuf,
     pub role: Role,
@@ -27,10 +28,10 @@ pub struct Image {
     pub size: u64,
 }
 
-impl Image {
-    /// An image from a file already open (a temporary or in-memory file, in tests): it must
+impl OpenFile {
+    /// One from a file already open (a temporary or in-memory file, in tests): it must
     /// be a regular file or a block device. `path` is how errors name it.
-    pub fn from_file(file: File, path: impl Into<PathBuf>, role: Role) -> Result<Image> {
+    pub fn from_file(file: File, path: impl Into<PathBuf>, role: Role) -> Result<OpenFile> {
         let path = path.into();
         finish_open(file, &path, role)
     }
@@ -44,7 +45,7 @@ impl Image {
         Ok(metadata.dev() == other.dev() && metadata.ino() == other.ino())
     }
 
-    /// An I/O error on this image, at `at` when the call had an offset.
+    /// An I/O error on this file, at `at` when the call had an offset.
     pub fn error(&self, action: Action, at: Option<u64>, source: io::Error) -> Error {
         Error::Io {
             action,
@@ -102,7 +103,7 @@ impl Image {
 }
 
 /// Two images can be compared only when they have the same size.
-pub fn require_same_size(new: &Image, base: &Image) -> Result<()> {
+pub fn require_same_size(new: &OpenFile, base: &OpenFile) -> Result<()> {
     if new.size != base.size {
         return Err(Error::unusable(
             format!("cannot compare {} with {}", new.role, base.role),
@@ -121,7 +122,7 @@ pub fn require_same_size(new: &Image, base: &Image) -> Result<()> {
 
 /// Opens an image or diff for reading. Only regular files and block devices are accepted:
 /// anything else has no size that can be trusted.
-pub fn open_input(path: &Path, role: Role) -> Result<Image> {
+pub fn open_input(path: &Path, role: Role) -> Result<OpenFile> {
     let file = open_without_blocking(OpenOptions::new().read(true), 0, path)
         .map_err(|error| Error::io(Action::Open, role, path, error))?;
     finish_open(file, path, role)
@@ -146,7 +147,7 @@ fn open_without_blocking(options: &mut OpenOptions, flags: i32, path: &Path) -> 
 /// Opens a restore target for reading and writing. A block device is opened exclusively
 /// (`O_EXCL`: Linux refuses it while the device is mounted or opened exclusively elsewhere),
 /// and every target is locked so two restores can never interleave their writes.
-pub fn open_target(path: &Path) -> Result<Image> {
+pub fn open_target(path: &Path) -> Result<OpenFile> {
     let role = Role::Target;
     let is_block_device = fs::metadata(path)
         .map(|metadata| metadata.file_type().is_block_device())
@@ -181,7 +182,7 @@ pub fn open_target(path: &Path) -> Result<Image> {
     finish_open(file, path, role)
 }
 
-fn finish_open(mut file: File, path: &Path, role: Role) -> Result<Image> {
+fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
     let refuse = |reason: &str| Error::unusable(format!("cannot open {role}"), path, reason);
     let metadata = file
         .metadata()
@@ -196,7 +197,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<Image> {
     let size = file
         .seek(SeekFrom::End(0))
         .map_err(|error| Error::io(Action::Open, role, path, error))?;
-    Ok(Image {
+    Ok(OpenFile {
         file,
         path: path.to_path_buf(),
         role,
@@ -206,7 +207,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<Image> {
 
 /// Refuses when `path` names the same file as one of `images`, even through a link: writing
 /// a diff over its own input destroys the input.
-pub fn refuse_alias(path: &Path, role: Role, images: &[&Image]) -> Result<()> {
+pub fn refuse_alias(path: &Path, role: Role, images: &[&OpenFile]) -> Result<()> {
     let Ok(metadata) = fs::metadata(path) else {
         return Ok(()); // Does not exist yet, so it cannot be any open image.
     };
@@ -512,7 +513,7 @@ mod tests {
     fn a_short_read_says_the_file_changed_size() {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&[0; 100]).unwrap();
-        let image = Image::from_file(file, "small.img", Role::Infile).unwrap();
+        let image = OpenFile::from_file(file, "small.img", Role::Infile).unwrap();
         let mut buffer = [0u8; 10];
         let error = image.read_at(95, &mut buffer).unwrap_err();
         assert!(

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use diff_dd::device::{self, Image};
+use diff_dd::device::{self, OpenFile};
 use diff_dd::engine::NoProgress;
 use diff_dd::error::{Error, Role, Written};
 use diff_dd::format::{self, ReadOptions};
@@ -108,7 +108,7 @@ fn mutate(original: &[u8], random: &mut Random) -> Vec<u8> {
 }
 
 /// The writes a diff claims: (offset, data) per record, read through the format reader.
-fn claimed_writes(diff: &Image, options: &ReadOptions) -> Vec<(u64, Vec<u8>)> {
+fn claimed_writes(diff: &OpenFile, options: &ReadOptions) -> Vec<(u64, Vec<u8>)> {
     let mut reader = format::open_reader(diff, options).unwrap();
     let mut writes = Vec::new();
     let mut data = Vec::new();

@@ -15,7 +15,7 @@ use std::os::unix::io::FromRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use diff_dd::device::Image;
+use diff_dd::device::OpenFile;
 use diff_dd::error::Role;
 
 /// Records the largest single allocation, as tests/mutation.rs does: no length read from a
@@ -76,11 +76,11 @@ impl MemFile {
         }
     }
 
-    /// The memfd as an image in `role`, through `Image::from_file` (a second descriptor of
+    /// The memfd as an image in `role`, through `OpenFile::from_file` (a second descriptor of
     /// the same open file, so reading and writing through it reach the same bytes).
-    pub fn image(&self, role: Role) -> Image {
+    pub fn image(&self, role: Role) -> OpenFile {
         let file = self.file.try_clone().expect("duplicating the memfd");
-        Image::from_file(file, &self.name, role).expect("opening the memfd as an image")
+        OpenFile::from_file(file, &self.name, role).expect("opening the memfd as an image")
     }
 
     /// Makes `data` the whole contents.
@@ -102,8 +102,8 @@ impl MemFile {
 static MEMFD: OnceLock<MemFile> = OnceLock::new();
 
 /// Puts `data` in the memfd and makes it an image in the diff's role
-/// (`Image::from_file`, which checks and sizes it as `device::open_input` does a path).
-pub fn diff_image(data: &[u8]) -> Image {
+/// (`OpenFile::from_file`, which checks and sizes it as `device::open_input` does a path).
+pub fn diff_image(data: &[u8]) -> OpenFile {
     let memfd = MEMFD.get_or_init(|| MemFile::new(c"diff-dd-fuzz"));
     memfd.replace(data);
     memfd.image(Role::Diff)

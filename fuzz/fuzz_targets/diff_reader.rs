@@ -26,7 +26,7 @@
 
 mod common;
 
-use diff_dd::device::Image;
+use diff_dd::device::OpenFile;
 use diff_dd::error::{Error, Result};
 use diff_dd::format::{self, DiffInfo, Format, ReadOptions, Record, Totals};
 use libfuzzer_sys::fuzz_target;
@@ -142,7 +142,7 @@ enum Data {
 
 /// Reads the diff once through a `DiffReader`, checking every record it hands out.
 fn read_all(
-    diff: &Image,
+    diff: &OpenFile,
     options: &ReadOptions,
     data: Data,
     scratch: &mut [u8],
@@ -215,7 +215,7 @@ fn verbose() -> bool {
     *VERBOSE.get_or_init(|| std::env::var_os("DIFF_DD_FUZZ_VERBOSE").is_some())
 }
 
-fn check(diff: &Image, data: &[u8], scratch: &mut [u8]) {
+fn check(diff: &OpenFile, data: &[u8], scratch: &mut [u8]) {
     let v1_sector_size = common::v1_sector_size(data);
     let detected = format::detect(diff);
     refused("format detection", &detected);

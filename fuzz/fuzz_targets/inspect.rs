@@ -15,7 +15,7 @@ mod common;
 use std::cell::RefCell;
 use std::io::{self, Write};
 
-use diff_dd::device::Image;
+use diff_dd::device::OpenFile;
 use diff_dd::error::{Error, Result};
 use diff_dd::ops::{self, InspectOptions};
 use diff_dd::render;
@@ -33,7 +33,7 @@ thread_local! {
 /// `out`. Returns whether `ops::inspect` opened the diff (so that something was written), and
 /// the outcome.
 fn list(
-    diff: &Image,
+    diff: &OpenFile,
     options: &InspectOptions,
     json: bool,
     out: &mut dyn Write,

@@ -7,7 +7,7 @@
 //! diff's bytes (the `diff_reader` target) cannot get there, since every byte of a v3 diff is
 //! covered by a BLAKE3 hash.
 //!
-//! The diff and the target go to two memfds, made images with `Image::from_file` (the target
+//! The diff and the target go to two memfds, made images with `OpenFile::from_file` (the target
 //! open for reading and writing, as `device::open_target` opens a path), and
 //! `diff_dd::ops::restore`, the code behind `diff-dd restore`, applies one to the other. An
 //! independent model (`expectation`, from man/diff-dd.5 VALIDITY and the restore rules)
@@ -109,7 +109,7 @@ enum Limit {
 /// The target's size, against the header's image size.
 #[derive(Debug, Arbitrary)]
 enum TargetSize {
-    Image,
+    OpenFile,
     Larger(u8),
     Smaller(u8),
     Bytes(u16),
@@ -312,7 +312,7 @@ impl Input {
     fn base_image(&self, header: &Header) -> Vec<u8> {
         let image_size = header.image_size;
         let size = match self.target_size {
-            TargetSize::Image => image_size,
+            TargetSize::OpenFile => image_size,
             TargetSize::Larger(n) => image_size.saturating_add(1 + u64::from(n)),
             TargetSize::Smaller(n) => image_size.saturating_sub(1 + u64::from(n)),
             TargetSize::Bytes(size) => u64::from(size),

@@ -3,7 +3,7 @@
 //! It reads in pieces of about the user's buffer size (never more than a few at once, so memory
 //! is bounded by the buffer size and not by the image), compares images sector by sector into
 //! extents, hashes with BLAKE3 and reports progress. The positional reads themselves are the
-//! device's ([`Image::read_at`]).
+//! device's ([`OpenFile::read_at`]).
 
 pub mod compare;
 pub mod progress;
@@ -14,7 +14,7 @@ use std::thread;
 
 use blake3::hazmat::ChainingValue;
 
-use crate::device::{self, Image};
+use crate::device::{self, OpenFile};
 use crate::error::{Error, Result};
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
@@ -22,7 +22,7 @@ use tree_hash::{piece_value, PiecePlan, TreeMerger};
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).
 pub fn hash_range(
-    image: &Image,
+    image: &OpenFile,
     offset: u64,
     length: u64,
     scratch: &mut [u8],
@@ -66,8 +66,8 @@ pub struct CompareTotals {
 /// Reads `new` and `base` side by side (they must have the same size), hands every extent of
 /// changed sectors to `sink` in order, and hashes both whole images with BLAKE3.
 pub fn compare_images(
-    new: &Image,
-    base: &Image,
+    new: &OpenFile,
+    base: &OpenFile,
     settings: CompareSettings,
     progress: &dyn Progress,
     sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
@@ -100,7 +100,7 @@ pub fn compare_images(
 /// the kernel has cached for it are dropped first, so the bytes come from the device itself
 /// (dirty pages cannot be dropped, so they are flushed before).
 pub fn hash_image(
-    image: &Image,
+    image: &OpenFile,
     buffer_size: u64,
     from_device: bool,
     progress: &dyn Progress,
@@ -142,7 +142,7 @@ fn worker_count() -> u64 {
 ///
 /// Memory: per worker, one slice per image and the changed bytes of at most two pieces.
 fn read_pieces(
-    images: &[&Image],
+    images: &[&OpenFile],
     sector_size: u64,
     buffer_size: u64,
     progress: &dyn Progress,
@@ -205,7 +205,7 @@ fn read_pieces(
 /// worker the pieces come in order, and its hashers run over the whole images and are
 /// returned at the end; otherwise each piece is hashed as a subtree and sent with its value.
 fn read_pieces_of_worker(
-    images: &[&Image],
+    images: &[&OpenFile],
     sector_size: u64,
     plan: PiecePlan,
     worker: u64,

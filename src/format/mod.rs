@@ -16,7 +16,7 @@ pub mod v3;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
-use crate::device::Image;
+use crate::device::OpenFile;
 use crate::error::{Action, Error, Result};
 
 /// The 13 bytes that open every diff-dd image since the original C++ tool; a version byte
@@ -175,7 +175,7 @@ pub trait DiffReader {
 
 /// Tells the format from the first 14 bytes: the signature and version 3 is native, the
 /// signature and version 2 is v2, no signature is v1.
-pub fn detect(diff: &Image) -> Result<Format> {
+pub fn detect(diff: &OpenFile) -> Result<Format> {
     let invalid = |reason: String| Error::invalid_diff(&diff.path, None, reason);
     if diff.size == 0 {
         return Err(invalid("it is empty".into()));
@@ -196,7 +196,10 @@ pub fn detect(diff: &Image) -> Result<Format> {
 }
 
 /// Opens a diff of any supported format, positioned at its first record.
-pub fn open_reader<'a>(diff: &'a Image, options: &ReadOptions) -> Result<Box<dyn DiffReader + 'a>> {
+pub fn open_reader<'a>(
+    diff: &'a OpenFile,
+    options: &ReadOptions,
+) -> Result<Box<dyn DiffReader + 'a>> {
     let format = detect(diff)?;
     let source = DiffSource::new(diff, options.check_data && options.hash_file)?;
     Ok(match format {
@@ -243,7 +246,7 @@ impl std::fmt::Display for Part {
 /// Sequential reading of a diff, with its position and size, so that a short file is
 /// reported as truncated at a named place.
 pub struct DiffSource<'a> {
-    diff: &'a Image,
+    diff: &'a OpenFile,
     reader: BufReader<&'a File>,
     position: u64,
     /// Hashes every byte read, while no byte has been skipped.
@@ -251,7 +254,7 @@ pub struct DiffSource<'a> {
 }
 
 impl<'a> DiffSource<'a> {
-    pub fn new(diff: &'a Image, hash_file: bool) -> Result<DiffSource<'a>> {
+    pub fn new(diff: &'a OpenFile, hash_file: bool) -> Result<DiffSource<'a>> {
         let mut file = &diff.file;
         file.seek(SeekFrom::Start(0))
             .map_err(|error| diff.error(Action::Read, Some(0), error))?;
@@ -370,7 +373,7 @@ pub struct Scan {
 /// Reads a whole diff, checking everything the options allow, and calls `on_record` for each
 /// record header in order.
 pub fn scan(
-    diff: &Image,
+    diff: &OpenFile,
     options: &ReadOptions,
     mut on_record: impl FnMut(&Record),
 ) -> Result<Scan> {

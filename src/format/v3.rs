@@ -561,7 +561,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::device::Image;
+    use crate::device::OpenFile;
     use crate::error::{Error, Role};
     use crate::format::{open_reader, ReadOptions};
 
@@ -595,10 +595,10 @@ mod tests {
         writer.finish(HASHES).unwrap()
     }
 
-    fn image(bytes: &[u8]) -> Image {
+    fn image(bytes: &[u8]) -> OpenFile {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
-        Image::from_file(file, "test.diff", Role::Diff).unwrap()
+        OpenFile::from_file(file, "test.diff", Role::Diff).unwrap()
     }
 
     #[test]

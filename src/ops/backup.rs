@@ -4,7 +4,7 @@
 use std::io::{self, BufWriter, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::device::{self, Image, Output};
+use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, CompareSettings, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::legacy::V1Writer;
@@ -44,8 +44,8 @@ pub struct BackupSummary {
 /// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
 /// name only when the whole diff is written and synced.
 pub fn backup(
-    new: &Image,
-    base: &Image,
+    new: &OpenFile,
+    base: &OpenFile,
     output: Output,
     options: &BackupOptions,
     progress: &dyn Progress,

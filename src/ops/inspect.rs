@@ -4,7 +4,7 @@
 //! their number, and a corrupt diff yields everything up to the fault before the error. A v1
 //! diff stores one record per sector; adjacent ones are listed as one extent.
 
-use crate::device::Image;
+use crate::device::OpenFile;
 use crate::error::{Error, Result};
 use crate::format::{self, DiffInfo, DiffReader, Format, ReadOptions, Record, Totals};
 
@@ -15,7 +15,7 @@ pub struct InspectOptions {
 }
 
 /// Opens `diff` for listing: its header has been read and checked.
-pub fn inspect<'a>(diff: &'a Image, options: &InspectOptions) -> Result<Listing<'a>> {
+pub fn inspect<'a>(diff: &'a OpenFile, options: &InspectOptions) -> Result<Listing<'a>> {
     let reader = format::open_reader(diff, &ReadOptions::headers(options.v1_sector_size, None))?;
     let info = reader.info().clone();
     Ok(Listing {
@@ -31,7 +31,7 @@ pub fn inspect<'a>(diff: &'a Image, options: &InspectOptions) -> Result<Listing<
 
 /// The extents of a diff, read on demand.
 pub struct Listing<'a> {
-    diff: &'a Image,
+    diff: &'a OpenFile,
     info: DiffInfo,
     reader: Box<dyn DiffReader + 'a>,
     join_adjacent: bool,
@@ -43,7 +43,7 @@ pub struct Listing<'a> {
 }
 
 impl Listing<'_> {
-    pub fn diff(&self) -> &Image {
+    pub fn diff(&self) -> &OpenFile {
         self.diff
     }
 

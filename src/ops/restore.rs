@@ -17,7 +17,7 @@
 //! checks structure and bounds against the target's size, and steps 3 and 4 cannot check
 //! the target's contents or the data.
 
-use crate::device::Image;
+use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes};
@@ -47,8 +47,8 @@ pub struct RestoreSummary {
 /// Applies `diff` to `target`, which holds the image the diff was made against (or, after an
 /// interrupted restore, part of the new image).
 pub fn restore(
-    diff: &Image,
-    target: &Image,
+    diff: &OpenFile,
+    target: &OpenFile,
     options: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreSummary> {
@@ -113,8 +113,8 @@ pub fn restore(
 
 /// One pass over the diff against the target: a dry run that only checks, or the writing run.
 struct Pass<'a> {
-    diff: &'a Image,
-    target: &'a Image,
+    diff: &'a OpenFile,
+    target: &'a OpenFile,
     buffer_size: u64,
     scratch: Vec<u8>,
     /// One whole record's data, for records that carry a hash (bounded by the diff's record
@@ -301,7 +301,7 @@ pub const PAGE_SIZE: u64 = 4096;
 /// True when the target holds `new_data` at least up to the first page boundary inside the
 /// record, but not all of it: what a restore killed while writing this record leaves.
 fn starts_torn(
-    target: &Image,
+    target: &OpenFile,
     record: &Record,
     new_data: &[u8],
     scratch: &mut Vec<u8>,

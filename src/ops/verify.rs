@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::device::Image;
+use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result};
 use crate::format::{self, ImageHashes, ReadOptions, RecordHashes, Scan};
@@ -117,8 +117,8 @@ fn hex(hash: blake3::Hash) -> String {
 /// Checks `diff`, and `target` against it when given. Never fails outright: what went wrong
 /// is the report's `failure`, beside everything found up to then.
 pub fn verify(
-    diff: &Image,
-    target: Option<&Image>,
+    diff: &OpenFile,
+    target: Option<&OpenFile>,
     options: &VerifyOptions,
     progress: &dyn Progress,
 ) -> VerifyReport {
@@ -152,7 +152,7 @@ pub fn verify(
 }
 
 fn check_diff_twice(
-    diff: &Image,
+    diff: &OpenFile,
     read_options: &ReadOptions,
     progress: &dyn Progress,
     findings: &mut DiffFindings,
@@ -190,8 +190,8 @@ fn check_diff_twice(
 }
 
 fn check_target(
-    target: &Image,
-    diff: &Image,
+    target: &OpenFile,
+    diff: &OpenFile,
     scan: &Scan,
     options: &VerifyOptions,
     progress: &dyn Progress,
@@ -242,8 +242,8 @@ fn check_target(
 
 /// Counts the extents whose target bytes are the base data, the new data, or neither.
 fn classify_extents(
-    target: &Image,
-    diff: &Image,
+    target: &OpenFile,
+    diff: &OpenFile,
     options: &VerifyOptions,
     scan: &Scan,
 ) -> Result<ExtentCounts> {
