@@ -100,11 +100,13 @@ impl Fixture {
         target
     }
 
-    /// Restores `diff` onto a fresh copy of base.img and checks that it becomes new.img.
-    pub fn assert_restores(&self, diff: &str) {
+    /// Restores `diff` (a name in the work directory, or a path) onto a fresh copy of
+    /// base.img and checks that it becomes new.img.
+    pub fn assert_restores(&self, diff: impl AsRef<Path>) {
+        let diff = self.work.path().join(diff);
         let target = self.target("target.img");
         diff_dd()
-            .arg(self.path(diff))
+            .arg(&diff)
             .arg(&target)
             .assert()
             .success()
@@ -112,7 +114,8 @@ impl Fixture {
             .stderr("");
         assert!(
             fs::read(&target).unwrap() == self.new,
-            "{diff}: restore did not rebuild new.img"
+            "{}: restore did not rebuild new.img",
+            diff.display()
         );
     }
 

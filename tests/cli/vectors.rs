@@ -46,18 +46,7 @@ fn backup_writes_the_golden_bytes() {
 fn golden_diffs_restore_new_img() {
     let fixture = Fixture::vectors();
     for (name, _) in NATIVE {
-        let target = fixture.target("target.img");
-        diff_dd()
-            .arg(vector("native").join(name))
-            .arg(&target)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
-        assert!(
-            fs::read(&target).unwrap() == fixture.new,
-            "{name} did not restore new.img"
-        );
+        fixture.assert_restores(vector("native").join(name));
     }
 }
 
