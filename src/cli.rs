@@ -187,7 +187,8 @@ pub struct RestoreArgs {
     #[arg(value_name = "DIFFFILE")]
     pub difffile: PathBuf,
     /// The file or block device holding the full image the diff was made against
-    #[arg(value_name = "OUTFILE")]
+    // The id keeps the name the original synopsis gives it, which zsh completion shows.
+    #[arg(id = "outfile", value_name = "OUTFILE")]
     pub target: PathBuf,
 }
 

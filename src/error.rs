@@ -185,6 +185,18 @@ impl Error {
         }
     }
 
+    /// The reason alone, for a message or field that names what failed and the path already.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Unusable { reason, .. }
+            | Error::InvalidDiff { reason, .. }
+            | Error::WrongTarget { reason, .. }
+            | Error::UnexpectedTarget { reason, .. }
+            | Error::UnstableRead { reason, .. } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// An I/O error on `path` in `role`.
     pub fn io(action: Action, role: Role, path: &Path, source: io::Error) -> Error {
         Error::Io {

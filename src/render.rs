@@ -40,7 +40,8 @@ pub fn write_listing(listing: &mut Listing<'_>, json: bool, out: &mut dyn Write)
     match ended {
         Ok(totals) => written(style.summary(out, &info, &totals)),
         Err(error) => {
-            written(style.failure(out, &error.to_string()))?;
+            // The listing names the diff already.
+            written(style.failure(out, &error.reason()))?;
             Err(error)
         }
     }

@@ -22,6 +22,7 @@ pub fn run(
     let started = Instant::now();
     let new = device::open_input(infile, Role::Infile)?;
     let base = device::open_input(reffile, Role::Reffile)?;
+    ops::backup::check_inputs(&new, &base, options)?;
     device::refuse_alias(outfile, Role::Outfile, &[&new, &base])?;
     let output = Output::create(outfile)?;
     let bars = Bars::new(!printing.quiet);

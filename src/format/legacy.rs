@@ -208,6 +208,11 @@ impl DiffReader for Reader<'_> {
     fn file_hash(&self) -> Option<blake3::Hash> {
         self.source.file_hash()
     }
+
+    fn require_data(&self, record: &Record) -> Result<()> {
+        self.source
+            .require(record.length, Part::RecordData(record.index))
+    }
 }
 
 /// Writes a v1 diff, byte for byte what the original diff-dd 1.0 wrote: for every changed

@@ -161,11 +161,14 @@ pub trait DiffReader {
     /// BLAKE3 of every byte of the file, once it has all been read with `hash_file`: what
     /// lets two reads of the same diff be compared.
     fn file_hash(&self) -> Option<blake3::Hash>;
+    /// Fails, naming the truncation, unless the rest of the file can hold `record`'s data.
+    fn require_data(&self, record: &Record) -> Result<()>;
 
     /// The whole data of `record`, the open record, in `buffer`: handed out only after it
-    /// matched the record's hash (when it has one). Its length is bounded by the record size
-    /// limit, which readers check before handing out a record.
+    /// matched the record's hash (when it has one). Nothing is allocated for a record that
+    /// the rest of the file cannot hold.
     fn read_record<'b>(&mut self, record: &Record, buffer: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        self.require_data(record)?;
         let length = usize::try_from(record.length).unwrap_or(usize::MAX);
         buffer.resize(length, 0);
         self.read_data(buffer)?;
@@ -364,7 +367,7 @@ impl<'a> DiffSource<'a> {
 pub struct Scan {
     pub info: DiffInfo,
     pub totals: Totals,
-    /// The longest record: what a restore needs to hold one record in memory.
+    /// The longest record: no buffer for one record needs more.
     pub longest_record: u64,
     /// BLAKE3 of the whole file, when the scan read every byte with `hash_file`.
     pub file_hash: Option<blake3::Hash>,

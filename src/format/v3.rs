@@ -490,6 +490,11 @@ impl DiffReader for Reader<'_> {
     fn file_hash(&self) -> Option<blake3::Hash> {
         self.source.file_hash()
     }
+
+    fn require_data(&self, record: &Record) -> Result<()> {
+        self.source
+            .require(record.length, Part::RecordData(record.index))
+    }
 }
 
 /// What is wrong with a header, if anything.

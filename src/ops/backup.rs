@@ -41,15 +41,9 @@ pub struct BackupSummary {
     pub hashes: ImageHashes,
 }
 
-/// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
-/// name only when the whole diff is written and synced.
-pub fn backup(
-    new: &OpenFile,
-    base: &OpenFile,
-    output: Output,
-    options: &BackupOptions,
-    progress: &dyn Progress,
-) -> Result<BackupSummary> {
+/// Refuses images that cannot be diffed with these options. Called before OUTFILE is
+/// created, so a refusal touches nothing (and never waits on a FIFO given as OUTFILE).
+pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) -> Result<()> {
     device::require_same_size(new, base)?;
     if options.format == DiffFormat::V1 && !new.size.is_multiple_of(options.sector_size) {
         return Err(Error::unusable(
@@ -61,6 +55,19 @@ pub fn backup(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
+/// name only when the whole diff is written and synced.
+pub fn backup(
+    new: &OpenFile,
+    base: &OpenFile,
+    output: Output,
+    options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
+    check_inputs(new, base, options)?;
     let settings = CompareSettings {
         sector_size: options.sector_size,
         buffer_size: options.buffer_size,

@@ -185,15 +185,16 @@ struct Planned {
 }
 
 impl Pass<'_> {
-    /// Goes over every record. `written` is [`Written::Nothing`] for the dry run, which only
-    /// checks; [`Written::Partly`] for the run that writes.
+    /// Goes over every record. `stage` is what a wrong target found now would have had
+    /// written: [`Written::Nothing`] in the dry run, which only checks; [`Written::Partly`]
+    /// in the run that writes.
     fn run(
         &mut self,
         options: &ReadOptions,
-        written: Written,
+        stage: Written,
         progress: &dyn Progress,
     ) -> Result<Planned> {
-        let write = written == Written::Partly;
+        let write = stage == Written::Partly;
         let mut reader = format::open_reader(self.diff, options)?;
         let mut planned = Planned::default();
         let mut frontier = Frontier::default();
@@ -210,11 +211,11 @@ impl Pass<'_> {
                 Decision::WriteIfTorn => {
                     let data = reader.read_record(&record, &mut self.record_data)?;
                     if !starts_torn(self.target, &record, data, &mut self.scratch)? {
-                        return Err(self.wrong_target(&record, written));
+                        return Err(self.wrong_target(&record, stage));
                     }
                     loaded = true;
                 }
-                Decision::Wrong => return Err(self.wrong_target(&record, written)),
+                Decision::Wrong => return Err(self.wrong_target(&record, stage)),
             }
             planned.written += 1;
             planned.bytes_written += record.length;

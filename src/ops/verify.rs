@@ -177,7 +177,7 @@ fn check_diff_twice(
     findings.reads_agree = Some(reads_agree);
     if !reads_agree {
         let detail = match second {
-            Err(error) => format!(": the second read failed: {error}"),
+            Err(error) => format!(": the second read failed: {}", error.reason()),
             Ok(_) => String::new(),
         };
         return Err(Error::UnstableRead {

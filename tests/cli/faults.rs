@@ -224,7 +224,14 @@ fn misuse_is_refused_and_leaves_files_alone() {
     let new = fixture.path("new.img");
     let diff = fixture.path("good.diff");
     let (out1, out2) = (fixture.path("out1"), fixture.path("out2"));
+    let short = fixture.path("short.img");
+    fs::write(&short, [0; 512]).unwrap();
     let cases: Vec<(&str, Vec<&Path>)> = vec![
+        // Refused for the images before the FIFO is opened, which would wait for a reader.
+        (
+            "images of different sizes into a FIFO",
+            vec![&new, &short, &fifo],
+        ),
         ("a directory as INFILE", vec![&directory, &base, &out1]),
         ("a directory as OUTFILE", vec![&new, &base, &directory]),
         ("a FIFO as INFILE", vec![&fifo, &base, &out2]),
