@@ -27,12 +27,9 @@ pub fn hash_range(
     length: u64,
     scratch: &mut [u8],
 ) -> Result<blake3::Hash> {
-    let mut fallback = [0u8; 4096];
-    let scratch = if scratch.is_empty() {
-        &mut fallback[..]
-    } else {
-        scratch
-    };
+    if scratch.is_empty() {
+        return hash_range(image, offset, length, &mut [0u8; 4096]);
+    }
     let mut hasher = blake3::Hasher::new();
     let mut position = offset;
     let end = offset + length;
