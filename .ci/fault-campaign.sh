@@ -716,7 +716,7 @@ scenario_4() {
 scenario_5() {
   S=5
   trials=0 failed_before=${#failures[@]}
-  local size=$((32 << 20)) device
+  local size=$((32 << 20)) device read_only_message="" mounted_rw_message=""
   python3 images.py make dev-base.img "$size" $((seed + 5))
   cp dev-base.img dev-new.img
   python3 images.py change dev-new.img $((seed + 6)) 0.05 2 0
@@ -749,8 +749,35 @@ scenario_5() {
     fail "$S" rerun "second restore onto $target_dev: exit $rc, $(first_line err)"
   fi
 
+  trials=$((trials + 1)) # a block device as OUTFILE: refused without --force, written with it
+  local out_dev before_out
+  truncate -s "$size" dev-out.img
+  if out_dev=$(losetup --find --show dev-out.img 2>losetup.err); then
+    block_devices+=("$out_dev")
+    before_out=$(sha256sum <"$out_dev")
+    rc=0; "$BIN" dev-new.img dev-base.img "$out_dev" 2>err || rc=$?
+    if ((rc != 1)) || ! grep -q 'block device.*--force' err || [[ $(sha256sum <"$out_dev") != "$before_out" ]]; then
+      fail "$S" outfile "backup onto $out_dev without --force: exit $rc, $(first_line err)"
+    fi
+    rc=0; "$BIN" --force dev-new.img dev-base.img "$out_dev" 2>err || rc=$?
+    if ((rc != 0)) || ! cmp -s -n "$(stat -c %s dev-files.diff)" dev-files.diff "$out_dev"; then
+      fail "$S" outfile "backup onto $out_dev with --force: exit $rc, $(first_line err); the device does not start with the diff"
+    fi
+  fi
+  trials=$((trials + 1)) # a read-only device as the target: refused when opened
+  local ro_dev
+  if ro_dev=$(losetup -r --find --show dev-base.img 2>losetup.err); then
+    block_devices+=("$ro_dev")
+    rc=0; "$BIN" restore dev-files.diff "$ro_dev" 2>err || rc=$?
+    if ((rc != 1)) || ! grep -q 'read-only.*nothing was written' err || ! cmp -s "$ro_dev" dev-base.img; then
+      fail "$S" read-only "restore onto the read-only $ro_dev: exit $rc, $(first_line err)"
+    fi
+    read_only_message=$(first_line err)
+  fi
+
   trials=$((trials + 1)) # a mounted partition is refused (O_EXCL), and left as it was
   if truncate -s "$size" dev-fs.img && mkfs.ext4 -q -F dev-fs.img >mkfs.err 2>&1 &&
+    cp dev-fs.img dev-fs-ref.img &&
     device=$(losetup --find --show dev-fs.img 2>>mkfs.err); then
     block_devices+=("$device")
     mkdir -p mnt
@@ -764,6 +791,19 @@ scenario_5() {
         fail "$S" mounted "restore onto the mounted $device: exit $rc, $(first_line err); device unchanged: $([[ $before == "$after" ]] && echo yes || echo NO)"
       fi
       mounted_message=$(first_line err)
+      trials=$((trials + 1)) # backup of a device mounted read-write: refused unless --force
+      rc=0; "$BIN" "$device" dev-fs-ref.img fs.diff 2>err || rc=$?
+      if ((rc != 1)) || ! grep -q "mounted read-write on $work/mnt" err || [[ -e fs.diff ]]; then
+        fail "$S" mounted-rw "backup of $device mounted read-write: exit $rc, $(first_line err)"
+      fi
+      mounted_rw_message=$(first_line err)
+      rc=0; "$BIN" --force "$device" dev-fs-ref.img fs.diff 2>err || rc=$?
+      ((rc == 0)) || fail "$S" mounted-rw "backup --force of $device mounted read-write: exit $rc, $(first_line err)"
+      rm -f fs.diff
+      if mount -o remount,ro mnt 2>>mkfs.err; then
+        rc=0; "$BIN" "$device" dev-fs-ref.img fs.diff 2>err || rc=$?
+        ((rc == 0)) || fail "$S" mounted-ro "backup of $device mounted read-only: exit $rc, $(first_line err)"
+      fi
       umount mnt && block_mount=""
     else
       mounted_message="SKIPPED: cannot mount ($(first_line mkfs.err))"
@@ -771,7 +811,7 @@ scenario_5() {
   else
     mounted_message="SKIPPED: cannot make a filesystem ($(first_line mkfs.err))"
   fi
-  summary+=("5  block devices (loop, 32 MiB): $trials trials, $((${#failures[@]} - failed_before)) failed; backup from devices equals backup from files; restore onto a device, verify --expect restored, rerun writes nothing; mounted device: \"$mounted_message\"")
+  summary+=("5  block devices (loop, 32 MiB): $trials trials, $((${#failures[@]} - failed_before)) failed; backup from devices equals backup from files; restore onto a device, verify --expect restored, rerun writes nothing; a device as OUTFILE refused without --force, written with it; read-only device: \"${read_only_message:-SKIPPED}\"; mounted device: \"$mounted_message\"; backup of a device mounted read-write: \"${mounted_rw_message:-SKIPPED}\", read with --force and once remounted read-only")
 }
 
 # === run ======================================================================================

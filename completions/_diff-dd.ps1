@@ -30,6 +30,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print a summary when done: extents, changed bytes, share of the image, throughput')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print a summary when done: extents, changed bytes, share of the image, throughput')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
@@ -52,6 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print a summary when done: extents, changed bytes, share of the image, throughput')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print a summary when done: extents, changed bytes, share of the image, throughput')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break

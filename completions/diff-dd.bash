@@ -59,7 +59,7 @@ _diff__dd() {
 
     case "${cmd}" in
         diff__dd)
-            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --help --version backup restore verify inspect completions help"
+            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --help --version backup restore verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -93,7 +93,7 @@ _diff__dd() {
             return 0
             ;;
         diff__subcmd__dd__subcmd__backup)
-            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --format --help"
+            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --format --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

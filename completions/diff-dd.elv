@@ -27,6 +27,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --quiet 'Print nothing but errors'
             cand -v 'Print a summary when done: extents, changed bytes, share of the image, throughput'
             cand --verbose 'Print a summary when done: extents, changed bytes, share of the image, throughput'
+            cand --force 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
@@ -48,6 +49,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --quiet 'Print nothing but errors'
             cand -v 'Print a summary when done: extents, changed bytes, share of the image, throughput'
             cand --verbose 'Print a summary when done: extents, changed bytes, share of the image, throughput'
+            cand --force 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }

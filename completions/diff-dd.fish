@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_diff_dd_global_optspecs
-    string join \n s/sector-size= b/buffer-size= q/quiet v/verbose format= h/help V/version
+    string join \n s/sector-size= b/buffer-size= q/quiet v/verbose format= force h/help V/version
 end
 
 function __fish_diff_dd_needs_command
@@ -30,6 +30,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -l format -d 'With three p
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s v -l verbose -d 'Print a summary when done: extents, changed bytes, share of the image, throughput'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -l force -d 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print version'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
@@ -44,6 +45,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l format -d 'Th
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s v -l verbose -d 'Print a summary when done: extents, changed bytes, share of the image, throughput'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore needs this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes; a multiple of the sector size' -r

@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<DiffFormat>,
 
+    /// With three paths: replace an OUTFILE that is not a diff, write a diff onto a block
+    /// device, or read an image from a device mounted read-write
+    #[arg(long)]
+    pub force: bool,
+
     /// INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one
     #[arg(value_name = "PATH", num_args = 2..=3, required = true)]
     pub paths: Vec<PathBuf>,
@@ -168,13 +173,18 @@ pub struct BackupArgs {
     /// The format of the diff to write [default: native]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<DiffFormat>,
+    /// Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an
+    /// image from a device mounted read-write
+    #[arg(long)]
+    pub force: bool,
     /// The current image: a file or block device
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
     /// The full image taken earlier with dd, with the same size as INFILE
     #[arg(value_name = "REFFILE")]
     pub reffile: PathBuf,
-    /// The diff to write (replaced only once it is complete)
+    /// The diff to write: appears (or replaces an earlier diff) only once complete; a symbolic
+    /// link is followed
     #[arg(value_name = "OUTFILE")]
     pub outfile: PathBuf,
 }
@@ -301,9 +311,10 @@ impl Cli {
     pub fn into_invocation(self) -> Result<Invocation, Error> {
         let command = match self.command {
             Some(command) => command,
-            None => from_original_synopsis(self.options, self.format, self.paths)
+            None => from_original_synopsis(self.options, self.format, self.force, self.paths)
                 .map_err(Error::Usage)?,
         };
+        refuse_dash(&command).map_err(Error::Usage)?;
         if let Command::Backup(BackupArgs { options, .. })
         | Command::Restore(RestoreArgs { options, .. })
         | Command::Verify(VerifyArgs { options, .. }) = &command
@@ -322,6 +333,7 @@ impl Cli {
                             DiffFormat::V1 => ops::DiffFormat::V1,
                         },
                         created_unix_seconds: ops::backup::creation_time(),
+                        force: args.force,
                     },
                     infile: args.infile,
                     reffile: args.reffile,
@@ -379,12 +391,14 @@ impl Cli {
 fn from_original_synopsis(
     options: CommonOptions,
     format: Option<DiffFormat>,
+    force: bool,
     paths: Vec<PathBuf>,
 ) -> Result<Command, String> {
     match <[PathBuf; 3]>::try_from(paths) {
         Ok([infile, reffile, outfile]) => Ok(Command::Backup(BackupArgs {
             options,
             format,
+            force,
             infile,
             reffile,
             outfile,
@@ -393,6 +407,7 @@ fn from_original_synopsis(
             Ok(_) if format.is_some() => {
                 Err("--format applies only to backup (three paths)".into())
             }
+            Ok(_) if force => Err("--force applies only to backup (three paths)".into()),
             Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
                 options,
                 difffile,
@@ -403,5 +418,38 @@ fn from_original_synopsis(
                     .into(),
             ),
         },
+    }
+}
+
+/// `-` is never a file: it will mean standard input or output, which diff-dd does not read or
+/// write yet. A file named `-` is reached as `./-`.
+fn refuse_dash(command: &Command) -> Result<(), String> {
+    let paths: Vec<(&str, &PathBuf)> = match command {
+        Command::Backup(args) => vec![
+            ("INFILE", &args.infile),
+            ("REFFILE", &args.reffile),
+            ("OUTFILE", &args.outfile),
+        ],
+        Command::Restore(args) => vec![("DIFFFILE", &args.difffile), ("OUTFILE", &args.target)],
+        Command::Verify(args) => {
+            let mut paths = vec![("DIFFFILE", &args.difffile)];
+            paths.extend(args.target.iter().map(|target| ("TARGET", target)));
+            paths
+        }
+        Command::Inspect(args) => vec![("DIFFFILE", &args.difffile)],
+        Command::Completions(_) => Vec::new(),
+    };
+    match paths.into_iter().find(|(_, path)| path.as_os_str() == "-") {
+        Some((name, _)) => {
+            let stream = if name == "OUTFILE" {
+                "standard output"
+            } else {
+                "standard input"
+            };
+            Err(format!(
+                "{name} '-' would mean {stream}, which diff-dd cannot use yet; a file named - is reached as ./-"
+            ))
+        }
+        None => Ok(()),
     }
 }

@@ -153,6 +153,13 @@ pub fn open_target(path: &Path) -> Result<OpenFile> {
         .map(|metadata| metadata.file_type().is_block_device())
         .unwrap_or(false);
     let exclusive = if is_block_device { libc::O_EXCL } else { 0 };
+    let read_only = |why: &str| {
+        Error::unusable(
+            format!("refusing to write {role}"),
+            path,
+            format!("it is read-only ({why}); nothing was written"),
+        )
+    };
     let file = open_without_blocking(OpenOptions::new().read(true).write(true), exclusive, path)
         .map_err(|error| match error.raw_os_error() {
             Some(libc::EBUSY) => Error::unusable(
@@ -160,8 +167,19 @@ pub fn open_target(path: &Path) -> Result<OpenFile> {
                 path,
                 format!("the device is mounted or in use: {error}"),
             ),
+            Some(libc::EROFS) => read_only("a read-only filesystem or device"),
             _ => Error::io(Action::Open, role, path, error),
         })?;
+    let metadata = file
+        .metadata()
+        .map_err(|error| Error::io(Action::Open, role, path, error))?;
+    if metadata.file_type().is_block_device() && block_device_is_read_only(&file) {
+        return Err(read_only("a read-only block device"));
+    }
+    // Root may write a file nobody may write; a restore must not.
+    if metadata.is_file() && metadata.permissions().mode() & 0o222 == 0 {
+        return Err(read_only("no write permission"));
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(fs::TryLockError::WouldBlock) => {
@@ -181,6 +199,18 @@ pub fn open_target(path: &Path) -> Result<OpenFile> {
     }
     finish_open(file, path, role)
 }
+
+/// Whether the kernel marks a block device read-only (`losetup -r`, `blockdev --setro`):
+/// opening it for writing succeeds, and only the first write fails.
+fn block_device_is_read_only(file: &File) -> bool {
+    let mut read_only: libc::c_int = 0;
+    // SAFETY: BLKROGET writes one int through the pointer, which outlives the call.
+    let result = unsafe { libc::ioctl(file.as_raw_fd(), BLKROGET, &mut read_only) };
+    result == 0 && read_only != 0
+}
+
+/// `_IO(0x12, 94)` from linux/fs.h.
+const BLKROGET: libc::Ioctl = 0x125e;
 
 fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
     let refuse = |reason: &str| Error::unusable(format!("cannot open {role}"), path, reason);
@@ -203,6 +233,124 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         role,
         size,
     })
+}
+
+/// Where `path` leads once every symbolic link on the way is followed, as dd and cp follow an
+/// output that is a link: the diff replaces the file the link points to (which need not exist
+/// yet), in that file's directory, and the link stays a link.
+pub fn follow_links(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    // Linux gives up after 40 links too (ELOOP).
+    for _ in 0..40 {
+        match fs::symlink_metadata(&current) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                let target = fs::read_link(&current)
+                    .map_err(|error| Error::io(Action::Open, Role::Outfile, &current, error))?;
+                current = parent_directory(&current).join(target);
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::io(
+        Action::Open,
+        Role::Outfile,
+        path,
+        io::Error::from_raw_os_error(libc::ELOOP),
+    ))
+}
+
+/// What a file that is not a diff seems to hold, for a message that refuses to replace it:
+/// a few signatures that a disk image or a mistyped name commonly has.
+pub fn describe_contents(file: &OpenFile) -> String {
+    let mut start = vec![0u8; file.size.min(4096) as usize];
+    if file.read_at(0, &mut start).is_err() {
+        return format!("{} bytes that cannot be read", file.size);
+    }
+    let at = |offset: usize, signature: &[u8]| {
+        start.get(offset..offset + signature.len()) == Some(signature)
+    };
+    let what = if at(1080, &[0x53, 0xef]) {
+        "an ext2/3/4 filesystem"
+    } else if at(0, b"XFSB") {
+        "an XFS filesystem"
+    } else if at(3, b"NTFS    ") {
+        "an NTFS filesystem"
+    } else if at(512, b"EFI PART") {
+        "a disk image with a GPT partition table"
+    } else if at(510, &[0x55, 0xaa]) {
+        "a disk image or FAT filesystem (boot signature)"
+    } else if at(0, b"diff-dd image") {
+        "a diff-dd image of a version this diff-dd cannot read"
+    } else if at(0, &[0x1f, 0x8b]) || at(0, &[0x28, 0xb5, 0x2f, 0xfd]) || at(0, b"\xfd7zXZ\0") {
+        "compressed data"
+    } else if start
+        .iter()
+        .all(|&byte| byte.is_ascii_graphic() || byte.is_ascii_whitespace())
+    {
+        "text"
+    } else {
+        "data diff-dd does not recognize"
+    };
+    format!("{what}, {} bytes", file.size)
+}
+
+/// The mount points of the block device `file` is, with whether each is mounted read-write,
+/// from /proc/self/mountinfo. Empty for regular files, and when the table cannot be read.
+pub fn mounts(file: &OpenFile) -> Vec<(String, bool)> {
+    let Ok(metadata) = file.file.metadata() else {
+        return Vec::new();
+    };
+    if !metadata.file_type().is_block_device() {
+        return Vec::new();
+    }
+    let device = format!(
+        "{}:{}",
+        libc::major(metadata.rdev()),
+        libc::minor(metadata.rdev())
+    );
+    let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    // ID PARENT MAJOR:MINOR ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
+    table
+        .lines()
+        .filter_map(|line| {
+            let (mount, filesystem) = line.split_once(" - ")?;
+            let fields: Vec<&str> = mount.split(' ').collect();
+            if fields.get(2) != Some(&device.as_str()) {
+                return None;
+            }
+            let read_write = |options: &str| options.split(',').any(|option| option == "rw");
+            let super_options = filesystem.split(' ').nth(2).unwrap_or("rw");
+            let writable = read_write(fields.get(5)?) && read_write(super_options);
+            Some((unescape_mount_point(fields.get(4)?), writable))
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as `\040`-style octal escapes.
+fn unescape_mount_point(field: &str) -> String {
+    let mut bytes = Vec::with_capacity(field.len());
+    let raw = field.as_bytes();
+    let mut index = 0;
+    while index < raw.len() {
+        let octal = raw.get(index + 1..index + 4).and_then(|digits| {
+            std::str::from_utf8(digits)
+                .ok()
+                .and_then(|digits| u8::from_str_radix(digits, 8).ok())
+        });
+        match (raw[index], octal) {
+            (b'\\', Some(byte)) => {
+                bytes.push(byte);
+                index += 4;
+            }
+            (byte, _) => {
+                bytes.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Refuses when `path` names the same file as one of `images`, even through a link: writing
@@ -247,25 +395,50 @@ enum OutputKind {
     Unnamed,
     /// A named temporary file (for filesystems without `O_TMPFILE`), removed on drop.
     Named(PathBuf),
-    /// A character device or pipe.
+    /// A character device, pipe or (forced) block device, written in place.
     Direct,
 }
 
 impl Output {
-    pub fn create(path: &Path) -> Result<Output> {
+    /// Creates the diff to be written under `path` (links already followed, see
+    /// [`follow_links`]). A block device is written only with `force`, and then opened
+    /// exclusively, so a mounted one is still refused.
+    pub fn create(path: &Path, force: bool) -> Result<Output> {
         let failed = |error: io::Error| Error::io(Action::Create, Role::Outfile, path, error);
+        let refuse = |reason: &str| {
+            Error::unusable(
+                format!("{} {}", Action::Create, Role::Outfile),
+                path,
+                reason,
+            )
+        };
         let existing = fs::metadata(path).ok();
         if let Some(metadata) = &existing {
             let file_type = metadata.file_type();
             if file_type.is_dir() {
-                return Err(Error::unusable(
-                    format!("{} {}", Action::Create, Role::Outfile),
-                    path,
-                    "it is a directory",
+                return Err(refuse("it is a directory"));
+            }
+            if file_type.is_block_device() && !force {
+                return Err(refuse(
+                    "it is a block device, which a diff would overwrite from its first byte; give --force to write the diff onto it",
                 ));
             }
             if !file_type.is_file() {
-                let file = OpenOptions::new().write(true).open(path).map_err(failed)?;
+                let exclusive = if file_type.is_block_device() {
+                    libc::O_EXCL
+                } else {
+                    0
+                };
+                let file = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(exclusive)
+                    .open(path)
+                    .map_err(|error| match error.raw_os_error() {
+                        Some(libc::EBUSY) => {
+                            refuse(&format!("the device is mounted or in use: {error}"))
+                        }
+                        _ => failed(error),
+                    })?;
                 return Ok(Output {
                     file,
                     path: path.to_path_buf(),
@@ -479,7 +652,7 @@ mod tests {
     fn an_output_appears_under_its_name_only_when_committed() {
         let work = tempfile::tempdir().unwrap();
         let path = work.path().join("new.diff");
-        let output = Output::create(&path).unwrap();
+        let output = Output::create(&path, false).unwrap();
         output.file().write_all(b"diff").unwrap();
         assert!(names(work.path()).is_empty(), "a name before the commit");
         output.commit().unwrap();
@@ -494,13 +667,13 @@ mod tests {
         fs::write(&path, b"old").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
 
-        let abandoned = Output::create(&path).unwrap();
+        let abandoned = Output::create(&path, false).unwrap();
         abandoned.file().write_all(b"half").unwrap();
         drop(abandoned);
         assert_eq!(fs::read(&path).unwrap(), b"old");
         assert_eq!(names(work.path()), [OsString::from("old.diff")]);
 
-        let output = Output::create(&path).unwrap();
+        let output = Output::create(&path, false).unwrap();
         output.file().write_all(b"new").unwrap();
         output.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new");

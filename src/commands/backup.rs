@@ -23,8 +23,10 @@ pub fn run(
     let new = device::open_input(infile, Role::Infile)?;
     let base = device::open_input(reffile, Role::Reffile)?;
     ops::backup::check_inputs(&new, &base, options)?;
-    device::refuse_alias(outfile, Role::Outfile, &[&new, &base])?;
-    let output = Output::create(outfile)?;
+    let outfile = device::follow_links(outfile)?;
+    device::refuse_alias(&outfile, Role::Outfile, &[&new, &base])?;
+    ops::backup::check_outfile(&outfile, options)?;
+    let output = Output::create(&outfile, options.force)?;
     let bars = Bars::new(!printing.quiet);
     let summary = ops::backup(&new, &base, output, options, &bars)?;
     drop(bars);

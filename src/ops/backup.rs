@@ -1,7 +1,9 @@
 //! backup: compare INFILE with REFFILE in the engine and frame each changed extent into a
 //! diff, written to an [`Output`] that appears under its name only once complete.
 
+use std::fs;
 use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::device::{self, OpenFile, Output};
@@ -9,7 +11,7 @@ use crate::engine::{self, CompareSettings, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::legacy::V1Writer;
 use crate::format::v3::{self, DataEncoding, Header};
-use crate::format::ImageHashes;
+use crate::format::{self, Format, ImageHashes, ReadOptions};
 
 /// The formats backup can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub struct BackupOptions {
     pub format: DiffFormat,
     /// Seconds since 1970-01-01 UTC recorded in the header; see [`creation_time`].
     pub created_unix_seconds: i64,
+    /// Replace an OUTFILE that is not a diff, write onto a block device, read an image from
+    /// a device mounted read-write.
+    pub force: bool,
 }
 
 /// What a backup wrote.
@@ -45,6 +50,20 @@ pub struct BackupSummary {
 /// created, so a refusal touches nothing (and never waits on a FIFO given as OUTFILE).
 pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) -> Result<()> {
     device::require_same_size(new, base)?;
+    if !options.force {
+        for image in [new, base] {
+            // A filesystem that can change while it is read gives an image of no moment.
+            if let Some((mount_point, _)) = device::mounts(image).into_iter().find(|(_, rw)| *rw) {
+                return Err(Error::unusable(
+                    format!("refusing to read {}", image.role),
+                    &image.path,
+                    format!(
+                        "it is mounted read-write on {mount_point}, so it can change while it is read; unmount it or remount it read-only, or give --force"
+                    ),
+                ));
+            }
+        }
+    }
     if options.format == DiffFormat::V1 && !new.size.is_multiple_of(options.sector_size) {
         return Err(Error::unusable(
             "cannot write a v1 diff",
@@ -56,6 +75,40 @@ pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) ->
         ));
     }
     Ok(())
+}
+
+/// Refuses to replace an existing OUTFILE that is not a diff diff-dd can read (v3, v2, or a
+/// structurally valid v1), unless forced: a nightly backup replaces yesterday's diff, but a
+/// mistyped OUTFILE must not destroy an image. `path` has its links followed already.
+pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
+    let is_regular_file = fs::metadata(path).is_ok_and(|metadata| metadata.is_file());
+    if options.force || !is_regular_file {
+        return Ok(()); // Nothing there, or a device or pipe: Output::create decides.
+    }
+    let existing = device::open_input(path, Role::Outfile)?;
+    let is_diff = match format::detect(&existing) {
+        Ok(Format::V2 | Format::V3) => true,
+        // An empty file is a v1 diff of identical images, and holds nothing to lose.
+        Ok(Format::V1) => {
+            existing.size == 0
+                || [options.sector_size, 512, 4096].iter().any(|&sector_size| {
+                    format::scan(&existing, &ReadOptions::headers(sector_size, None), |_| {})
+                        .is_ok()
+                })
+        }
+        Err(_) => existing.size == 0,
+    };
+    if is_diff {
+        return Ok(());
+    }
+    Err(Error::unusable(
+        "refusing to replace OUTFILE",
+        path,
+        format!(
+            "it exists and is not a diff (it seems to be {}); give --force to replace it",
+            device::describe_contents(&existing)
+        ),
+    ))
 }
 
 /// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its

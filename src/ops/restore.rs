@@ -395,9 +395,10 @@ mod operation_tests {
             buffer_size: 4096,
             format: DiffFormat::Native,
             created_unix_seconds: 0,
+            force: false,
         };
         let open = |name: &str, role| device::open_input(&work.join(name), role).unwrap();
-        let output = Output::create(&work.join("d.diff")).unwrap();
+        let output = Output::create(&work.join("d.diff"), false).unwrap();
         let summary = backup(
             &open("new.img", Role::Infile),
             &open("base.img", Role::Reffile),

@@ -10,4 +10,5 @@ mod core;
 mod faults;
 mod generated;
 mod legacy;
+mod slips;
 mod vectors;

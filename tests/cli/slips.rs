@@ -1,0 +1,233 @@
+//! Ordinary slips on the command line cost an error message, never data: each is refused
+//! with its exit code and a message naming what is wrong, and every file involved is
+//! byte-identical afterwards. (Block devices: .ci/fault-campaign.sh, scenario 5.)
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use crate::util::{Fixture, Random};
+
+/// The fixture: 64 KiB images differing in a few places.
+fn fixture() -> Fixture {
+    let mut random = Random(99);
+    let base = random.bytes(64 << 10);
+    let mut new = base.clone();
+    new[1000..1100].fill(7);
+    new[40_000] ^= 1;
+    Fixture::new(base, new)
+}
+
+/// Every file in the work directory, with its bytes, so that a refusal can be shown to have
+/// changed nothing and created nothing.
+fn snapshot(fixture: &Fixture) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = fs::read_dir(fixture.dir())
+        .unwrap()
+        .map(|entry| {
+            let entry = entry.unwrap();
+            let bytes = fs::read(entry.path()).unwrap_or_default();
+            (entry.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Runs diff-dd in the work directory and asserts the exit code, that stderr holds every
+/// one of `words`, and that no file changed or appeared.
+fn assert_refused(fixture: &Fixture, arguments: &[&str], code: i32, words: &[&str]) {
+    let before = snapshot(fixture);
+    let output = fixture.command().args(arguments).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "{arguments:?}: {stderr}");
+    for word in words {
+        assert!(
+            stderr.contains(word),
+            "{arguments:?}: no {word:?} in {stderr}"
+        );
+    }
+    assert!(output.stdout.is_empty(), "{arguments:?}: stdout");
+    assert!(snapshot(fixture) == before, "{arguments:?}: a file changed");
+}
+
+#[test]
+fn dash_is_never_a_file() {
+    let fixture = fixture();
+    fixture.backup(&[], "a.diff");
+    let standard_output = "would mean standard output";
+    let standard_input = "would mean standard input";
+    assert_refused(
+        &fixture,
+        &["new.img", "base.img", "-"],
+        2,
+        &["OUTFILE", standard_output, "./-"],
+    );
+    assert_refused(
+        &fixture,
+        &["-", "base.img", "b.diff"],
+        2,
+        &["INFILE", standard_input],
+    );
+    assert_refused(
+        &fixture,
+        &["new.img", "-", "b.diff"],
+        2,
+        &["REFFILE", standard_input],
+    );
+    assert_refused(
+        &fixture,
+        &["-", "new.img"],
+        2,
+        &["DIFFFILE", standard_input],
+    );
+    assert_refused(
+        &fixture,
+        &["restore", "a.diff", "-"],
+        2,
+        &["OUTFILE", standard_output],
+    );
+    assert_refused(&fixture, &["verify", "-"], 2, &["DIFFFILE", standard_input]);
+    assert_refused(
+        &fixture,
+        &["verify", "a.diff", "-"],
+        2,
+        &["TARGET", standard_input],
+    );
+    assert_refused(
+        &fixture,
+        &["inspect", "-"],
+        2,
+        &["DIFFFILE", standard_input],
+    );
+
+    // ./- is a file named -.
+    fixture
+        .command()
+        .args(["new.img", "base.img", "./-"])
+        .assert()
+        .success();
+    fixture
+        .command()
+        .args(["inspect", "./-"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn an_outfile_that_is_not_a_diff_is_replaced_only_with_force() {
+    let fixture = fixture();
+    let victims: [(&str, Vec<u8>, &str); 3] = [
+        ("notes.txt", b"do not lose me\n".to_vec(), "text"),
+        ("disk.img", fixture.base.clone(), "not a diff"),
+        (
+            "v9.diff",
+            b"diff-dd image\x09 from the future".to_vec(),
+            "version",
+        ),
+    ];
+    for (name, bytes, seems) in &victims {
+        fs::write(fixture.path(name), bytes).unwrap();
+        assert_refused(
+            &fixture,
+            &["new.img", "base.img", name],
+            1,
+            &[
+                "refusing to replace OUTFILE",
+                name,
+                "not a diff",
+                seems,
+                "--force",
+            ],
+        );
+        assert_refused(
+            &fixture,
+            &["backup", "new.img", "base.img", name],
+            1,
+            &["--force"],
+        );
+    }
+    fixture
+        .command()
+        .args(["--force", "new.img", "base.img", "notes.txt"])
+        .assert()
+        .success();
+    fixture.assert_restores("notes.txt");
+    fixture
+        .command()
+        .args(["backup", "--force", "new.img", "base.img", "disk.img"])
+        .assert()
+        .success();
+    fixture.assert_restores("disk.img");
+}
+
+#[test]
+fn an_earlier_diff_of_any_format_is_replaced_without_force() {
+    let fixture = fixture();
+    for format in ["native", "v1"] {
+        for name in ["nightly.diff", "empty.diff"] {
+            fs::write(fixture.path("empty.diff"), b"").unwrap();
+            fixture.backup(&["--format", format], "nightly.diff");
+            fixture.backup(&[], name);
+            fixture.assert_restores(name);
+        }
+    }
+    fs::copy(
+        crate::util::vector("legacy/v2.diff"),
+        fixture.path("old-v2.diff"),
+    )
+    .unwrap();
+    fixture.backup(&[], "old-v2.diff");
+    fixture.assert_restores("old-v2.diff");
+}
+
+#[test]
+fn a_symlink_outfile_is_followed_and_stays_a_link() {
+    let fixture = fixture();
+    fs::create_dir(fixture.path("archive")).unwrap();
+    fixture.backup(&[], "archive/monday.diff");
+    let old = fs::read(fixture.path("archive/monday.diff")).unwrap();
+    symlink("archive/monday.diff", fixture.path("latest.diff")).unwrap();
+    let mut changed = fixture.new.clone();
+    changed[5] ^= 0xff;
+    fs::write(fixture.path("new.img"), &changed).unwrap();
+    fixture.backup(&[], "latest.diff");
+
+    let link = fs::symlink_metadata(fixture.path("latest.diff")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let replaced = fs::read(fixture.path("archive/monday.diff")).unwrap();
+    assert!(
+        replaced != old,
+        "the file the link points to was not replaced"
+    );
+    let names: Vec<_> = fs::read_dir(fixture.path("archive")).unwrap().collect();
+    assert_eq!(names.len(), 1, "a temporary file was left beside the diff");
+
+    // A link to a file that does not exist yet creates it.
+    symlink("archive/tuesday.diff", fixture.path("dangling.diff")).unwrap();
+    fixture.backup(&[], "dangling.diff");
+    assert!(fixture.path("archive/tuesday.diff").is_file());
+    assert!(fs::read(fixture.path("archive/tuesday.diff")).unwrap() == replaced);
+}
+
+#[test]
+fn a_read_only_target_is_refused_before_anything_is_read() {
+    let fixture = fixture();
+    fixture.backup(&[], "a.diff");
+    let target = fixture.target("target.img");
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o444)).unwrap();
+    assert_refused(
+        &fixture,
+        &["a.diff", "target.img"],
+        1,
+        &["target.img", "read-only", "nothing was written"],
+    );
+    assert_refused(
+        &fixture,
+        &["restore", "a.diff", "target.img"],
+        1,
+        &["read-only"],
+    );
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+    fixture.assert_restores("a.diff");
+    assert!(Path::new(&target).exists());
+}
