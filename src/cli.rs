@@ -15,6 +15,8 @@ use crate::units;
 
 /// Default comparison granularity: the classic disk sector.
 pub const DEFAULT_SECTOR_SIZE: u64 = 512;
+/// Default read buffer: large enough that reading is not slowed by system calls.
+pub const DEFAULT_BUFFER_SIZE: u64 = 4 << 20;
 
 /// What a size option accepts; a macro so that the top-level help can include it with concat!.
 macro_rules! size_help {
@@ -49,7 +51,6 @@ and then apply the diff: diff-dd checks the whole diff and the target before it 
 diff-dd [OPTIONS] DIFFFILE OUTFILE\n       \
 diff-dd <COMMAND> [OPTIONS] ...",
     after_help = AFTER_HELP,
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -66,7 +67,7 @@ pub struct Cli {
     pub force: bool,
 
     /// INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one
-    #[arg(value_name = "PATH", num_args = 2..=3, required = true)]
+    #[arg(value_name = "PATH", num_args = 1.., required = true)]
     pub paths: Vec<PathBuf>,
 
     #[command(subcommand)]
@@ -112,8 +113,6 @@ corrupt (what could be read is listed first).";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub options: CommonOptions,
     /// Fail (exit 4) unless TARGET is in this state
     #[arg(long, value_enum, value_name = "STATE", requires = "target")]
     pub expect: Option<TargetState>,
@@ -151,9 +150,6 @@ pub struct InspectArgs {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Sector size of a v1 diff, which does not record it [default: 512]
-    #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg)]
-    pub sector_size: Option<u64>,
     /// The diff to list
     #[arg(value_name = "DIFFFILE")]
     pub difffile: PathBuf,
@@ -168,8 +164,6 @@ pub struct CompletionsArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    #[command(flatten)]
-    pub options: CommonOptions,
     /// The format of the diff to write [default: native]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<DiffFormat>,
@@ -191,8 +185,6 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    #[command(flatten)]
-    pub options: CommonOptions,
     /// The diff made by backup
     #[arg(value_name = "DIFFFILE")]
     pub difffile: PathBuf,
@@ -202,30 +194,37 @@ pub struct RestoreArgs {
     pub target: PathBuf,
 }
 
-/// Options shared by every command that reads images.
+/// Options every command takes, before or after its name (`diff-dd -v restore ...` and
+/// `diff-dd restore -v ...` mean the same).
 #[derive(Debug, Clone, Args)]
 pub struct CommonOptions {
     /// Granularity of comparison in bytes [default: 512]. A native diff records its own
-    /// sector size, so restore needs this only for diffs of the original v1 format.
-    #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg)]
+    /// sector size, so restore, verify and inspect need this only for diffs of the original
+    /// v1 format.
+    #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg, global = true)]
     pub sector_size: Option<u64>,
 
-    /// Read buffer size in bytes; a multiple of the sector size
-    #[arg(short = 'b', long = "buffer-size", value_name = "BUFFER_SIZE", value_parser = parse_size_arg, default_value = "4M")]
-    pub buffer_size: u64,
+    /// Read buffer size in bytes, a multiple of the sector size [default: 4M]
+    #[arg(short = 'b', long = "buffer-size", value_name = "BUFFER_SIZE", value_parser = parse_size_arg, global = true)]
+    pub buffer_size: Option<u64>,
 
     /// Print nothing but errors
-    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    #[arg(short = 'q', long, conflicts_with = "verbose", global = true)]
     pub quiet: bool,
 
-    /// Print a summary when done: extents, changed bytes, share of the image, throughput
-    #[arg(short = 'v', long)]
+    /// Print more: a summary when done (extents, changed bytes, share of the image,
+    /// throughput), and in verify and inspect the hashes too
+    #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
 }
 
 impl CommonOptions {
     pub fn sector_size(&self) -> u64 {
         self.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE)
+    }
+
+    pub fn buffer_size(&self) -> u64 {
+        self.buffer_size.unwrap_or(DEFAULT_BUFFER_SIZE)
     }
 
     fn printing(&self, json: bool) -> Printing {
@@ -236,22 +235,28 @@ impl CommonOptions {
         }
     }
 
-    /// Checks what a single option's parser cannot: how sector and buffer sizes relate.
+    /// Checks what a single option's parser cannot: how sector and buffer sizes relate. The
+    /// message names what the user wrote, and what would work.
     fn check_sizes(&self) -> Result<(), String> {
-        let sector_size = self.sector_size();
-        if sector_size > self.buffer_size {
-            return Err(format!(
-                "--sector-size ({sector_size}) is larger than --buffer-size ({})",
-                self.buffer_size
-            ));
+        let (sector_size, buffer_size) = (self.sector_size(), self.buffer_size());
+        if buffer_size.is_multiple_of(sector_size) {
+            return Ok(());
         }
-        if !self.buffer_size.is_multiple_of(sector_size) {
-            return Err(format!(
-                "--buffer-size ({}) is not a multiple of --sector-size ({sector_size})",
-                self.buffer_size
-            ));
-        }
-        Ok(())
+        let fitting_buffer = buffer_size.div_ceil(sector_size) * sector_size;
+        Err(match (self.sector_size, self.buffer_size) {
+            (Some(_), None) => format!(
+                "--sector-size {sector_size} does not divide the default --buffer-size 4M; use a power of two such as 512 or 4K, or give a --buffer-size that is a multiple of it, such as {fitting_buffer}"
+            ),
+            (None, Some(_)) => format!(
+                "--buffer-size {buffer_size} is not a multiple of the default --sector-size 512; use a multiple such as {fitting_buffer}, or give --sector-size"
+            ),
+            _ if sector_size > buffer_size => format!(
+                "--sector-size {sector_size} is larger than --buffer-size {buffer_size}; the buffer holds whole sectors: use --buffer-size {sector_size} or more"
+            ),
+            _ => format!(
+                "--buffer-size {buffer_size} is not a multiple of --sector-size {sector_size}; use a multiple such as {fitting_buffer}"
+            ),
+        })
     }
 }
 
@@ -309,25 +314,27 @@ impl Cli {
     /// Turns the parsed command line into a task: resolves the original synopsis and checks
     /// what clap cannot (how the sizes relate). A [`Error::Usage`] names what is wrong.
     pub fn into_invocation(self) -> Result<Invocation, Error> {
+        let options = self.options;
         let command = match self.command {
             Some(command) => command,
-            None => from_original_synopsis(self.options, self.format, self.force, self.paths)
-                .map_err(Error::Usage)?,
+            None => {
+                from_original_synopsis(self.format, self.force, self.paths).map_err(Error::Usage)?
+            }
         };
         refuse_dash(&command).map_err(Error::Usage)?;
-        if let Command::Backup(BackupArgs { options, .. })
-        | Command::Restore(RestoreArgs { options, .. })
-        | Command::Verify(VerifyArgs { options, .. }) = &command
-        {
+        if matches!(
+            command,
+            Command::Backup(_) | Command::Restore(_) | Command::Verify(_)
+        ) {
             options.check_sizes().map_err(Error::Usage)?;
         }
         Ok(match command {
             Command::Backup(args) => Invocation {
-                printing: args.options.printing(false),
+                printing: options.printing(false),
                 task: Task::Backup {
                     options: BackupOptions {
-                        sector_size: args.options.sector_size(),
-                        buffer_size: args.options.buffer_size,
+                        sector_size: options.sector_size(),
+                        buffer_size: options.buffer_size(),
                         format: match args.format.unwrap_or(DiffFormat::Native) {
                             DiffFormat::Native => ops::DiffFormat::Native,
                             DiffFormat::V1 => ops::DiffFormat::V1,
@@ -341,22 +348,22 @@ impl Cli {
                 },
             },
             Command::Restore(args) => Invocation {
-                printing: args.options.printing(false),
+                printing: options.printing(false),
                 task: Task::Restore {
                     options: RestoreOptions {
-                        v1_sector_size: args.options.sector_size(),
-                        buffer_size: args.options.buffer_size,
+                        v1_sector_size: options.sector_size(),
+                        buffer_size: options.buffer_size(),
                     },
                     difffile: args.difffile,
                     target: args.target,
                 },
             },
             Command::Verify(args) => Invocation {
-                printing: args.options.printing(args.json),
+                printing: options.printing(args.json),
                 task: Task::Verify {
                     options: VerifyOptions {
-                        v1_sector_size: args.options.sector_size(),
-                        buffer_size: args.options.buffer_size,
+                        v1_sector_size: options.sector_size(),
+                        buffer_size: options.buffer_size(),
                         expect: args.expect.map(|state| match state {
                             TargetState::Base => ops::State::Base,
                             TargetState::Restored => ops::State::Restored,
@@ -367,13 +374,10 @@ impl Cli {
                 },
             },
             Command::Inspect(args) => Invocation {
-                printing: Printing {
-                    json: args.json,
-                    ..Printing::default()
-                },
+                printing: options.printing(args.json),
                 task: Task::Inspect {
                     options: InspectOptions {
-                        v1_sector_size: args.sector_size.unwrap_or(DEFAULT_SECTOR_SIZE),
+                        v1_sector_size: options.sector_size(),
                     },
                     difffile: args.difffile,
                 },
@@ -386,17 +390,18 @@ impl Cli {
     }
 }
 
-/// `diff-dd INFILE REFFILE OUTFILE` backs up, `diff-dd DIFFFILE OUTFILE` restores. clap has
-/// already made sure there are two or three paths.
+/// `diff-dd INFILE REFFILE OUTFILE` backs up, `diff-dd DIFFFILE OUTFILE` restores. The number
+/// of paths is checked here, after a mistyped command, which is the likelier mistake.
 fn from_original_synopsis(
-    options: CommonOptions,
     format: Option<DiffFormat>,
     force: bool,
     paths: Vec<PathBuf>,
 ) -> Result<Command, String> {
+    if let Some(first) = paths.first() {
+        refuse_mistyped_command(first)?;
+    }
     match <[PathBuf; 3]>::try_from(paths) {
         Ok([infile, reffile, outfile]) => Ok(Command::Backup(BackupArgs {
-            options,
             format,
             force,
             infile,
@@ -408,15 +413,15 @@ fn from_original_synopsis(
                 Err("--format applies only to backup (three paths)".into())
             }
             Ok(_) if force => Err("--force applies only to backup (three paths)".into()),
-            Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
-                options,
-                difffile,
-                target,
-            })),
-            Err(_) => Err(
-                "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one"
-                    .into(),
-            ),
+            Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs { difffile, target })),
+            Err(paths) => {
+                let usage =
+                    "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one";
+                Err(match paths.get(3) {
+                    Some(extra) => format!("unexpected value '{}': {usage}", extra.display()),
+                    None => usage.to_string(),
+                })
+            }
         },
     }
 }
@@ -451,5 +456,59 @@ fn refuse_dash(command: &Command) -> Result<(), String> {
             ))
         }
         None => Ok(()),
+    }
+}
+
+/// The names of the subcommands, which a mistyped first path is compared with.
+const COMMAND_NAMES: [&str; 5] = ["backup", "restore", "verify", "inspect", "completions"];
+
+/// A first path that does not exist and is a letter or two away from a subcommand's name is
+/// a typo of it (`diff-dd restor d.diff t.img`), not a file to back up or restore.
+fn refuse_mistyped_command(first: &std::path::Path) -> Result<(), String> {
+    let Some(name) = first.to_str() else {
+        return Ok(());
+    };
+    if first.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    let closest = COMMAND_NAMES
+        .iter()
+        .map(|command| (edit_distance(name, command), command))
+        .min();
+    match closest {
+        Some((distance, command)) if distance <= 2 && distance < command.len() / 2 => Err(format!(
+            "there is no file '{name}', and no command of that name: did you mean '{command}'?"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Levenshtein distance: insertions, deletions and substitutions of one character.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, a_char) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, &b_char) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(a_char != b_char);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_of_commands() {
+        assert_eq!(edit_distance("restor", "restore"), 1);
+        assert_eq!(edit_distance("verfiy", "verify"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        let refused = |name: &str| refuse_mistyped_command(std::path::Path::new(name)).is_err();
+        assert!(refused("restor") && refused("bakup") && refused("inspec"));
+        assert!(!refused("monday.diff") && !refused("new.img") && !refused("rest"));
     }
 }

@@ -221,7 +221,10 @@ fn bad_arguments_are_usage_errors_and_create_nothing() {
     let before = fixture.names();
     let cases: &[(&[&str], &str)] = &[
         (&[], "required"),
-        (&["new.img"], "2 values required"),
+        (
+            &["new.img"],
+            "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE",
+        ),
         (
             &["new.img", "base.img", "out.diff", "extra"],
             "unexpected value 'extra'",
@@ -263,8 +266,29 @@ fn bad_arguments_are_usage_errors_and_create_nothing() {
         ),
         (
             &["-b", "1000", "new.img", "base.img", "out.diff"],
-            "not a multiple of --sector-size",
+            "--buffer-size 1000 is not a multiple of the default --sector-size 512",
         ),
+        // The error names what the user gave, not the default they did not.
+        (
+            &["-s", "1000", "new.img", "base.img", "out.diff"],
+            "--sector-size 1000 does not divide the default --buffer-size 4M",
+        ),
+        (
+            &[
+                "-s", "4096", "-b", "6000", "new.img", "base.img", "out.diff",
+            ],
+            "use a multiple such as 8192",
+        ),
+        // A typo of a command is not a file to back up or restore.
+        (
+            &["restor", "out.diff", "new.img"],
+            "did you mean 'restore'?",
+        ),
+        (
+            &["bakup", "new.img", "base.img", "out.diff"],
+            "did you mean 'backup'?",
+        ),
+        (&["verfy", "out.diff"], "did you mean 'verify'?"),
         (
             &["--no-such-option", "new.img", "base.img", "out.diff"],
             "--no-such-option",

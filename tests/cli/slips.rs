@@ -231,3 +231,58 @@ fn a_read_only_target_is_refused_before_anything_is_read() {
     fixture.assert_restores("a.diff");
     assert!(Path::new(&target).exists());
 }
+
+#[test]
+fn options_work_before_the_subcommand_as_after_it() {
+    let fixture = fixture();
+    fixture
+        .command()
+        .args([
+            "-s",
+            "4K",
+            "-b",
+            "8K",
+            "backup",
+            "new.img",
+            "base.img",
+            "before.diff",
+        ])
+        .assert()
+        .success();
+    fixture
+        .command()
+        .args([
+            "backup",
+            "-s",
+            "4K",
+            "-b",
+            "8K",
+            "new.img",
+            "base.img",
+            "after.diff",
+        ])
+        .assert()
+        .success();
+    let before = fs::read(fixture.path("before.diff")).unwrap();
+    assert!(before == fs::read(fixture.path("after.diff")).unwrap());
+
+    // Once read as a backup with INFILE 'restore' (and, had sizes matched, OUTFILE replaced).
+    let target = fixture.target("t.img");
+    let output = fixture
+        .command()
+        .args(["-v", "restore", "before.diff", "t.img"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("diff-dd: restore: "));
+    assert!(fs::read(&target).unwrap() == fixture.new);
+
+    // Once read as a restore onto the diff.
+    let output = fixture
+        .command()
+        .args(["-q", "inspect", "before.diff"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(fs::read(fixture.path("before.diff")).unwrap() == before);
+}
