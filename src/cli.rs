@@ -275,6 +275,18 @@ pub struct Printing {
     pub json: bool,
 }
 
+impl Printing {
+    /// How listings and reports are written.
+    pub fn style(&self) -> crate::render::Style {
+        use crate::render::Style;
+        match (self.json, self.verbose) {
+            (true, _) => Style::Json,
+            (false, true) => Style::VerboseText,
+            (false, false) => Style::Text,
+        }
+    }
+}
+
 /// A task, with the files it names and the options of its operation.
 #[derive(Debug)]
 pub enum Task {

@@ -16,6 +16,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Action, Error, Result, Role};
+use crate::units;
 
 /// A regular file or block device, open: an image, a diff or a target, with its size and what
 /// error messages need to name it.
@@ -109,11 +110,11 @@ pub fn require_same_size(new: &OpenFile, base: &OpenFile) -> Result<()> {
             format!("cannot compare {} with {}", new.role, base.role),
             &new.path,
             format!(
-                "it has {} bytes but {} {} has {}: they must be the same size",
-                new.size,
+                "it has {} but {} {} has {}: they must be the same size",
+                units::size(new.size),
                 base.role,
                 base.path.display(),
-                base.size
+                units::size(base.size)
             ),
         ));
     }
@@ -291,7 +292,7 @@ pub fn describe_contents(file: &OpenFile) -> String {
     } else {
         "data diff-dd does not recognize"
     };
-    format!("{what}, {} bytes", file.size)
+    format!("{what}, {}", units::size(file.size))
 }
 
 /// The mount points of the block device `file` is, with whether each is mounted read-write,

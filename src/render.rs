@@ -8,17 +8,28 @@ use serde::Serialize;
 use crate::error::{Error, Reporting, Result};
 use crate::format::{DiffInfo, Format, Record, Totals};
 use crate::ops::inspect::Listing;
-use crate::ops::verify::{DiffFindings, State, TargetFindings, VerifyReport};
+use crate::ops::verify::{DiffFindings, ExtentCounts, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
 
-/// Writes the listing of a diff (a table, or with `json` one JSON document) to `out`, as far
-/// as the diff can be read: a fault in the diff is returned after everything before it was
-/// written (and, in JSON, an `error` field that keeps the document well-formed).
-pub fn write_listing(listing: &mut Listing<'_>, json: bool, out: &mut dyn Write) -> Result<()> {
-    let mut style: Box<dyn ListingStyle> = if json {
-        Box::new(JsonListing { extents_listed: 0 })
-    } else {
-        Box::new(TableListing)
+/// How a listing or report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// For people.
+    Text,
+    /// For people, with every hash.
+    VerboseText,
+    /// One JSON document on one line, with every field.
+    Json,
+}
+
+/// Writes the listing of a diff to `out`, as far as the diff can be read: a fault in the diff
+/// is returned after everything before it was written (and, in JSON, an `error` field that
+/// keeps the document well-formed).
+pub fn write_listing(listing: &mut Listing<'_>, style: Style, out: &mut dyn Write) -> Result<()> {
+    let mut style: Box<dyn ListingStyle> = match style {
+        Style::Json => Box::new(JsonListing { extents_listed: 0 }),
+        Style::Text => Box::new(TableListing { hashes: false }),
+        Style::VerboseText => Box::new(TableListing { hashes: true }),
     };
     let style = style.as_mut();
     let written = |result: io::Result<()>| {
@@ -110,8 +121,18 @@ fn hex(hash: Option<blake3::Hash>) -> Option<String> {
 /// What a legacy diff does not record, in the table.
 const NOT_RECORDED: &str = "not recorded";
 
-/// The human-readable listing: a few header lines, a table, a summary.
-struct TableListing;
+/// The human-readable listing: a few header lines, a table (with `hashes`, each extent's new
+/// and base BLAKE3, abbreviated), a summary.
+struct TableListing {
+    hashes: bool,
+}
+
+/// The first 16 hex digits of a hash, enough to tell hashes apart in a table.
+fn short_hex(hash: blake3::Hash) -> [u8; 16] {
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&hash.to_hex().as_bytes()[..16]);
+    short
+}
 
 impl ListingStyle for TableListing {
     fn header(&mut self, out: &mut dyn Write, path: &str, info: &DiffInfo) -> io::Result<()> {
@@ -147,8 +168,16 @@ impl ListingStyle for TableListing {
         writeln!(out)?;
         writeln!(
             out,
-            "{:>10} {:>20} {:>14} {:>12}",
-            "extent", "offset", "bytes", "sectors"
+            "{:>10} {:>20} {:>14} {:>12}{}",
+            "extent",
+            "offset",
+            "bytes",
+            "sectors",
+            if self.hashes {
+                "  new blake3        base blake3"
+            } else {
+                ""
+            }
         )
     }
 
@@ -161,6 +190,17 @@ impl ListingStyle for TableListing {
         match sectors(info, record.length) {
             Some(count) => write_column(out, &Decimal::new(count), 13)?,
             None => write_column(out, b"-", 13)?,
+        }
+        if self.hashes {
+            match record.hashes {
+                Some(hashes) => {
+                    out.write_all(b"  ")?;
+                    out.write_all(&short_hex(hashes.new))?;
+                    out.write_all(b"  ")?;
+                    out.write_all(&short_hex(hashes.base))?;
+                }
+                None => out.write_all(b"  -                 -")?,
+            }
         }
         out.write_all(b"\n")
     }
@@ -316,8 +356,20 @@ struct JsonReport<'a> {
     error: Option<String>,
 }
 
-/// Writes verify's report as one JSON document.
-pub fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
+/// Writes verify's report in `style`.
+pub fn write_verify_report(report: &VerifyReport, style: Style, out: &mut dyn Write) -> Result<()> {
+    match style {
+        Style::Json => write_verify_json(report, out),
+        Style::Text | Style::VerboseText => verify_text(report, style == Style::VerboseText, out)
+            .map_err(|source| Error::Output {
+                what: "the report",
+                source,
+            }),
+    }
+}
+
+/// Writes verify's report as one JSON document, on one line as inspect's.
+fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
     let document = JsonReport {
         diff: &report.diff,
         target: report.target.as_ref(),
@@ -331,7 +383,7 @@ pub fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<(
             }),
         error: report.failure.as_ref().map(ToString::to_string),
     };
-    serde_json::to_writer_pretty(&mut *out, &document)
+    serde_json::to_writer(&mut *out, &document)
         .map_err(io::Error::from)
         .and_then(|()| writeln!(out))
         .map_err(|source| Error::Output {
@@ -340,15 +392,9 @@ pub fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<(
         })
 }
 
-/// Writes verify's report for people: a line on the diff, then on the target and its extents.
-pub fn write_verify_text(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
-    verify_text(report, out).map_err(|source| Error::Output {
-        what: "the report",
-        source,
-    })
-}
-
-fn verify_text(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()> {
+/// verify's report for people: a line on the diff, then on the target and its extents; with
+/// `hashes`, the hashes each was checked by.
+fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::Result<()> {
     let diff = &report.diff;
     if diff.intact && diff.holds_hashes == Some(false) {
         writeln!(
@@ -371,10 +417,24 @@ fn verify_text(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()> {
     } else {
         writeln!(out, "diff: {}: NOT intact", diff.path)?;
     }
+    if hashes {
+        let or_none = |hash: &Option<String>| hash.clone().unwrap_or_else(|| "none".into());
+        writeln!(out, "diff: blake3 of the file {}", or_none(&diff.blake3))?;
+        writeln!(
+            out,
+            "diff: base image blake3 {}",
+            or_none(&diff.base_blake3)
+        )?;
+        writeln!(out, "diff: image blake3 {}", or_none(&diff.image_blake3))?;
+    }
     if let Some(target) = &report.target {
-        match target.state {
-            Some(state) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
-            None => writeln!(
+        let how_far = target.extents.as_ref().map(ExtentCounts::how_far);
+        match (target.state, how_far) {
+            (Some(State::PartlyRestored), Some(how_far)) => {
+                writeln!(out, "target: {}: partly restored: {how_far}", target.path)?
+            }
+            (Some(state), _) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
+            (None, _) => writeln!(
                 out,
                 "target: {}: fits every record; its contents cannot be checked without hashes",
                 target.path
@@ -385,6 +445,9 @@ fn verify_text(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()> {
             Some(false) => writeln!(out, "target: two reads from the device DIFFER")?,
             None => {}
         }
+        if let (true, Some(blake3)) = (hashes, &target.blake3) {
+            writeln!(out, "target: blake3 {blake3}")?;
+        }
         if let Some(extents) = &target.extents {
             writeln!(
                 out,
@@ -394,4 +457,32 @@ fn verify_text(report: &VerifyReport, out: &mut dyn Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the JSON document of a listing that could not even begin (the diff could not be
+/// opened, or its header read): the path, no extents, and the error.
+pub fn write_listing_failure(
+    path: &std::path::Path,
+    error: &Error,
+    out: &mut dyn Write,
+) -> Result<()> {
+    #[derive(Serialize)]
+    struct Unlisted<'a> {
+        path: &'a str,
+        extents: [(); 0],
+        error: String,
+    }
+    let path = path.to_string_lossy();
+    let document = Unlisted {
+        path: &path,
+        extents: [],
+        error: error.reason(),
+    };
+    serde_json::to_writer(&mut *out, &document)
+        .map_err(io::Error::from)
+        .and_then(|()| writeln!(out))
+        .map_err(|source| Error::Output {
+            what: "the listing",
+            source,
+        })
 }

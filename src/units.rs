@@ -55,6 +55,15 @@ fn suffix_multiplier(suffix: &str) -> Option<u64> {
     Some(base.pow(exponent))
 }
 
+/// A size for messages: `65536 bytes (64.0 KiB)`, or `512 bytes` when the unit adds nothing.
+pub fn size(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{bytes} bytes ({})", human_bytes(bytes))
+    }
+}
+
 /// Formats a byte count for people: `4.0 MiB`, `512 B`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -17,7 +17,7 @@ use diff_dd::engine::NoProgress;
 use diff_dd::error::{Error, Role, Written};
 use diff_dd::format::{self, ReadOptions};
 use diff_dd::ops::{self, InspectOptions, RestoreOptions};
-use diff_dd::render;
+use diff_dd::render::{self, Style};
 
 mod common;
 use common::Random;
@@ -216,9 +216,9 @@ fn try_everything(diff_path: &Path, target_path: &Path, sector_size: u64) -> Res
     let options = InspectOptions {
         v1_sector_size: sector_size,
     };
-    for json in [false, true] {
+    for style in [Style::Text, Style::VerboseText, Style::Json] {
         if let Ok(mut listing) = ops::inspect(&diff, &options) {
-            let _ = render::write_listing(&mut listing, json, &mut std::io::sink());
+            let _ = render::write_listing(&mut listing, style, &mut std::io::sink());
         }
     }
     let target = device::open_target(target_path)?;

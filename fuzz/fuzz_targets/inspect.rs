@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use diff_dd::device::OpenFile;
 use diff_dd::error::{Error, Result};
 use diff_dd::ops::{self, InspectOptions};
-use diff_dd::render;
+use diff_dd::render::{self, Style};
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]
@@ -39,7 +39,10 @@ fn list(
     out: &mut dyn Write,
 ) -> (bool, Result<()>) {
     let result = match ops::inspect(diff, options) {
-        Ok(mut listing) => (true, render::write_listing(&mut listing, json, out)),
+        Ok(mut listing) => {
+            let style = if json { Style::Json } else { Style::VerboseText };
+            (true, render::write_listing(&mut listing, style, out))
+        }
         Err(error) => (false, Err(error)),
     };
     if let Err(error) = &result.1 {

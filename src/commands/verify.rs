@@ -1,5 +1,6 @@
 //! verify: open the diff and the target, check them, print the report (also when a check
-//! failed, so that a script reading JSON always gets a document).
+//! failed, and with --json also when a file could not be opened, so that a script reading
+//! JSON always gets a document).
 
 use std::io::Write;
 use std::path::Path;
@@ -7,7 +8,7 @@ use std::path::Path;
 use diff_dd::cli::Printing;
 use diff_dd::device;
 use diff_dd::error::{Result, Role};
-use diff_dd::ops::{self, VerifyOptions};
+use diff_dd::ops::{self, VerifyOptions, VerifyReport};
 use diff_dd::render;
 
 use super::progress::Bars;
@@ -18,21 +19,25 @@ pub fn run(
     options: &VerifyOptions,
     printing: Printing,
 ) -> Result<()> {
-    let diff = device::open_input(difffile, Role::Diff)?;
-    let target = match target {
-        Some(path) => Some(device::open_input(path, Role::Target)?),
-        None => None,
+    let opened = device::open_input(difffile, Role::Diff).and_then(|diff| {
+        let target = target
+            .map(|path| device::open_input(path, Role::Target))
+            .transpose()?;
+        Ok((diff, target))
+    });
+    let report = match opened {
+        Ok((diff, target)) => {
+            let bars = Bars::new(!printing.quiet && !printing.json);
+            ops::verify(&diff, target.as_ref(), options, &bars)
+        }
+        Err(error) if printing.json => VerifyReport::unopened(difffile, options.expect, error),
+        Err(error) => return Err(error),
     };
-    let bars = Bars::new(!printing.quiet && !printing.json);
-    let report = ops::verify(&diff, target.as_ref(), options, &bars);
-    drop(bars);
-    let mut out = std::io::stdout().lock();
-    if printing.json {
-        render::write_verify_json(&report, &mut out)?;
-    } else if !printing.quiet {
-        render::write_verify_text(&report, &mut out)?;
+    if printing.json || !printing.quiet {
+        let mut out = std::io::stdout().lock();
+        render::write_verify_report(&report, printing.style(), &mut out)?;
+        out.flush().map_err(super::output_failed("the report"))?;
     }
-    out.flush().map_err(super::output_failed("the report"))?;
     match report.failure {
         Some(failure) => Err(failure),
         None => Ok(()),

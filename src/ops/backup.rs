@@ -12,6 +12,7 @@ use crate::error::{Action, Error, Result, Role};
 use crate::format::legacy::V1Writer;
 use crate::format::v3::{self, DataEncoding, Header};
 use crate::format::{self, Format, ImageHashes, ReadOptions};
+use crate::units;
 
 /// The formats backup can write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +70,8 @@ pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) ->
             "cannot write a v1 diff",
             &new.path,
             format!(
-                "INFILE has {} bytes, not a whole number of {}-byte sectors, and v1 cannot hold a short last sector",
-                new.size, options.sector_size
+                "INFILE has {}, not a whole number of {}-byte sectors, and v1 cannot hold a short last sector",
+                units::size(new.size), options.sector_size
             ),
         ));
     }

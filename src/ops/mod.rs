@@ -12,3 +12,27 @@ pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
 pub use inspect::{inspect, InspectOptions, Listing};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use verify::{verify, State, VerifyOptions, VerifyReport};
+
+use crate::device::OpenFile;
+use crate::engine::{Progress, Stage};
+use crate::error::Result;
+use crate::format::{self, ReadOptions, Scan};
+
+/// [`format::scan`] as a stage of progress over the diff's bytes, which reaches its end when
+/// the scan does.
+fn scan_diff(
+    diff: &OpenFile,
+    options: &ReadOptions,
+    stage: Stage,
+    progress: &dyn Progress,
+) -> Result<Scan> {
+    progress.start(stage, diff.size);
+    let mut reported = 0;
+    let scan = format::scan(diff, options, |record| {
+        reported += record.length;
+        progress.advance(record.length);
+    })?;
+    // The rest is headers, trailer and footer.
+    progress.advance(diff.size.saturating_sub(reported));
+    Ok(scan)
+}

@@ -21,6 +21,7 @@ use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes};
+use crate::units;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -60,10 +61,7 @@ pub fn restore(
         target_size: Some(target.size),
     };
 
-    progress.start(Stage::CheckingDiff, diff.size);
-    let scan = format::scan(diff, &read_options(true), |record| {
-        progress.advance(record.length)
-    })?;
+    let scan = super::scan_diff(diff, &read_options(true), Stage::CheckingDiff, progress)?;
 
     let image_size = scan.info.image_size.unwrap_or(target.size);
     if target.size != image_size {
@@ -73,10 +71,10 @@ pub fn restore(
             offset: None,
             written: Written::Nothing,
             reason: format!(
-                "it has {} bytes but the diff {} was made from an image of {} bytes",
-                target.size,
+                "it has {} but the diff {} was made from an image of {}; nothing was written",
+                units::size(target.size),
                 diff.path.display(),
-                image_size
+                units::size(image_size)
             ),
         });
     }

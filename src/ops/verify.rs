@@ -20,6 +20,7 @@ use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result};
 use crate::format::{self, ImageHashes, ReadOptions, RecordHashes, Scan};
+use crate::units;
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -33,12 +34,15 @@ pub struct VerifyOptions {
 
 /// The states a target can be found in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     /// It holds the image the diff was made against: ready for restore.
     Base,
     /// It holds the image the diff was made from.
     Restored,
+    /// Some extents hold the new data and the others the base data (one, torn, possibly
+    /// neither): what an interrupted restore leaves, which running restore again finishes.
+    PartlyRestored,
     /// It holds neither.
     Neither,
 }
@@ -48,6 +52,7 @@ impl State {
         match self {
             State::Base => "base",
             State::Restored => "restored",
+            State::PartlyRestored => "partly restored",
             State::Neither => "neither",
         }
     }
@@ -56,6 +61,7 @@ impl State {
         match self {
             State::Base => "base: it holds the image the diff was made against, ready for restore",
             State::Restored => "restored: it holds the image the diff was made from",
+            State::PartlyRestored => "partly restored: an interrupted restore left it",
             State::Neither => "neither: it holds neither the base image nor the restored image",
         }
     }
@@ -110,8 +116,49 @@ pub struct ExtentCounts {
     pub neither: u64,
 }
 
+impl ExtentCounts {
+    /// What an interrupted restore leaves: some extents restored, the others holding base
+    /// data but for at most one torn mid-write, and at least one not restored.
+    fn partly_restored(&self) -> bool {
+        self.restored > 0 && self.neither <= 1 && self.base + self.neither > 0
+    }
+
+    /// `18 of 30 extents hold new data, 12 base data; run restore again to finish`.
+    pub fn how_far(&self) -> String {
+        let total = self.base + self.restored + self.neither;
+        let torn = if self.neither > 0 {
+            format!(", {} torn mid-write", self.neither)
+        } else {
+            String::new()
+        };
+        format!(
+            "{} of {total} extents hold new data, {} base data{torn}; run restore again to finish",
+            self.restored, self.base
+        )
+    }
+}
+
 fn hex(hash: blake3::Hash) -> String {
     hash.to_hex().to_string()
+}
+
+impl VerifyReport {
+    /// The report when the diff or the target could not even be opened.
+    pub fn unopened(
+        diff_path: &std::path::Path,
+        expect: Option<State>,
+        error: Error,
+    ) -> VerifyReport {
+        VerifyReport {
+            diff: DiffFindings {
+                path: diff_path.to_string_lossy().into_owned(),
+                ..DiffFindings::default()
+            },
+            target: None,
+            expect,
+            failure: Some(error),
+        }
+    }
 }
 
 /// Checks `diff`, and `target` against it when given. Never fails outright: what went wrong
@@ -157,10 +204,7 @@ fn check_diff_twice(
     progress: &dyn Progress,
     findings: &mut DiffFindings,
 ) -> Result<Scan> {
-    let scan = |stage| {
-        progress.start(stage, diff.size);
-        format::scan(diff, read_options, |record| progress.advance(record.length))
-    };
+    let scan = |stage| super::scan_diff(diff, read_options, stage, progress);
     let first = scan(Stage::CheckingDiff)?;
     findings.format = Some(first.info.format.name());
     findings.holds_hashes = Some(first.totals.hashes.is_some());
@@ -230,10 +274,16 @@ fn check_target(
         });
     }
     let ImageHashes { base, image } = hashes;
+    let partly = findings
+        .extents
+        .as_ref()
+        .is_some_and(ExtentCounts::partly_restored);
     findings.state = Some(if first == base {
         State::Base
     } else if first == image {
         State::Restored
+    } else if partly {
+        State::PartlyRestored
     } else {
         State::Neither
     });
@@ -276,7 +326,22 @@ fn expectation(report: &VerifyReport) -> Result<()> {
         .diff
         .image_size
         .is_some_and(|size| size != target.size);
+    let how_far = || {
+        target
+            .extents
+            .as_ref()
+            .map(ExtentCounts::how_far)
+            .unwrap_or_default()
+    };
     let problem = match (target.state, report.expect) {
+        (Some(State::PartlyRestored), Some(expected)) => {
+            format!(
+                "it is partly restored, not {}: {}",
+                expected.name(),
+                how_far()
+            )
+        }
+        (Some(State::PartlyRestored), None) => format!("partly restored: {}", how_far()),
         // Only a legacy diff leaves the state unknown; no expectation can be met then.
         (None, Some(expected)) => format!(
             "the diff holds no hashes, so it cannot be known to be {}",
@@ -290,9 +355,9 @@ fn expectation(report: &VerifyReport) -> Result<()> {
             )
         }
         (Some(State::Neither), None) if size_differs => format!(
-            "it has {} bytes but the image has {}: it is neither the base nor the restored image",
-            target.size,
-            report.diff.image_size.unwrap_or(0)
+            "it has {} but the image has {}: it is neither the base nor the restored image",
+            units::size(target.size),
+            units::size(report.diff.image_size.unwrap_or(0))
         ),
         (Some(State::Neither), None) => {
             "it holds neither the base image nor the restored image".to_string()

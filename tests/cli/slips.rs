@@ -286,3 +286,164 @@ fn options_work_before_the_subcommand_as_after_it() {
     assert!(output.status.success(), "{output:?}");
     assert!(fs::read(fixture.path("before.diff")).unwrap() == before);
 }
+
+#[test]
+fn quiet_verbose_and_json_mean_the_same_in_every_command() {
+    let fixture = fixture();
+    fixture.backup(&[], "a.diff");
+    let target = fixture.target("t.img");
+
+    // -v: the hashes, in verify and inspect alike.
+    let output = fixture
+        .command()
+        .args(["verify", "-v", "a.diff", "t.img"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let base_hash = blake3::hash(&fixture.base).to_hex().to_string();
+    assert!(
+        text.contains(&format!("base image blake3 {base_hash}")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("target: blake3 {base_hash}")),
+        "{text}"
+    );
+    let output = fixture
+        .command()
+        .args(["-v", "inspect", "a.diff"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("new blake3") && text.contains("base blake3"),
+        "{text}"
+    );
+
+    // -q: nothing but errors, the exit status still telling.
+    for arguments in [
+        &["inspect", "-q", "a.diff"][..],
+        &["verify", "-q", "a.diff", "t.img"],
+    ] {
+        fixture
+            .command()
+            .args(arguments)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+    }
+    fs::write(
+        fixture.path("cut.diff"),
+        &fs::read(fixture.path("a.diff")).unwrap()[..300],
+    )
+    .unwrap();
+    fixture
+        .command()
+        .args(["inspect", "-q", "cut.diff"])
+        .assert()
+        .code(3)
+        .stdout("");
+
+    // --json: one document on one line, in both; also when the diff cannot be opened.
+    for command in ["inspect", "verify"] {
+        let output = fixture
+            .command()
+            .args([command, "--json", "a.diff"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{command}: {output:?}");
+        assert_eq!(
+            output.stdout.iter().filter(|&&byte| byte == b'\n').count(),
+            1,
+            "{command}"
+        );
+        let output = fixture
+            .command()
+            .args([command, "--json", "missing.diff"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let document: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+                panic!("{command}: not one JSON document ({error}): {output:?}")
+            });
+        let error = document["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("missing.diff") && error.contains("No such file"),
+            "{command}: {document}"
+        );
+    }
+    assert!(fs::read(&target).unwrap() == fixture.base);
+}
+
+#[test]
+fn verify_says_what_to_do_after_an_interrupted_restore() {
+    let fixture = fixture();
+    fixture.backup(&[], "a.diff");
+    // The first extent restored, the second not: as a restore killed between the two.
+    let mut partly = fixture.base.clone();
+    partly[1000..1100].copy_from_slice(&fixture.new[1000..1100]);
+    fs::write(fixture.path("t.img"), &partly).unwrap();
+    let output = fixture
+        .command()
+        .args(["verify", "a.diff", "t.img"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let expected =
+        "partly restored: 1 of 2 extents hold new data, 1 base data; run restore again to finish";
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains(expected),
+        "{output:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(expected),
+        "{output:?}"
+    );
+    let output = fixture
+        .command()
+        .args(["verify", "--json", "a.diff", "t.img"])
+        .output()
+        .unwrap();
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(document["target"]["state"], "partly_restored");
+    assert!(
+        document["error"].as_str().unwrap().contains(expected),
+        "{document}"
+    );
+    assert!(fs::read(fixture.path("t.img")).unwrap() == partly);
+
+    fixture
+        .command()
+        .args(["a.diff", "t.img"])
+        .assert()
+        .success();
+    fixture
+        .command()
+        .args(["verify", "--expect", "restored", "a.diff", "t.img"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn sizes_in_messages_come_with_human_units() {
+    let fixture = fixture();
+    fs::write(fixture.path("short.img"), vec![0; 4096]).unwrap();
+    let output = fixture
+        .command()
+        .args(["new.img", "short.img", "a.diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("65536 bytes (64.0 KiB)") && stderr.contains("4096 bytes (4.0 KiB)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("diff-dd: cannot compare INFILE with REFFILE: new.img: "),
+        "{stderr}"
+    );
+}
