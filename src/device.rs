@@ -284,15 +284,27 @@ pub fn describe_contents(file: &OpenFile) -> String {
         "a diff-dd image of a version this diff-dd cannot read"
     } else if at(0, &[0x1f, 0x8b]) || at(0, &[0x28, 0xb5, 0x2f, 0xfd]) || at(0, b"\xfd7zXZ\0") {
         "compressed data"
-    } else if start
-        .iter()
-        .all(|&byte| byte.is_ascii_graphic() || byte.is_ascii_whitespace())
-    {
+    } else if is_text(&start) {
         "text"
     } else {
         "data diff-dd does not recognize"
     };
     format!("{what}, {}", units::size(file.size))
+}
+
+/// UTF-8 without control characters but white space (the last character may be cut off).
+fn is_text(start: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(start) {
+        Ok(text) => text,
+        Err(error) if start.len() - error.valid_up_to() < 4 && error.error_len().is_none() => {
+            std::str::from_utf8(&start[..error.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !valid.is_empty()
+        && valid
+            .chars()
+            .all(|char| !char.is_control() || char.is_ascii_whitespace())
 }
 
 /// The mount points of the block device `file` is, with whether each is mounted read-write,

@@ -35,6 +35,40 @@ pub struct Reader<'a> {
     totals: Option<Totals>,
 }
 
+/// The error for a file that has no v2 or v3 signature and cannot be a v1 diff at the given
+/// sector size: it says first that it is no diff-dd diff, what it seems to be, and the sector
+/// sizes (if any) at which it would be a valid v1 diff.
+fn not_a_diff(source: &DiffSource<'_>, sector_size: u64) -> crate::error::Error {
+    let size = source.size();
+    let fitting: Vec<String> = (8..=16)
+        .map(|power| 1u64 << power)
+        .filter(|&other| other != sector_size && size > 0 && size.is_multiple_of(8 + other))
+        .filter(|&other| {
+            super::scan(
+                source.diff,
+                &super::ReadOptions::headers(other, None),
+                |_| {},
+            )
+            .is_ok()
+        })
+        .map(|other| format!("-s {other}"))
+        .collect();
+    let hint = if fitting.is_empty() {
+        format!(
+            "; it seems to be {}",
+            crate::device::describe_contents(source.diff)
+        )
+    } else {
+        format!("; it is a valid v1 diff with {}", fitting.join(" or "))
+    };
+    source.invalid(
+        None,
+        format!(
+            "it is not a diff-dd diff: it has no v2 or v3 signature, and it is not a v1 diff with {sector_size}-byte sectors (its size {size} is not a non-zero multiple of 8 + {sector_size}){hint}"
+        ),
+    )
+}
+
 impl<'a> Reader<'a> {
     /// `source` is at the start of the diff; `format` is V1 or V2.
     pub fn new(
@@ -47,10 +81,7 @@ impl<'a> Reader<'a> {
                 let sector_size = options.v1_sector_size;
                 let record_size = 8 + sector_size;
                 if source.size() == 0 || !source.size().is_multiple_of(record_size) {
-                    return Err(source.invalid(None, format!(
-                        "not a v1 diff with {sector_size}-byte sectors: its size {} is not a non-zero multiple of 8 + {sector_size} (is -s right?)",
-                        source.size()
-                    )));
+                    return Err(not_a_diff(&source, sector_size));
                 }
                 Some(sector_size)
             }

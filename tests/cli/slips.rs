@@ -447,3 +447,39 @@ fn sizes_in_messages_come_with_human_units() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_file_that_is_not_a_diff_is_called_so_first() {
+    let fixture = fixture();
+    fixture.target("t.img");
+    fs::write(fixture.path("notes.txt"), "monday: ok\n").unwrap();
+    assert_refused(
+        &fixture,
+        &["restore", "base.img", "t.img"],
+        1,
+        &[
+            "invalid diff: base.img: it is not a diff-dd diff",
+            "no v2 or v3 signature",
+        ],
+    );
+    assert_refused(
+        &fixture,
+        &["inspect", "notes.txt"],
+        3,
+        &["not a diff-dd diff", "text"],
+    );
+    // A v1 diff read with the wrong -s: the sizes that fit are named.
+    let v1 = crate::util::vector("legacy/v1-s4096.diff");
+    let v1 = v1.to_str().unwrap();
+    assert_refused(
+        &fixture,
+        &["inspect", v1],
+        3,
+        &["it is a valid v1 diff with -s 4096"],
+    );
+    fixture
+        .command()
+        .args(["inspect", "-s", "4096", v1])
+        .assert()
+        .success();
+}
