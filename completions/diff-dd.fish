@@ -25,7 +25,7 @@ function __fish_diff_dd_using_subcommand
 end
 
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l format -d 'With three paths: the format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s q -l quiet -d 'Print nothing but errors'
@@ -42,32 +42,32 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "help" -d 'Print this m
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l format -d 'The format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l expect -d 'Fail (exit 4) unless TARGET is in this state' -r -f -a "base\t'The image the diff was made against: ready for restore'
 restored\t'The image the diff was made from: restored'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l json -d 'Print one JSON document with the states, hashes and counts'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l json -d 'Print one JSON document instead of a table'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'

@@ -204,7 +204,8 @@ pub struct CommonOptions {
     #[arg(short = 's', long = "sector-size", value_name = "SECTOR_SIZE", value_parser = parse_size_arg, global = true)]
     pub sector_size: Option<u64>,
 
-    /// Read buffer size in bytes, a multiple of the sector size [default: 4M]
+    /// Read buffer size in bytes, a multiple of the sector size; it never changes the diff
+    /// [default: 4M]
     #[arg(short = 'b', long = "buffer-size", value_name = "BUFFER_SIZE", value_parser = parse_size_arg, global = true)]
     pub buffer_size: Option<u64>,
 

@@ -38,6 +38,15 @@ pub const END_MARK: &[u8; 8] = b"diff-dd\x03";
 /// an existing diff unreadable.
 pub const MAX_RECORD_SIZE: u64 = 1 << 30;
 
+/// The record size limit diff-dd writes: whole sectors up to 4 MiB (one sector when a sector
+/// is larger). It depends on the sector size alone, never on the read buffer, so that `-b`
+/// cannot change a diff; and a record always fits in a small buffer to be checked before it
+/// is written.
+pub fn record_size_limit(sector_size: u64) -> u64 {
+    const TARGET: u64 = 4 << 20;
+    (TARGET / sector_size).max(1) * sector_size
+}
+
 /// The framed header after the signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {

@@ -27,8 +27,7 @@ pub enum DiffFormat {
 pub struct BackupOptions {
     /// The granularity of comparison.
     pub sector_size: u64,
-    /// How much of each image is read at once; also the longest record written, so that
-    /// restore can hold any record in memory.
+    /// How much of each image is read at once; it never changes the diff.
     pub buffer_size: u64,
     pub format: DiffFormat,
     /// Seconds since 1970-01-01 UTC recorded in the header; see [`creation_time`].
@@ -125,7 +124,7 @@ pub fn backup(
     let settings = CompareSettings {
         sector_size: options.sector_size,
         buffer_size: options.buffer_size,
-        record_limit: options.buffer_size,
+        record_limit: v3::record_size_limit(options.sector_size),
     };
     let header = Header {
         sector_size: settings.sector_size,
