@@ -77,3 +77,4 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_see
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

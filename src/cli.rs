@@ -265,6 +265,67 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
     units::parse_size(text)
 }
 
+/// The completion script for `shell`, generated from the definitions above: what
+/// `diff-dd completions SHELL` prints and completions/ holds.
+pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    use clap::CommandFactory;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "diff-dd", &mut script);
+    let script = String::from_utf8_lossy(&script);
+    match shell {
+        // clap_complete's bash script builds the state of `diff-dd verify` as
+        // diff__dd__subcmd__verify but labels its case arm diff__subcmd__dd__subcmd__verify,
+        // so nothing completes after a subcommand of a program with a hyphen in its name
+        // (clap-rs/clap#6421, open). Label the arms the way the state is built.
+        clap_complete::Shell::Bash => script.replace("diff__subcmd__dd", "diff__dd"),
+        clap_complete::Shell::Zsh => zsh_first_word_is_a_command_or_a_path(&script),
+        // clap_complete's fish script completes no positional values: `diff-dd completions
+        // <TAB>` listed files. Offer the shells.
+        clap_complete::Shell::Fish => {
+            use clap::ValueEnum;
+            let shells: Vec<String> = clap_complete::Shell::value_variants()
+                .iter()
+                .filter_map(|shell| Some(shell.to_possible_value()?.get_name().to_string()))
+                .collect();
+            format!(
+                "{script}complete -c diff-dd -n \"__fish_diff_dd_using_subcommand completions\" -f -a \"{}\"\n",
+                shells.join(" ")
+            )
+        }
+        _ => script.into_owned(),
+    }
+    .into_bytes()
+}
+
+/// clap_complete's zsh script takes the first word for the top-level PATH and the second for
+/// the subcommand, so `diff-dd verify --<TAB>` offered the top-level options. Make the first
+/// word a command or a path, dispatch on it, and complete paths after a path.
+fn zsh_first_word_is_a_command_or_a_path(script: &str) -> String {
+    let paths = "':paths -- INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one:_files' \\\n";
+    let fixed = script
+        .replacen(paths, "", 1)
+        .replacen(
+            "\":: :_diff-dd_commands\" \\",
+            "\": :{_diff-dd_commands; _files}\" \\",
+            1,
+        )
+        .replacen("words=($line[2] ", "words=($line[1] ", 1)
+        .replacen(
+            ":diff-dd-command-$line[2]:",
+            ":diff-dd-command-$line[1]:",
+            1,
+        )
+        .replacen("case $line[2] in", "case $line[1] in", 1);
+    // The arms of the top-level dispatch end just before the function does.
+    let end = "        esac\n    ;;\nesac\n}\n";
+    match fixed.find(end) {
+        Some(at) if fixed.len() != script.len() => {
+            format!("{}(*)\n_files && ret=0\n;;\n{}", &fixed[..at], &fixed[at..])
+        }
+        _ => script.to_string(), // clap_complete changed: the completion test says so.
+    }
+}
+
 /// How the binary prints what an operation returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Printing {

@@ -1,16 +1,12 @@
 //! completions: print a shell completion script, generated from the clap definitions.
 
-use clap::CommandFactory;
+use std::io::Write;
 
-use diff_dd::cli::Cli;
+use diff_dd::cli;
 use diff_dd::error::Result;
 
 pub fn run(shell: clap_complete::Shell) -> Result<()> {
-    clap_complete::generate(
-        shell,
-        &mut Cli::command(),
-        "diff-dd",
-        &mut std::io::stdout(),
-    );
-    Ok(())
+    std::io::stdout()
+        .write_all(&cli::completion_script(shell))
+        .map_err(super::output_failed("the completion script"))
 }

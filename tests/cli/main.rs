@@ -6,6 +6,7 @@
 
 mod util;
 
+mod completion;
 mod core;
 mod faults;
 mod generated;
