@@ -54,10 +54,7 @@ fn not_a_diff(source: &DiffSource<'_>, sector_size: u64) -> crate::error::Error 
         .map(|other| format!("-s {other}"))
         .collect();
     let hint = if fitting.is_empty() {
-        format!(
-            "; it seems to be {}",
-            crate::device::describe_contents(source.diff)
-        )
+        format!("; it seems to be {}", super::describe_contents(source.diff))
     } else {
         format!("; it is a valid v1 diff with {}", fitting.join(" or "))
     };

@@ -18,6 +18,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 
 use crate::device::OpenFile;
 use crate::error::{Action, Error, Result};
+use crate::units;
 
 /// The 13 bytes that open every diff-dd image since the original C++ tool; a version byte
 /// follows.
@@ -209,6 +210,53 @@ pub fn open_reader<'a>(
         Format::V3 => Box::new(v3::Reader::new(source, options.check_data)?),
         Format::V2 | Format::V1 => Box::new(legacy::Reader::new(source, format, options)?),
     })
+}
+
+/// What a file that is not a diff seems to hold, for a message that refuses to replace it:
+/// a few signatures that a disk image or a mistyped name commonly has.
+pub fn describe_contents(file: &OpenFile) -> String {
+    let mut start = vec![0u8; file.size.min(4096) as usize];
+    if file.read_at(0, &mut start).is_err() {
+        return format!("{} bytes that cannot be read", file.size);
+    }
+    let at = |offset: usize, signature: &[u8]| {
+        start.get(offset..offset + signature.len()) == Some(signature)
+    };
+    let what = if at(1080, &[0x53, 0xef]) {
+        "an ext2/3/4 filesystem"
+    } else if at(0, b"XFSB") {
+        "an XFS filesystem"
+    } else if at(3, b"NTFS    ") {
+        "an NTFS filesystem"
+    } else if at(512, b"EFI PART") {
+        "a disk image with a GPT partition table"
+    } else if at(510, &[0x55, 0xaa]) {
+        "a disk image or FAT filesystem (boot signature)"
+    } else if at(0, b"diff-dd image") {
+        "a diff-dd image of a version this diff-dd cannot read"
+    } else if at(0, &[0x1f, 0x8b]) || at(0, &[0x28, 0xb5, 0x2f, 0xfd]) || at(0, b"\xfd7zXZ\0") {
+        "compressed data"
+    } else if is_text(&start) {
+        "text"
+    } else {
+        "data diff-dd does not recognize"
+    };
+    format!("{what}, {}", units::size(file.size))
+}
+
+/// UTF-8 without control characters but white space (the last character may be cut off).
+fn is_text(start: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(start) {
+        Ok(text) => text,
+        Err(error) if start.len() - error.valid_up_to() < 4 && error.error_len().is_none() => {
+            std::str::from_utf8(&start[..error.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !valid.is_empty()
+        && valid
+            .chars()
+            .all(|char| !char.is_control() || char.is_ascii_whitespace())
 }
 
 /// A part of a diff, as errors name it. Formatted only when an error needs it: a diff can

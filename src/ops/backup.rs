@@ -106,7 +106,7 @@ pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
         path,
         format!(
             "it exists and is not a diff (it seems to be {}); give --force to replace it",
-            device::describe_contents(&existing)
+            format::describe_contents(&existing)
         ),
     ))
 }
