@@ -237,6 +237,7 @@ fn options_work_before_the_subcommand_as_after_it() {
     let fixture = fixture();
     fixture
         .command()
+        .env("SOURCE_DATE_EPOCH", "0") // the same header: only the order differs
         .args([
             "-s",
             "4K",
@@ -251,6 +252,7 @@ fn options_work_before_the_subcommand_as_after_it() {
         .success();
     fixture
         .command()
+        .env("SOURCE_DATE_EPOCH", "0")
         .args([
             "backup",
             "-s",
