@@ -260,9 +260,9 @@ pub fn follow_links(path: &Path) -> Result<PathBuf> {
     ))
 }
 
-/// The mount points of the block device `file` is, with whether each is mounted read-write,
-/// from /proc/self/mountinfo. Empty for regular files, and when the table cannot be read.
-pub fn mounts(file: &OpenFile) -> Vec<(String, bool)> {
+/// Where the block device `file` is mounted read-write, from /proc/self/mountinfo. Empty for
+/// regular files, and when the table cannot be read.
+pub fn read_write_mount_points(file: &OpenFile) -> Vec<String> {
     let Ok(metadata) = file.file.metadata() else {
         return Vec::new();
     };
@@ -286,10 +286,12 @@ pub fn mounts(file: &OpenFile) -> Vec<(String, bool)> {
             if fields.get(2) != Some(&device.as_str()) {
                 return None;
             }
+            // Read-write only when both the mount and the filesystem are.
             let read_write = |options: &str| options.split(',').any(|option| option == "rw");
             let super_options = filesystem.split(' ').nth(2).unwrap_or("rw");
             let writable = read_write(fields.get(5)?) && read_write(super_options);
-            Some((unescape_mount_point(fields.get(4)?), writable))
+            let mount_point = fields.get(4)?;
+            writable.then(|| unescape_mount_point(mount_point))
         })
         .collect()
 }

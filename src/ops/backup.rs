@@ -52,8 +52,8 @@ pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) ->
     device::require_same_size(new, base)?;
     if !options.force {
         for image in [new, base] {
-            // A filesystem that can change while it is read gives an image of no moment.
-            if let Some((mount_point, _)) = device::mounts(image).into_iter().find(|(_, rw)| *rw) {
+            // A filesystem that can change while it is read gives an image of no one moment.
+            if let Some(mount_point) = device::read_write_mount_points(image).first() {
                 return Err(Error::unusable(
                     format!("refusing to read {}", image.role),
                     &image.path,
