@@ -219,6 +219,24 @@ fn check(diff: &OpenFile, data: &[u8], scratch: &mut [u8]) {
     let v1_sector_size = common::v1_sector_size(data);
     let detected = format::detect(diff);
     refused("format detection", &detected);
+    // man/diff-dd.5, DETECTION, modelled independently: a file that bears a native diff's
+    // marks is never read as v1.
+    if let Ok(Format::V1) = detected {
+        let signature = b"diff-dd image";
+        let distance: u32 = signature
+            .iter()
+            .zip(data)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
+        assert!(
+            data.len() < 13 || distance > 8,
+            "read as v1 within {distance} bits of the signature"
+        );
+        assert!(
+            !(data.len() >= 14 + 48 && data.ends_with(b"diff-dd\x03")),
+            "read as v1 with the native end mark"
+        );
+    }
 
     // 1. Headers only, no target: where the records end.
     let mut headers = Seen::default();

@@ -40,7 +40,11 @@ fn list(
 ) -> (bool, Result<()>) {
     let result = match ops::inspect(diff, options) {
         Ok(mut listing) => {
-            let style = if json { Style::Json } else { Style::VerboseText };
+            let style = if json {
+                Style::Json
+            } else {
+                Style::VerboseText
+            };
             (true, render::write_listing(&mut listing, style, out))
         }
         Err(error) => (false, Err(error)),

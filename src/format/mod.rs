@@ -177,8 +177,10 @@ pub trait DiffReader {
     }
 }
 
-/// Tells the format from the first 14 bytes: the signature and version 3 is native, the
-/// signature and version 2 is v2, no signature is v1.
+/// Tells the format (man/diff-dd.5, DETECTION): the signature and version 3 is native, the
+/// signature and version 2 is v2, the signature and any other version is refused. A file
+/// without the signature is v1 unless it bears the marks of a native diff, in which case it
+/// is a native diff whose signature was damaged: refused, never read as v1.
 pub fn detect(diff: &OpenFile) -> Result<Format> {
     let invalid = |reason: String| Error::invalid_diff(&diff.path, None, reason);
     if diff.size == 0 {
@@ -188,7 +190,12 @@ pub fn detect(diff: &OpenFile) -> Result<Format> {
     let available = start.len().min(diff.size as usize);
     diff.read_at(0, &mut start[..available])?;
     if &start[..SIGNATURE.len()] != SIGNATURE {
-        return Ok(Format::V1);
+        return match v3::native_marks(diff, &start[..available])? {
+            Some(mark) => Err(invalid(format!(
+                "it does not start with the signature \"diff-dd image\", but {mark}: a native diff whose signature is damaged"
+            ))),
+            None => Ok(Format::V1),
+        };
     }
     match start[SIGNATURE.len()] {
         v3::VERSION => Ok(Format::V3),

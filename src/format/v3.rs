@@ -23,6 +23,7 @@ use super::{
     DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record, RecordHashes, Totals,
     SIGNATURE,
 };
+use crate::device::OpenFile;
 use crate::error::Result;
 
 pub const VERSION: u8 = 3;
@@ -217,6 +218,57 @@ impl<W: Write> Writer<W> {
         self.position += bytes.len() as u64;
         Ok(())
     }
+}
+
+/// What marks `diff`, whose first bytes `start` are not the signature, as a native diff all the
+/// same, if anything: the footer's end mark in its last 8 bytes; a footer whose trailer offset
+/// points at a frame that ends right at the footer and holds a trailer; or a start within 8
+/// bits of the signature. A v1 diff has these only by a coincidence of its sector data, or
+/// (the last) with a first offset of more than two exabytes, beyond any real device.
+pub fn native_marks(diff: &OpenFile, start: &[u8]) -> Result<Option<&'static str>> {
+    let near_signature = start.len() >= SIGNATURE.len()
+        && SIGNATURE
+            .iter()
+            .zip(start)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum::<u32>()
+            <= 8;
+    if near_signature {
+        return Ok(Some("its first bytes are within a few bits of it"));
+    }
+    let footer_len = FOOTER_LEN as u64;
+    if diff.size < SIGNATURE.len() as u64 + 1 + footer_len {
+        return Ok(None);
+    }
+    let footer_at = diff.size - footer_len;
+    let mut footer = [0u8; FOOTER_LEN];
+    diff.read_at(footer_at, &mut footer)?;
+    if &footer[FOOTER_LEN - END_MARK.len()..] == END_MARK {
+        return Ok(Some("it ends with the native footer's end mark"));
+    }
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&footer[..8]);
+    let trailer_at = u64::from_le_bytes(offset);
+    if trailer_at >= footer_at || footer_at - trailer_at < 8 {
+        return Ok(None);
+    }
+    let mut frame_start = [0u8; 8];
+    diff.read_at(trailer_at, &mut frame_start)?;
+    let length = u32::from_le_bytes([
+        frame_start[0],
+        frame_start[1],
+        frame_start[2],
+        frame_start[3],
+    ]);
+    let variant = u32::from_le_bytes([
+        frame_start[4],
+        frame_start[5],
+        frame_start[6],
+        frame_start[7],
+    ]);
+    let ends_at_footer = trailer_at + 4 + u64::from(length) == footer_at;
+    Ok((ends_at_footer && variant == 1 && length <= MAX_FRAME)
+        .then_some("its footer points at a trailer frame"))
 }
 
 /// Reads and checks a native diff. See [`DiffReader`].

@@ -88,7 +88,8 @@ pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
     let existing = device::open_input(path, Role::Outfile)?;
     let is_diff = match format::detect(&existing) {
         Ok(Format::V2 | Format::V3) => true,
-        // An empty file is a v1 diff of identical images, and holds nothing to lose.
+        // An empty file holds nothing to lose (and is what --format v1 writes for identical
+        // images).
         Ok(Format::V1) => {
             existing.size == 0
                 || [options.sector_size, 512, 4096].iter().any(|&sector_size| {

@@ -9,6 +9,7 @@ mod util;
 mod completion;
 mod core;
 mod faults;
+mod format;
 mod generated;
 mod legacy;
 mod slips;

@@ -1,0 +1,84 @@
+//! The format as man/diff-dd.5 states it, where a reader could go wrong: telling a damaged
+//! native diff from a v1 diff, the torn-record exception, empty and extreme legacy diffs.
+
+use std::fs;
+
+use crate::util::{Fixture, Random};
+
+/// A native diff of one record of `changed` bytes (-s 1), which is `expected_size` bytes:
+/// sizes a v1 reader would take (8 + 512, 8 + 4096).
+fn native_diff_of_size(changed: usize, expected_size: usize) -> (Fixture, Vec<u8>) {
+    let base = Random(31).bytes(8192);
+    let mut new = base.clone();
+    for byte in &mut new[100..100 + changed] {
+        *byte = !*byte;
+    }
+    let fixture = Fixture::new(base, new);
+    fixture.backup(&["-s", "1", "-b", "4K"], "d.diff");
+    let diff = fs::read(fixture.path("d.diff")).unwrap();
+    assert_eq!(
+        diff.len(),
+        expected_size,
+        "the diff is not the size a v1 reader takes"
+    );
+    (fixture, diff)
+}
+
+#[test]
+fn a_native_diff_with_a_damaged_signature_is_never_read_as_v1() {
+    // 520 = 8 + 512 and 4104 = 8 + 4096: sizes of one v1 record at -s 512 and -s 4096.
+    for (changed, size, sector) in [(197, 520, "512"), (3781, 4104, "4096")] {
+        let (fixture, diff) = native_diff_of_size(changed, size);
+        let target = fixture.target("t.img");
+        for byte in 0..13 {
+            for bit in 0..8 {
+                let mut damaged = diff.clone();
+                damaged[byte] ^= 1 << bit;
+                fs::write(fixture.path("bad.diff"), &damaged).unwrap();
+                let label = format!("{size}-byte diff, byte {byte} bit {bit}");
+                for (arguments, code) in [
+                    (vec!["verify", "-s", sector, "bad.diff"], 3),
+                    (vec!["inspect", "-s", sector, "bad.diff"], 3),
+                    (vec!["restore", "-s", sector, "bad.diff", "t.img"], 1),
+                ] {
+                    let output = fixture.command().args(&arguments).output().unwrap();
+                    let stderr = String::from_utf8_lossy(&output.stderr);
+                    assert_eq!(
+                        output.status.code(),
+                        Some(code),
+                        "{label}: {arguments:?}: {stderr}"
+                    );
+                    assert!(stderr.contains("signature is damaged"), "{label}: {stderr}");
+                }
+                assert!(
+                    fs::read(&target).unwrap() == fixture.base,
+                    "{label}: the target changed"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_footer_alone_marks_a_native_diff() {
+    let (fixture, diff) = native_diff_of_size(197, 520);
+    let mut no_signature = diff.clone();
+    no_signature[..13].fill(0);
+    // Without the end mark too: the footer's trailer offset still points at the trailer.
+    let mut no_end_mark = no_signature.clone();
+    let last = no_end_mark.len() - 1;
+    no_end_mark[last] ^= 0xff;
+    for (name, damaged, mark) in [
+        ("no-signature.diff", no_signature, "end mark"),
+        ("no-end-mark.diff", no_end_mark, "points at a trailer frame"),
+    ] {
+        fs::write(fixture.path(name), &damaged).unwrap();
+        let output = fixture.command().args(["verify", name]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{name}: {stderr}");
+        assert!(
+            stderr.contains(mark) && stderr.contains("signature is damaged"),
+            "{name}: {stderr}"
+        );
+    }
+}
