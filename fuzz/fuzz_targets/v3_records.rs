@@ -568,24 +568,27 @@ fn expectation(
     // and it holds its new data from its start to at least the first page boundary inside it,
     // but not all of it.
     let mut passed_base = false;
-    let mut torn = false;
+    let mut torn = None;
     let mut already_restored = 0;
     let wrong = |record: usize, why: String| Err(Refusal::Target { record, why });
     for (index, record) in records.iter().enumerate() {
         let offset = record.offset as usize;
         let held = &target[offset..][..record.data.len()];
         if held == record.data.as_slice() {
-            if torn {
+            if let Some(torn) = torn {
+                // Only base data follows a record a killed restore tore: that one is wrong.
                 return wrong(
-                    index,
-                    format!("record {index} holds its new data after the torn record"),
+                    torn,
+                    format!(
+                        "record {index} holds its new data after record {torn}, taken for torn"
+                    ),
                 );
             }
             already_restored += 1;
         } else if blake3::hash(held) == record.base_hash {
             passed_base = true;
         } else {
-            if passed_base || torn {
+            if passed_base || torn.is_some() {
                 return wrong(index, format!(
                     "record {index} holds neither its base nor its new data, after a record that holds base data or was torn"
                 ));
@@ -600,7 +603,7 @@ fn expectation(
                     "record {index} holds neither its base nor its new data ({matching} bytes of the new data first)"
                 ));
             }
-            torn = true;
+            torn = Some(index);
             *torn_record = Some(index);
         }
     }

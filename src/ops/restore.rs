@@ -142,7 +142,19 @@ pub enum Decision {
     /// new data up to at least the first page boundary within it (see [`starts_torn`]).
     WriteIfTorn,
     /// The wrong target: stop.
-    Wrong,
+    Wrong(Fault),
+}
+
+/// Why a target is the wrong one, at the record where that became clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The record holds neither its base data nor its new data, and cannot be the one a
+    /// killed restore tore (one came before it, or a record before it holds base data).
+    Neither,
+    /// The record holds its new data, but the extent `torn` before it holds neither: a killed
+    /// restore leaves only base data after the record it tore, so that one is not torn but
+    /// wrong.
+    NewAfterTorn { torn: u64, torn_offset: u64 },
 }
 
 /// Restore writes records in order, and the kernel writes a file page by page, so a restore
@@ -153,23 +165,27 @@ pub enum Decision {
 #[derive(Debug, Default)]
 pub struct Frontier {
     passed_base: bool,
-    torn: bool,
+    /// The extent taken for the torn one and its offset, once there is one.
+    torn: Option<(u64, u64)>,
 }
 
 impl Frontier {
-    /// The decision for the next record, in diff order.
-    pub fn decide(&mut self, found: Found) -> Decision {
-        match found {
-            Found::Base => {
+    /// The decision for the next record in diff order, `record`.
+    pub fn decide(&mut self, record: &Record, found: Found) -> Decision {
+        match (found, self.torn) {
+            (Found::Base, _) => {
                 self.passed_base = true;
                 Decision::Write
             }
-            Found::New if !self.torn => Decision::AlreadyRestored,
-            Found::Neither if !self.passed_base && !self.torn => {
-                self.torn = true;
+            (Found::New, None) => Decision::AlreadyRestored,
+            (Found::New, Some((torn, torn_offset))) => {
+                Decision::Wrong(Fault::NewAfterTorn { torn, torn_offset })
+            }
+            (Found::Neither, None) if !self.passed_base => {
+                self.torn = Some((record.index, record.offset));
                 Decision::WriteIfTorn
             }
-            Found::New | Found::Neither => Decision::Wrong,
+            (Found::Neither, _) => Decision::Wrong(Fault::Neither),
         }
     }
 }
@@ -200,7 +216,7 @@ impl Pass<'_> {
             progress.advance(record.length);
             let found = self.look_at_target(&record)?;
             let mut loaded = false;
-            match frontier.decide(found) {
+            match frontier.decide(&record, found) {
                 Decision::AlreadyRestored => {
                     planned.already_restored += 1;
                     continue;
@@ -209,11 +225,11 @@ impl Pass<'_> {
                 Decision::WriteIfTorn => {
                     let data = reader.read_record(&record, &mut self.record_data)?;
                     if !starts_torn(self.target, &record, data, &mut self.scratch)? {
-                        return Err(self.wrong_target(&record, stage));
+                        return Err(self.wrong_target(&record, Fault::Neither, stage));
                     }
                     loaded = true;
                 }
-                Decision::Wrong => return Err(self.wrong_target(&record, stage)),
+                Decision::Wrong(fault) => return Err(self.wrong_target(&record, fault, stage)),
             }
             planned.written += 1;
             planned.bytes_written += record.length;
@@ -276,20 +292,35 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn wrong_target(&self, record: &Record, written: Written) -> Error {
+    fn wrong_target(&self, record: &Record, fault: Fault, written: Written) -> Error {
         let consequence = match written {
             Written::Nothing => "nothing was written",
             Written::Partly => "it changed since it was checked; restore stopped",
         };
+        let (extent, offset, what) = match fault {
+            Fault::Neither => (
+                record.index,
+                record.offset,
+                format!(
+                    "at byte {} (extent {}) it holds neither the base data the diff replaces nor the new data",
+                    record.offset, record.index
+                ),
+            ),
+            Fault::NewAfterTorn { torn, torn_offset } => (
+                torn,
+                torn_offset,
+                format!(
+                    "at byte {torn_offset} (extent {torn}) it holds neither the base data the diff replaces nor the new data, and that is no record an interrupted restore tore, since extent {} after it already holds its new data",
+                    record.index
+                ),
+            ),
+        };
         Error::WrongTarget {
             path: self.target.path.clone(),
-            extent: Some(record.index),
-            offset: Some(record.offset),
+            extent: Some(extent),
+            offset: Some(offset),
             written,
-            reason: format!(
-                "at byte {} (extent {}) it holds neither the base data the diff replaces nor the new data; {consequence}",
-                record.offset, record.index
-            ),
+            reason: format!("{what}; {consequence}"),
         }
     }
 }
@@ -335,7 +366,18 @@ mod tests {
     /// The decisions for targets holding `found` at successive records.
     fn decisions(found: &[Found]) -> Vec<Decision> {
         let mut frontier = Frontier::default();
-        found.iter().map(|&found| frontier.decide(found)).collect()
+        (0..)
+            .zip(found)
+            .map(|(index, &found)| {
+                let record = Record {
+                    index,
+                    offset: index * 4096,
+                    length: 4096,
+                    hashes: None,
+                };
+                frontier.decide(&record, found)
+            })
+            .collect()
     }
 
     #[test]
@@ -357,10 +399,34 @@ mod tests {
             ),
             // Neither after base data, a second torn record, new data after a torn record:
             // the wrong target.
-            (&[Base, Neither], &[Write, Wrong]),
-            (&[Neither, Neither], &[WriteIfTorn, Wrong]),
-            (&[Neither, New], &[WriteIfTorn, Wrong]),
-            (&[New, Base, Neither], &[AlreadyRestored, Write, Wrong]),
+            (&[Base, Neither], &[Write, Wrong(Fault::Neither)]),
+            (&[Neither, Neither], &[WriteIfTorn, Wrong(Fault::Neither)]),
+            (
+                &[New, Base, Neither],
+                &[AlreadyRestored, Write, Wrong(Fault::Neither)],
+            ),
+            // New data after the record taken for torn: that record is the fault.
+            (
+                &[New, Neither, New],
+                &[
+                    AlreadyRestored,
+                    WriteIfTorn,
+                    Wrong(Fault::NewAfterTorn {
+                        torn: 1,
+                        torn_offset: 4096,
+                    }),
+                ],
+            ),
+            (
+                &[Neither, New],
+                &[
+                    WriteIfTorn,
+                    Wrong(Fault::NewAfterTorn {
+                        torn: 0,
+                        torn_offset: 0,
+                    }),
+                ],
+            ),
         ];
         for (found, expected) in table {
             assert_eq!(&decisions(found), expected, "targets holding {found:?}");

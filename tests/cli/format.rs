@@ -82,3 +82,38 @@ fn the_footer_alone_marks_a_native_diff() {
         );
     }
 }
+
+#[test]
+fn new_data_after_a_torn_looking_record_blames_that_record() {
+    let base = Random(32).bytes(64 << 10);
+    let mut new = base.clone();
+    for range in [100..200, 8192..16384, 40000..40100] {
+        for byte in &mut new[range] {
+            *byte = !*byte;
+        }
+    }
+    let fixture = Fixture::new(base.clone(), new.clone());
+    fixture.backup(&[], "d.diff");
+    // Extent 0 restored, extent 1 new up to its first page boundary and base after (as a
+    // killed restore tears it), extent 2 restored: impossible after a kill, since restore
+    // writes in order.
+    let mut target = base;
+    target[0..512].copy_from_slice(&new[0..512]);
+    target[8192..12288].copy_from_slice(&new[8192..12288]);
+    target[39936..40448].copy_from_slice(&new[39936..40448]);
+    fs::write(fixture.path("t.img"), &target).unwrap();
+    let output = fixture
+        .command()
+        .args(["d.diff", "t.img"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("at byte 8192 (extent 1)")
+            && stderr.contains("extent 2 after it already holds its new data")
+            && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert!(fs::read(fixture.path("t.img")).unwrap() == target);
+}
