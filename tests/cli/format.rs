@@ -117,3 +117,37 @@ fn new_data_after_a_torn_looking_record_blames_that_record() {
     );
     assert!(fs::read(fixture.path("t.img")).unwrap() == target);
 }
+
+#[test]
+fn an_empty_v2_diff_is_the_diff_of_identical_images() {
+    let fixture = Fixture::new(Random(33).bytes(4096), Random(33).bytes(4096));
+    fs::write(fixture.path("empty-v2.diff"), b"diff-dd image\x02").unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "empty-v2.diff"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (listing["format"].as_str(), listing["extent_count"].as_u64()),
+        (Some("v2"), Some(0))
+    );
+    fixture.assert_restores("empty-v2.diff");
+}
+
+#[test]
+fn a_v1_record_beyond_any_device_is_refused_without_a_target() {
+    let fixture = Fixture::new(vec![0; 512], vec![0; 512]);
+    let mut diff = ((1u64 << 63) - 256).to_le_bytes().to_vec();
+    diff.extend([7u8; 512]);
+    fs::write(fixture.path("far.diff"), &diff).unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "far.diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("beyond any device"), "{stderr}");
+}
