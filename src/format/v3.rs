@@ -668,6 +668,19 @@ mod tests {
     }
 
     #[test]
+    fn the_header_payload_is_44_bytes_and_the_tool_version() {
+        for version in ["", "0.1.0", "a longer version string"] {
+            let header = Header {
+                tool_version: version.into(),
+                ..header()
+            };
+            let framed = frame(&header).unwrap();
+            assert_eq!(framed.len(), 4 + 44 + version.len(), "{version:?}");
+            assert_eq!(&framed[..4], &(44 + version.len() as u32).to_le_bytes());
+        }
+    }
+
+    #[test]
     fn what_the_writer_writes_the_reader_reads() {
         let bytes = written();
         let diff = image(&bytes);

@@ -151,3 +151,24 @@ fn a_v1_record_beyond_any_device_is_refused_without_a_target() {
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("beyond any device"), "{stderr}");
 }
+
+#[test]
+fn a_diff_dd_image_of_another_version_is_refused() {
+    let fixture = Fixture::new(vec![0; 512], vec![0; 512]);
+    for version in [0u8, 1, 4, 255] {
+        let mut diff = b"diff-dd image".to_vec();
+        diff.push(version);
+        diff.extend([0u8; 100]);
+        fs::write(fixture.path("other.diff"), &diff).unwrap();
+        let output = fixture
+            .command()
+            .args(["verify", "other.diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{stderr}");
+        let expected =
+            format!("a diff-dd image of version {version}, which this version cannot read");
+        assert!(stderr.contains(&expected), "{stderr}");
+    }
+}
