@@ -161,6 +161,7 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
             let label = format!("{} mutant {mutant_number}", case.name);
             fs::write(&diff_path, &mutant).unwrap();
             fs::write(&target_path, &base).unwrap();
+            assert_detection_rule(&diff_path, &mutant, &label);
             LARGEST_ALLOCATION.store(0, Ordering::Relaxed);
             let outcome = std::panic::catch_unwind(|| {
                 try_everything(&diff_path, &target_path, case.sector_size)
@@ -208,6 +209,29 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
     eprintln!("{refused} damaged diffs refused, {restored} restored exactly as they claim");
     assert_eq!(refused + restored, cases.len() * MUTANTS_PER_DIFF);
     assert!(refused > restored, "most damage must be caught");
+}
+
+/// man/diff-dd.5, DETECTION, modelled apart from the reader: a file that bears a native
+/// diff's marks (its start within 8 bits of the signature, or the end mark last) is never
+/// taken for a v1 diff.
+fn assert_detection_rule(diff_path: &Path, bytes: &[u8], label: &str) {
+    let signature = b"diff-dd image";
+    let near_signature = bytes.len() >= signature.len()
+        && signature
+            .iter()
+            .zip(bytes)
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum::<u32>()
+            <= 8;
+    let end_mark = bytes.len() >= 14 + 48 && bytes.ends_with(b"diff-dd\x03");
+    if near_signature || end_mark {
+        let diff = device::open_input(diff_path, Role::Diff).unwrap();
+        let detected = format::detect(&diff);
+        assert!(
+            !matches!(detected, Ok(format::Format::V1)),
+            "{label}: a file with a native diff's marks was read as v1"
+        );
+    }
 }
 
 /// Runs the listing (both forms) and then a restore, as the binary would.
