@@ -59,7 +59,7 @@ _diff__dd() {
 
     case "${cmd}" in
         diff__dd)
-            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --help --version backup restore verify inspect completions help"
+            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --compress --help --version backup restore verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,6 +85,10 @@ _diff__dd() {
                     COMPREPLY=($(compgen -W "native v1" -- "${cur}"))
                     return 0
                     ;;
+                --compress)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -93,7 +97,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__backup)
-            opts="-s -b -q -v -h --format --force --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --format --force --compress --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -101,6 +105,10 @@ _diff__dd() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "native v1" -- "${cur}"))
+                    return 0
+                    ;;
+                --compress)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --sector-size)

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::error::{Error, Reporting, Result};
-use crate::format::{DiffInfo, Format, Record, Totals};
+use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
 use crate::ops::verify::{DiffFindings, ExtentCounts, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
@@ -157,6 +157,15 @@ impl ListingStyle for TableListing {
         if info.format == Format::V3 {
             let limit = info.record_size_limit.map(|limit| format!("{limit} bytes"));
             writeln!(out, "record size limit: {}", or_not_recorded(limit))?;
+            let encoding = info.data_encoding.map(|encoding| match encoding {
+                "zstd" => "zstd (records compressed where it saves space; zeros stored as none)",
+                _ => "raw (zeros stored as none)",
+            });
+            writeln!(
+                out,
+                "data encoding:     {}",
+                encoding.unwrap_or(NOT_RECORDED)
+            )?;
         }
         let created = info.created_unix_seconds.map(utc_timestamp);
         writeln!(out, "created:           {}", or_not_recorded(created))?;
@@ -168,11 +177,12 @@ impl ListingStyle for TableListing {
         writeln!(out)?;
         writeln!(
             out,
-            "{:>10} {:>20} {:>14} {:>12}{}",
+            "{:>10} {:>20} {:>14} {:>12} {:>14}{}",
             "extent",
             "offset",
             "bytes",
             "sectors",
+            "stored",
             if self.hashes {
                 "  new blake3        base blake3"
             } else {
@@ -190,6 +200,10 @@ impl ListingStyle for TableListing {
         match sectors(info, record.length) {
             Some(count) => write_column(out, &Decimal::new(count), 13)?,
             None => write_column(out, b"-", 13)?,
+        }
+        match record.stored {
+            Stored::Zero => write_column(out, b"zero", 15)?,
+            stored => write_column(out, &Decimal::new(stored.bytes_in_file(record.length)), 15)?,
         }
         if self.hashes {
             match record.hashes {
@@ -217,6 +231,15 @@ impl ListingStyle for TableListing {
             totals.changed_bytes,
             human_bytes(totals.changed_bytes),
         )?;
+        if totals.stored_bytes != totals.changed_bytes {
+            writeln!(
+                out,
+                "stored bytes:      {} ({}, {} of the changed bytes)",
+                totals.stored_bytes,
+                human_bytes(totals.stored_bytes),
+                percent(totals.stored_bytes, totals.changed_bytes)
+            )?;
+        }
         let no_hashes = "none: this format holds no hashes";
         let base = hex(totals.hashes.map(|hashes| hashes.base));
         let image = hex(totals.hashes.map(|hashes| hashes.image));
@@ -247,6 +270,7 @@ struct JsonHeader<'a> {
     record_size_limit: Option<u64>,
     created_unix_seconds: Option<i64>,
     tool_version: Option<&'a str>,
+    data_encoding: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -255,6 +279,8 @@ struct JsonExtent {
     offset: u64,
     length: u64,
     sectors: Option<u64>,
+    stored_bytes: u64,
+    zero: bool,
     new_blake3: Option<String>,
     base_blake3: Option<String>,
 }
@@ -263,6 +289,7 @@ struct JsonExtent {
 struct JsonTotals {
     extent_count: u64,
     changed_bytes: u64,
+    stored_bytes: u64,
     share_of_image_percent: Option<f64>,
     base_blake3: Option<String>,
     image_blake3: Option<String>,
@@ -296,6 +323,7 @@ impl ListingStyle for JsonListing {
                 record_size_limit: info.record_size_limit,
                 created_unix_seconds: info.created_unix_seconds,
                 tool_version: info.tool_version.as_deref(),
+                data_encoding: info.data_encoding,
             },
         )?;
         out.write_all(b",\"extents\":[")
@@ -311,6 +339,8 @@ impl ListingStyle for JsonListing {
             offset: record.offset,
             length: record.length,
             sectors: sectors(info, record.length),
+            stored_bytes: record.stored.bytes_in_file(record.length),
+            zero: record.stored == Stored::Zero,
             new_blake3: hex(record.hashes.map(|hashes| hashes.new)),
             base_blake3: hex(record.hashes.map(|hashes| hashes.base)),
         };
@@ -324,6 +354,7 @@ impl ListingStyle for JsonListing {
             &JsonTotals {
                 extent_count: totals.extent_count,
                 changed_bytes: totals.changed_bytes,
+                stored_bytes: totals.stored_bytes,
                 share_of_image_percent: share_of_image(info, totals.changed_bytes),
                 base_blake3: hex(totals.hashes.map(|hashes| hashes.base)),
                 image_blake3: hex(totals.hashes.map(|hashes| hashes.image)),
@@ -334,6 +365,14 @@ impl ListingStyle for JsonListing {
     fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()> {
         close_object(out, &serde_json::json!({ "error": reason }))
     }
+}
+
+/// `12.5%`: `part` as a share of `whole`.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0%".to_string();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
 }
 
 /// `1 extent`, `2 extents`.

@@ -136,6 +136,11 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
             sector_size: 512,
         },
         Case {
+            name: "v3-zstd-zeros",
+            diff: vector("native/v3-zstd-zeros-text-s512.diff"),
+            sector_size: 512,
+        },
+        Case {
             name: "v3-s4096",
             diff: vector("native/v3-s4096-b8k.diff"),
             sector_size: 4096,

@@ -71,6 +71,8 @@ struct Input {
     created_unix_seconds: i64,
     records: Vec<RecordSpec>,
     damage: Damage,
+    /// A zstd diff: records compressed where that saves space (zero records either way).
+    compress: bool,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -305,7 +307,11 @@ impl Input {
             record_size_limit,
             created_unix_seconds: self.created_unix_seconds,
             tool_version,
-            data_encoding: DataEncoding::Raw,
+            data_encoding: if self.compress {
+                DataEncoding::Zstd
+            } else {
+                DataEncoding::Raw
+            },
         }
     }
 
@@ -698,7 +704,7 @@ fuzz_target!(|input: Input| {
     let base = input.base_image(&header);
     let (records, target) = input.records(&header, &base);
 
-    let mut writer = Writer::new(Vec::new(), &header).expect("writing the header");
+    let mut writer = Writer::new(Vec::new(), &header, 1).expect("writing the header");
     for record in &records {
         writer
             .write_record(record.offset, &record.data, record.base_hash)

@@ -7,7 +7,7 @@ use diff_dd::cli::Printing;
 use diff_dd::device::{self, Output};
 use diff_dd::error::{Result, Role};
 use diff_dd::ops::{self, BackupOptions};
-use diff_dd::render::count;
+use diff_dd::render::{self, count};
 use diff_dd::units::human_bytes;
 
 use super::progress::Bars;
@@ -34,11 +34,13 @@ pub fn run(
         super::summary(
             "backup",
             format_args!(
-                "{}, {} changed ({} of {} image), {}",
+                "{}, {} changed ({} of {} image), stored in {} ({}), {}",
                 count(summary.extent_count, "extent"),
                 human_bytes(summary.changed_bytes),
                 super::share(summary.changed_bytes, summary.image_size),
                 human_bytes(summary.image_size),
+                human_bytes(summary.stored_bytes),
+                render::percent(summary.stored_bytes, summary.changed_bytes),
                 super::throughput(summary.image_size, started.elapsed()),
             ),
         );

@@ -106,6 +106,7 @@ impl<'a> Reader<'a> {
                 record_size_limit: sector_size,
                 created_unix_seconds: None,
                 tool_version: None,
+                data_encoding: None,
             },
             bound: options.target_size,
             next_index: 0,
@@ -195,6 +196,7 @@ impl DiffReader for Reader<'_> {
         }
         if self.source.position() == self.source.size() {
             self.totals = Some(Totals {
+                stored_bytes: self.changed_bytes,
                 extent_count: self.next_index,
                 changed_bytes: self.changed_bytes,
                 hashes: None,
@@ -213,6 +215,7 @@ impl DiffReader for Reader<'_> {
             offset,
             length,
             hashes: None,
+            stored: super::Stored::Raw,
         }))
     }
 

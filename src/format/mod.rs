@@ -67,6 +67,8 @@ pub struct DiffInfo {
     pub record_size_limit: Option<u64>,
     pub created_unix_seconds: Option<i64>,
     pub tool_version: Option<String>,
+    /// How the writer stored record data (`raw`, `zstd`); None for legacy formats.
+    pub data_encoding: Option<&'static str>,
 }
 
 /// What a native record's data and the bytes it replaces must hash to.
@@ -78,6 +80,28 @@ pub struct RecordHashes {
     pub base: blake3::Hash,
 }
 
+/// How a record's data is held in the diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// As it is.
+    Raw,
+    /// Not at all: the data is zeros.
+    Zero,
+    /// As one zstd frame of `stored_length` bytes.
+    Zstd { stored_length: u64 },
+}
+
+impl Stored {
+    /// The bytes the data of a record of `length` takes in the file.
+    pub fn bytes_in_file(self, length: u64) -> u64 {
+        match self {
+            Stored::Raw => length,
+            Stored::Zero => 0,
+            Stored::Zstd { stored_length } => stored_length,
+        }
+    }
+}
+
 /// One record's header: where its data goes and, in the native format, what it hashes to.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -87,6 +111,8 @@ pub struct Record {
     pub length: u64,
     /// None in the original tool's formats, which hold no hashes.
     pub hashes: Option<RecordHashes>,
+    /// Always `Raw` in the original tool's formats.
+    pub stored: Stored,
 }
 
 /// What the two whole images of a native diff hash to.
@@ -104,6 +130,9 @@ pub struct ImageHashes {
 pub struct Totals {
     pub extent_count: u64,
     pub changed_bytes: u64,
+    /// What the records' data takes in the file: less than changed_bytes when records are
+    /// compressed or zero.
+    pub stored_bytes: u64,
     /// None in the original tool's formats, which hold no hashes.
     pub hashes: Option<ImageHashes>,
 }

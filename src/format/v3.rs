@@ -20,8 +20,8 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record, RecordHashes, Totals,
-    SIGNATURE,
+    DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record, RecordHashes, Stored,
+    Totals, SIGNATURE,
 };
 use crate::device::OpenFile;
 use crate::error::Result;
@@ -60,17 +60,45 @@ pub struct Header {
     pub data_encoding: DataEncoding,
 }
 
-/// How record data is stored. Only `Raw` exists; compression will be a new variant.
+/// How the writer stored record data: `Raw` diffs hold raw and zero records only; `Zstd`
+/// diffs may also hold records compressed with zstd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataEncoding {
     Raw,
+    Zstd,
 }
 
-/// A frame after the header: a record (followed by its data) or the trailer (last).
+impl DataEncoding {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataEncoding::Raw => "raw",
+            DataEncoding::Zstd => "zstd",
+        }
+    }
+}
+
+/// A frame after the header: a record (followed by what it stores) or the trailer (last).
+/// The variants' numbers are their order: new kinds of record come last, so that every diff
+/// written before still reads the same.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Entry {
+    /// 0: `length` bytes of raw data follow.
     Record(RecordHeader),
+    /// 1: the last frame.
     Trailer(Trailer),
+    /// 2: nothing follows; the data is `length` zero bytes.
+    ZeroRecord(RecordHeader),
+    /// 3: `stored_length` bytes of one zstd frame follow, which decode to `length` bytes.
+    ZstdRecord(ZstdRecordHeader),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ZstdRecordHeader {
+    offset: u64,
+    length: u64,
+    stored_length: u64,
+    new_blake3: Digest,
+    base_blake3: Digest,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +180,9 @@ fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
 /// Writes a native diff: `new`, then one `write_record` per extent in order, then `finish`.
 pub struct Writer<W: Write> {
     out: W,
+    /// Set for a `Zstd` diff.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    compressed: Vec<u8>,
     position: u64,
     diff_hasher: blake3::Hasher,
     extent_count: u64,
@@ -159,9 +190,16 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    pub fn new(out: W, header: &Header) -> io::Result<Writer<W>> {
+    /// A writer for `header`; a `Zstd` diff is compressed at zstd's `level`.
+    pub fn new(out: W, header: &Header, level: i32) -> io::Result<Writer<W>> {
+        let compressor = match header.data_encoding {
+            DataEncoding::Raw => None,
+            DataEncoding::Zstd => Some(zstd::bulk::Compressor::new(level)?),
+        };
         let mut writer = Writer {
             out,
+            compressor,
+            compressed: Vec::new(),
             position: 0,
             diff_hasher: blake3::Hasher::new(),
             extent_count: 0,
@@ -173,23 +211,52 @@ impl<W: Write> Writer<W> {
         Ok(writer)
     }
 
+    /// Writes one record: a zero record when `data` is all zeros, compressed when the diff
+    /// is and that saves space, raw otherwise. Returns the bytes its data takes in the diff.
     pub fn write_record(
         &mut self,
         offset: u64,
         data: &[u8],
         base_hash: blake3::Hash,
-    ) -> io::Result<()> {
-        let header = Entry::Record(RecordHeader {
+    ) -> io::Result<u64> {
+        let length = data.len() as u64;
+        let raw = RecordHeader {
             offset,
-            length: data.len() as u64,
+            length,
             new_blake3: Digest::from(blake3::hash(data)),
             base_blake3: Digest::from(base_hash),
-        });
-        self.put(&frame(&header)?)?;
-        self.put(data)?;
+        };
         self.extent_count += 1;
-        self.changed_bytes += data.len() as u64;
-        Ok(())
+        self.changed_bytes += length;
+        if data.iter().all(|&byte| byte == 0) {
+            self.put(&frame(&Entry::ZeroRecord(raw))?)?;
+            return Ok(0);
+        }
+        if let Some(compressor) = &mut self.compressor {
+            self.compressed.clear();
+            self.compressed
+                .reserve(zstd::zstd_safe::compress_bound(data.len()));
+            let stored = compressor.compress_to_buffer(data, &mut self.compressed)?;
+            // Only when it saves space: a record never stores more than its data.
+            if (stored as u64) < length {
+                let header = Entry::ZstdRecord(ZstdRecordHeader {
+                    offset,
+                    length,
+                    stored_length: stored as u64,
+                    new_blake3: raw.new_blake3,
+                    base_blake3: raw.base_blake3,
+                });
+                self.put(&frame(&header)?)?;
+                let compressed = std::mem::take(&mut self.compressed);
+                let written = self.put(&compressed);
+                self.compressed = compressed;
+                written?;
+                return Ok(stored as u64);
+            }
+        }
+        self.put(&frame(&Entry::Record(raw))?)?;
+        self.put(data)?;
+        Ok(length)
     }
 
     /// Writes the trailer and footer, flushes, and hands back the output.
@@ -279,9 +346,14 @@ pub struct Reader<'a> {
     info: DiffInfo,
     header: Header,
     diff_hasher: blake3::Hasher,
+    /// A compressed record's frame, and what it decodes to (reused from record to record).
+    stored_frame: Vec<u8>,
+    decoded: Vec<u8>,
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
     next_index: u64,
     previous_end: u64,
     changed_bytes: u64,
+    stored_bytes: u64,
     open_record: Option<OpenRecord>,
     totals: Option<Totals>,
 }
@@ -290,7 +362,13 @@ pub struct Reader<'a> {
 struct OpenRecord {
     index: u64,
     offset: u64,
+    length: u64,
+    /// Data not handed out yet.
     remaining: u64,
+    stored: Stored,
+    /// Bytes of the file this record still has to be read or skipped: for a raw record its
+    /// unread data, for a compressed one its whole frame until it is decoded.
+    stored_left: u64,
     hasher: blake3::Hasher,
     expected: blake3::Hash,
 }
@@ -309,6 +387,24 @@ impl OpenRecord {
         }
         Ok(())
     }
+}
+
+/// How the open record is stored, if one is open.
+fn record_stored(record: &Option<OpenRecord>) -> Option<Stored> {
+    record.as_ref().map(|record| record.stored)
+}
+
+/// BLAKE3 of `length` zero bytes, without allocating them.
+fn zeros_hash(length: u64) -> blake3::Hash {
+    const ZEROS: [u8; 16 << 10] = [0; 16 << 10];
+    let mut hasher = blake3::Hasher::new();
+    let mut left = length;
+    while left > 0 {
+        let piece = left.min(ZEROS.len() as u64) as usize;
+        hasher.update(&ZEROS[..piece]);
+        left -= piece as u64;
+    }
+    hasher.finalize()
 }
 
 impl<'a> Reader<'a> {
@@ -334,15 +430,20 @@ impl<'a> Reader<'a> {
             record_size_limit: Some(header.record_size_limit),
             created_unix_seconds: Some(header.created_unix_seconds),
             tool_version: Some(header.tool_version.clone()),
+            data_encoding: Some(header.data_encoding.name()),
         };
         Ok(Reader {
             source,
             check_data,
             info,
             diff_hasher,
+            stored_frame: Vec::new(),
+            decoded: Vec::new(),
+            decompressor: None,
             next_index: 0,
             previous_end: 0,
             changed_bytes: 0,
+            stored_bytes: 0,
             header,
             open_record: None,
             totals: None,
@@ -351,27 +452,96 @@ impl<'a> Reader<'a> {
 
     /// Reads (and checks) or skips what is left of the open record's data.
     fn close_record(&mut self) -> Result<()> {
-        let Some(record) = self.open_record.take() else {
+        let Some(record) = self.open_record.as_ref() else {
             return Ok(());
         };
-        let mut record = record;
-        if record.remaining == 0 {
-            return Ok(());
-        }
         let what = Part::RecordData(record.index);
-        if !self.check_data {
-            return self.source.skip(record.remaining, what);
+        match record.stored {
+            // Zero and compressed records are checked whole when their data is first read.
+            Stored::Zero | Stored::Zstd { .. } if record.remaining < record.length => {}
+            Stored::Zero | Stored::Zstd { .. } if self.check_data => self.check_whole_record()?,
+            Stored::Zero => {}
+            Stored::Zstd { .. } => self.source.skip(record.stored_left, what)?,
+            Stored::Raw if record.remaining == 0 => {}
+            Stored::Raw if !self.check_data => self.source.skip(record.remaining, what)?,
+            Stored::Raw => {
+                let Some(record) = self.open_record.as_mut() else {
+                    return Ok(());
+                };
+                let diff_hasher = &mut self.diff_hasher;
+                self.source.read_through(record.remaining, what, |bytes| {
+                    record.hasher.update(bytes);
+                    diff_hasher.update(bytes);
+                })?;
+                record.remaining = 0;
+                record.check_hash(&self.source)?;
+            }
         }
-        let diff_hasher = &mut self.diff_hasher;
-        self.source.read_through(record.remaining, what, |bytes| {
-            record.hasher.update(bytes);
-            diff_hasher.update(bytes);
-        })?;
-        record.remaining = 0;
-        record.check_hash(&self.source)
+        self.open_record = None;
+        Ok(())
     }
 
-    fn check_record(&self, index: u64, header: &RecordHeader) -> Result<()> {
+    /// For a zero or compressed record whose data has not been read: reads its frame (if
+    /// any), decodes it, and checks the whole data against the record's hash, so that no
+    /// piece of it is handed out unchecked.
+    fn check_whole_record(&mut self) -> Result<()> {
+        let Some(record) = self.open_record.as_ref() else {
+            return Ok(());
+        };
+        let (index, offset, length) = (record.index, record.offset, record.length);
+        let found = match record.stored {
+            Stored::Raw => return Ok(()),
+            Stored::Zero => zeros_hash(length),
+            Stored::Zstd { stored_length } => {
+                self.stored_frame.resize(stored_length as usize, 0);
+                self.source
+                    .read_exact(&mut self.stored_frame, Part::RecordData(index))?;
+                if self.check_data {
+                    self.diff_hasher.update(&self.stored_frame);
+                }
+                self.decoded.resize(length as usize, 0);
+                let decompressor = match &mut self.decompressor {
+                    Some(decompressor) => decompressor,
+                    None => self
+                        .decompressor
+                        .insert(zstd::bulk::Decompressor::new().map_err(|error| {
+                            self.source.invalid(Some(index), error.to_string())
+                        })?),
+                };
+                // Into a buffer of the declared length: a frame that decodes to more is an
+                // error, never a larger allocation.
+                let decoded = decompressor
+                    .decompress_to_buffer(&self.stored_frame[..], &mut self.decoded[..])
+                    .map_err(|error| {
+                        self.source.invalid(
+                            Some(index),
+                            format!("record {index} (offset {offset}): its zstd data cannot be decoded to {length} bytes: {error}"),
+                        )
+                    })?;
+                if decoded as u64 != length {
+                    return Err(self.source.invalid(
+                        Some(index),
+                        format!("record {index} (offset {offset}): its zstd data decodes to {decoded} bytes, not {length}"),
+                    ));
+                }
+                blake3::hash(&self.decoded)
+            }
+        };
+        if let Some(record) = self.open_record.as_mut() {
+            record.stored_left = 0;
+            if found != record.expected {
+                return Err(self.source.invalid(
+                    Some(index),
+                    format!(
+                        "record {index} (offset {offset}): its data does not match its BLAKE3 hash"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_record(&self, index: u64, header: &RecordHeader, stored: Stored) -> Result<()> {
         let info = &self.header;
         let fault = |reason: String| -> Result<()> {
             Err(self.source.invalid(
@@ -415,6 +585,26 @@ impl<'a> Reader<'a> {
                 "not a whole number of sectors of {} bytes, and not the image's last sector",
                 info.sector_size
             ));
+        }
+        if stored != Stored::Raw {
+            // Its data is made in memory, not read: bounded by what diff-dd writes, whatever
+            // limit the header states.
+            let limit = record_size_limit(info.sector_size);
+            if header.length > limit {
+                return fault(format!(
+                    "a zero or compressed record longer than {limit} bytes, the most diff-dd writes"
+                ));
+            }
+        }
+        if let Stored::Zstd { stored_length } = stored {
+            if info.data_encoding != DataEncoding::Zstd {
+                return fault("a compressed record in a diff whose header says raw".into());
+            }
+            if stored_length == 0 || stored_length >= header.length {
+                return fault(format!(
+                    "it stores {stored_length} compressed bytes, which must be at least 1 and fewer than its length"
+                ));
+            }
         }
         Ok(())
     }
@@ -465,6 +655,7 @@ impl<'a> Reader<'a> {
             ));
         }
         self.totals = Some(Totals {
+            stored_bytes: self.stored_bytes,
             extent_count: trailer.extent_count,
             changed_bytes: trailer.changed_bytes,
             hashes: Some(ImageHashes {
@@ -488,39 +679,55 @@ impl DiffReader for Reader<'_> {
         self.close_record()?;
         let frame_offset = self.source.position();
         let (entry, framed) = read_frame::<Entry>(&mut self.source, Part::FrameAt(frame_offset))?;
-        match entry {
-            Entry::Record(header) => {
-                let index = self.next_index;
-                self.check_record(index, &header)?;
-                if self.check_data {
-                    self.diff_hasher.update(&framed);
-                }
-                self.next_index += 1;
-                self.previous_end = header.offset + header.length;
-                self.changed_bytes += header.length;
-                let hashes = RecordHashes {
-                    new: header.new_blake3.into(),
-                    base: header.base_blake3.into(),
-                };
-                self.open_record = Some(OpenRecord {
-                    index,
-                    offset: header.offset,
-                    remaining: header.length,
-                    hasher: blake3::Hasher::new(),
-                    expected: hashes.new,
-                });
-                Ok(Some(Record {
-                    index,
+        let (header, stored) = match entry {
+            Entry::Record(header) => (header, Stored::Raw),
+            Entry::ZeroRecord(header) => (header, Stored::Zero),
+            Entry::ZstdRecord(header) => (
+                RecordHeader {
                     offset: header.offset,
                     length: header.length,
-                    hashes: Some(hashes),
-                }))
-            }
+                    new_blake3: header.new_blake3,
+                    base_blake3: header.base_blake3,
+                },
+                Stored::Zstd {
+                    stored_length: header.stored_length,
+                },
+            ),
             Entry::Trailer(trailer) => {
                 self.finish(trailer, frame_offset, &framed)?;
-                Ok(None)
+                return Ok(None);
             }
+        };
+        let index = self.next_index;
+        self.check_record(index, &header, stored)?;
+        if self.check_data {
+            self.diff_hasher.update(&framed);
         }
+        self.next_index += 1;
+        self.previous_end = header.offset + header.length;
+        self.changed_bytes += header.length;
+        self.stored_bytes += stored.bytes_in_file(header.length);
+        let hashes = RecordHashes {
+            new: header.new_blake3.into(),
+            base: header.base_blake3.into(),
+        };
+        self.open_record = Some(OpenRecord {
+            index,
+            offset: header.offset,
+            length: header.length,
+            remaining: header.length,
+            stored,
+            stored_left: stored.bytes_in_file(header.length),
+            hasher: blake3::Hasher::new(),
+            expected: hashes.new,
+        });
+        Ok(Some(Record {
+            index,
+            offset: header.offset,
+            length: header.length,
+            hashes: Some(hashes),
+            stored,
+        }))
     }
 
     fn read_data(&mut self, out: &mut [u8]) -> Result<()> {
@@ -534,14 +741,35 @@ impl DiffReader for Reader<'_> {
                 format!("record {index}: asked for more data than it holds"),
             ));
         }
-        self.source
-            .read_exact(out, Part::RecordData(record.index))?;
-        record.hasher.update(out);
-        if self.check_data {
-            self.diff_hasher.update(out);
+        let done = record.length - record.remaining;
+        match record.stored {
+            Stored::Raw => {
+                self.source
+                    .read_exact(out, Part::RecordData(record.index))?;
+                record.hasher.update(out);
+                if self.check_data {
+                    self.diff_hasher.update(out);
+                }
+                record.remaining -= out.len() as u64;
+                record.stored_left = record.remaining;
+                return record.check_hash(&self.source);
+            }
+            Stored::Zero | Stored::Zstd { .. } => {
+                if done == 0 {
+                    self.check_whole_record()?;
+                }
+                match record_stored(&self.open_record) {
+                    Some(Stored::Zstd { .. }) => {
+                        out.copy_from_slice(&self.decoded[done as usize..][..out.len()]);
+                    }
+                    _ => out.fill(0),
+                }
+            }
         }
-        record.remaining -= out.len() as u64;
-        record.check_hash(&self.source)
+        if let Some(record) = self.open_record.as_mut() {
+            record.remaining -= out.len() as u64;
+        }
+        Ok(())
     }
 
     fn totals(&self) -> Option<&Totals> {
@@ -553,8 +781,8 @@ impl DiffReader for Reader<'_> {
     }
 
     fn require_data(&self, record: &Record) -> Result<()> {
-        self.source
-            .require(record.length, Part::RecordData(record.index))
+        let in_file = record.stored.bytes_in_file(record.length);
+        self.source.require(in_file, Part::RecordData(record.index))
     }
 }
 
@@ -653,7 +881,7 @@ mod tests {
     }
 
     fn written() -> Vec<u8> {
-        let mut writer = Writer::new(Vec::new(), &header()).unwrap();
+        let mut writer = Writer::new(Vec::new(), &header(), 3).unwrap();
         for (offset, data) in records() {
             let base_hash = blake3::hash(&[offset as u8]);
             writer.write_record(offset, &data, base_hash).unwrap();
@@ -665,6 +893,66 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(bytes).unwrap();
         OpenFile::from_file(file, "test.diff", Role::Diff).unwrap()
+    }
+
+    /// A zstd diff of one compressed record that claims 100 bytes of ones, whose frame
+    /// decodes to `decoded` bytes of ones.
+    fn compressed_record_decoding_to(decoded: usize) -> Vec<u8> {
+        let header = Header {
+            image_size: 4096,
+            record_size_limit: 4096,
+            data_encoding: DataEncoding::Zstd,
+            ..header()
+        };
+        let mut bytes = SIGNATURE.to_vec();
+        bytes.push(VERSION);
+        bytes.extend(frame(&header).unwrap());
+        let stored = zstd::bulk::compress(&vec![1u8; decoded], 3).unwrap();
+        let record = Entry::ZstdRecord(ZstdRecordHeader {
+            offset: 0,
+            length: 100,
+            stored_length: stored.len() as u64,
+            new_blake3: Digest::from(blake3::hash(&[1u8; 100])),
+            base_blake3: Digest::from(blake3::hash(b"")),
+        });
+        bytes.extend(frame(&record).unwrap());
+        bytes.extend(stored);
+        bytes
+    }
+
+    #[test]
+    fn a_compressed_record_must_decode_to_exactly_its_length() {
+        // A frame that decodes to more (a bomb, in the large) stops at the declared length;
+        // one that decodes to less is refused too. Neither allocates beyond the length.
+        for (decoded, reason) in [
+            (1 << 20, "cannot be decoded to 100 bytes"),
+            (50, "decodes to 50 bytes, not 100"),
+        ] {
+            let diff = image(&compressed_record_decoding_to(decoded));
+            let mut reader = open_reader(&diff, &ReadOptions::checked(512, None)).unwrap();
+            let record = reader.next_record().unwrap().unwrap();
+            let mut buffer = Vec::new();
+            let refused = reader.read_record(&record, &mut buffer);
+            match refused {
+                Err(Error::InvalidDiff {
+                    record: Some(0),
+                    reason: why,
+                    ..
+                }) => {
+                    assert!(why.contains(reason), "{why}")
+                }
+                other => panic!("{decoded}: {other:?}"),
+            }
+        }
+        // Decoding to exactly the length passes the record (the diff then ends early).
+        let diff = image(&compressed_record_decoding_to(100));
+        let mut reader = open_reader(&diff, &ReadOptions::checked(512, None)).unwrap();
+        let record = reader.next_record().unwrap().unwrap();
+        let mut buffer = Vec::new();
+        assert_eq!(
+            reader.read_record(&record, &mut buffer).unwrap(),
+            &[1u8; 100][..]
+        );
     }
 
     #[test]

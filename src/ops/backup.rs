@@ -30,6 +30,9 @@ pub struct BackupOptions {
     /// How much of each image is read at once; it never changes the diff.
     pub buffer_size: u64,
     pub format: DiffFormat,
+    /// The zstd level record data is compressed at, or None for raw data. Zero extents are
+    /// stored without data either way.
+    pub compression: Option<i32>,
     /// Seconds since 1970-01-01 UTC recorded in the header; see [`creation_time`].
     pub created_unix_seconds: i64,
     /// Replace an OUTFILE that is not a diff, write onto a block device, read an image from
@@ -42,6 +45,8 @@ pub struct BackupOptions {
 pub struct BackupSummary {
     pub extent_count: u64,
     pub changed_bytes: u64,
+    /// What the changed bytes take in the diff: less when compressed or zero.
+    pub stored_bytes: u64,
     pub image_size: u64,
     pub hashes: ImageHashes,
 }
@@ -133,26 +138,31 @@ pub fn backup(
         record_size_limit: settings.record_limit,
         created_unix_seconds: options.created_unix_seconds,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        data_encoding: DataEncoding::Raw,
+        data_encoding: match options.compression {
+            Some(_) => DataEncoding::Zstd,
+            None => DataEncoding::Raw,
+        },
     };
     let write_failed =
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let buffered = BufWriter::with_capacity(1 << 20, output.file());
     let mut writer = match options.format {
         DiffFormat::Native => DiffWriter::Native(Box::new(
-            v3::Writer::new(buffered, &header).map_err(write_failed)?,
+            v3::Writer::new(buffered, &header, options.compression.unwrap_or(0))
+                .map_err(write_failed)?,
         )),
         DiffFormat::V1 => DiffWriter::V1(V1Writer::new(buffered, settings.sector_size)),
     };
 
     progress.start(Stage::Backup, new.size);
-    let (mut extent_count, mut changed_bytes) = (0u64, 0u64);
+    let (mut extent_count, mut changed_bytes, mut stored_bytes) = (0u64, 0u64, 0u64);
     let totals = engine::compare_images(new, base, settings, progress, &mut |extent| {
         extent_count += 1;
         changed_bytes += extent.new_data.len() as u64;
-        writer
+        stored_bytes += writer
             .write_extent(extent.offset, extent.new_data, extent.base_hash)
-            .map_err(write_failed)
+            .map_err(write_failed)?;
+        Ok(())
     })?;
     let hashes = ImageHashes {
         base: totals.base_hash,
@@ -163,6 +173,7 @@ pub fn backup(
     Ok(BackupSummary {
         extent_count,
         changed_bytes,
+        stored_bytes,
         image_size: new.size,
         hashes,
     })
@@ -190,16 +201,19 @@ enum DiffWriter<W: Write> {
 }
 
 impl<W: Write> DiffWriter<W> {
+    /// Writes an extent; returns the bytes its data takes in the diff.
     fn write_extent(
         &mut self,
         offset: u64,
         data: &[u8],
         base_hash: blake3::Hash,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         match self {
             DiffWriter::Native(writer) => writer.write_record(offset, data, base_hash),
-            // v1 has no place for hashes.
-            DiffWriter::V1(writer) => writer.write_extent(offset, data),
+            // v1 has no place for hashes, nor for compression.
+            DiffWriter::V1(writer) => writer
+                .write_extent(offset, data)
+                .map(|()| data.len() as u64),
         }
     }
 

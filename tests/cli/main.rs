@@ -7,6 +7,7 @@
 mod util;
 
 mod completion;
+mod compression;
 mod core;
 mod faults;
 mod format;

@@ -10,25 +10,59 @@ use std::fs;
 use crate::util::{diff_dd, listed_extents, repository, vector, Fixture};
 
 /// The native vectors diff-dd writes today: file name and the options that make them (-b,
-/// a read buffer, changes nothing).
-const NATIVE: [(&str, &[&str]); 2] = [
-    ("v3-s512.diff", &["-s", "512"]),
-    ("v3-s4096.diff", &["-s", "4096", "-b", "8K"]),
+/// a read buffer, changes nothing). The last is made from new.img with a run of zeros and a
+/// run of text written over it (`new_with_zeros_and_text`): a zero record and a compressed
+/// one.
+const NATIVE: [(&str, &[&str]); 3] = [
+    ("v3-zstd-s512.diff", &["-s", "512"]),
+    (
+        "v3-raw-s4096.diff",
+        &["-s", "4096", "-b", "8K", "--compress", "none"],
+    ),
+    (
+        "v3-zstd-zeros-text-s512.diff",
+        &["-s", "512", "--compress", "19"],
+    ),
 ];
 
-/// Native diffs written by earlier versions, which must keep restoring. v3-s4096-b8k.diff has
-/// the record size limit 8192 that -b 8K gave before the limit stopped following -b.
-const EARLIER: [&str; 1] = ["v3-s4096-b8k.diff"];
+/// Native diffs written by earlier versions, which must keep restoring: raw records only
+/// (before compression and zero records), and v3-s4096-b8k.diff with the record size limit
+/// 8192 that -b 8K gave before the limit stopped following -b.
+const EARLIER: [&str; 3] = ["v3-s512.diff", "v3-s4096.diff", "v3-s4096-b8k.diff"];
+
+/// new.img with bytes 150016..158208 (whole sectors) zeroed and 180000..190000 holding repeated text.
+fn new_with_zeros_and_text(new: &[u8]) -> Vec<u8> {
+    let mut changed = new.to_vec();
+    changed[150_016..158_208].fill(0);
+    let text = b"diff-dd stores this run compressed. ";
+    for (byte, source) in changed[180_000..190_000]
+        .iter_mut()
+        .zip(text.iter().cycle())
+    {
+        *byte = *source;
+    }
+    changed
+}
+
+/// The new image a native vector restores to.
+fn new_image_of(name: &str, fixture: &Fixture) -> Vec<u8> {
+    if name.contains("zeros") {
+        new_with_zeros_and_text(&fixture.new)
+    } else {
+        fixture.new.clone()
+    }
+}
 
 #[test]
 fn backup_writes_the_golden_bytes() {
     let fixture = Fixture::vectors();
     for (name, options) in NATIVE {
         let written = fixture.path(name);
+        fs::write(fixture.path("this-new.img"), new_image_of(name, &fixture)).unwrap();
         diff_dd()
             .env("SOURCE_DATE_EPOCH", "1764000000")
             .args(options)
-            .arg(fixture.path("new.img"))
+            .arg(fixture.path("this-new.img"))
             .arg(fixture.path("base.img"))
             .arg(&written)
             .assert()
@@ -52,8 +86,46 @@ fn golden_diffs_restore_new_img() {
     let fixture = Fixture::vectors();
     let names = NATIVE.iter().map(|(name, _)| *name).chain(EARLIER);
     for name in names {
-        fixture.assert_restores(vector("native").join(name));
+        let target = fixture.target("target.img");
+        diff_dd()
+            .arg(vector("native").join(name))
+            .arg(&target)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+        assert!(
+            fs::read(&target).unwrap() == new_image_of(name, &fixture),
+            "{name} did not restore its new image"
+        );
     }
+}
+
+#[test]
+fn the_zero_and_compressed_vector_holds_both_kinds_of_record() {
+    let output = diff_dd()
+        .args(["inspect", "--json"])
+        .arg(vector("native/v3-zstd-zeros-text-s512.diff"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["data_encoding"], "zstd");
+    let extents = listing["extents"].as_array().unwrap();
+    let zero = extents.iter().find(|extent| extent["zero"] == true);
+    let zero = zero.expect("a zero extent");
+    assert_eq!(
+        (zero["offset"].as_u64(), zero["stored_bytes"].as_u64()),
+        (Some(150_016), Some(0))
+    );
+    // The run of text, compressed.
+    let text = extents.iter().find(|extent| extent["offset"] == 179_712);
+    let text = text.expect("the text extent");
+    assert!(
+        text["stored_bytes"].as_u64() < text["length"].as_u64(),
+        "{text}"
+    );
+    assert!(listing["stored_bytes"].as_u64() < listing["changed_bytes"].as_u64());
 }
 
 #[test]
