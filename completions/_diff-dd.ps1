@@ -61,6 +61,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             break
         }
         'diff-dd;restore' {
+            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
@@ -74,6 +75,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             break
         }
         'diff-dd;verify' {
+            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'Fail (exit 4) unless TARGET is in this state')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
@@ -89,6 +91,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             break
         }
         'diff-dd;inspect' {
+            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')

@@ -263,12 +263,16 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__inspect)
-            opts="-s -b -q -v -h --json --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --json --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sector-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -293,12 +297,16 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__restore)
-            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --sector-size)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -323,12 +331,16 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__verify)
-            opts="-s -b -q -v -h --expect --json --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --expect --json --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --expect)
                     COMPREPLY=($(compgen -W "base restored" -- "${cur}"))
                     return 0

@@ -56,6 +56,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'diff-dd;restore'= {
+            cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
@@ -68,6 +69,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help'
         }
         &'diff-dd;verify'= {
+            cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
             cand --expect 'Fail (exit 4) unless TARGET is in this state'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
@@ -82,6 +84,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'diff-dd;inspect'= {
+            cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'

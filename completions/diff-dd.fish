@@ -49,11 +49,13 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Rep
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l expect -d 'Fail (exit 4) unless TARGET is in this state' -r -f -a "base\t'The image the diff was made against: ready for restore'
 restored\t'The image the diff was made from: restored'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
@@ -62,6 +64,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l json -d 'Prin
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l json -d 'Print one JSON document instead of a table'

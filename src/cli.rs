@@ -118,6 +118,10 @@ corrupt (what could be read is listed first).";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Where a diff read from standard input ('-') is copied first, as an unnamed file, so that
+    /// it is checked whole before use [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
     /// Fail (exit 4) unless TARGET is in this state
     #[arg(long, value_enum, value_name = "STATE", requires = "target")]
     pub expect: Option<TargetState>,
@@ -152,6 +156,10 @@ pub enum TargetState {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// Where a diff read from standard input ('-') is copied first, as an unnamed file, so that
+    /// it is checked whole before use [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
@@ -194,6 +202,10 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
+    /// Where a diff read from standard input ('-') is copied first, as an unnamed file, so that
+    /// it is checked whole before use [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
     /// The diff made by backup
     #[arg(value_name = "DIFFFILE")]
     pub difffile: PathBuf,
@@ -393,15 +405,18 @@ pub enum Task {
     Restore {
         difffile: PathBuf,
         target: PathBuf,
+        spool: PathBuf,
         options: RestoreOptions,
     },
     Verify {
         difffile: PathBuf,
         target: Option<PathBuf>,
+        spool: PathBuf,
         options: VerifyOptions,
     },
     Inspect {
         difffile: PathBuf,
+        spool: PathBuf,
         options: InspectOptions,
     },
     Completions {
@@ -426,7 +441,7 @@ impl Cli {
             None => from_original_synopsis(self.format, self.force, self.compress, self.paths)
                 .map_err(Error::Usage)?,
         };
-        refuse_dash(&command).map_err(Error::Usage)?;
+        check_streams(&command).map_err(Error::Usage)?;
         if matches!(
             command,
             Command::Backup(_) | Command::Restore(_) | Command::Verify(_)
@@ -472,6 +487,7 @@ impl Cli {
                     },
                     difffile: args.difffile,
                     target: args.target,
+                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
             Command::Verify(args) => Invocation {
@@ -484,9 +500,11 @@ impl Cli {
                             TargetState::Base => ops::State::Base,
                             TargetState::Restored => ops::State::Restored,
                         }),
+                        diff_read_once: args.difffile.as_os_str() == "-",
                     },
                     difffile: args.difffile,
                     target: args.target,
+                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
             Command::Inspect(args) => Invocation {
@@ -496,6 +514,7 @@ impl Cli {
                         v1_sector_size: options.sector_size(),
                     },
                     difffile: args.difffile,
+                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
             Command::Completions(args) => Invocation {
@@ -534,7 +553,11 @@ fn from_original_synopsis(
             Ok(_) if compress.is_some() => {
                 Err("--compress applies only to backup (three paths)".into())
             }
-            Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs { difffile, target })),
+            Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
+                spool: None,
+                difffile,
+                target,
+            })),
             Err(paths) => {
                 let usage =
                     "give INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one";
@@ -547,36 +570,25 @@ fn from_original_synopsis(
     }
 }
 
-/// `-` is never a file: it will mean standard input or output, which diff-dd does not read or
-/// write yet. A file named `-` is reached as `./-`.
-fn refuse_dash(command: &Command) -> Result<(), String> {
-    let paths: Vec<(&str, &PathBuf)> = match command {
-        Command::Backup(args) => vec![
-            ("INFILE", &args.infile),
-            ("REFFILE", &args.reffile),
-            ("OUTFILE", &args.outfile),
-        ],
-        Command::Restore(args) => vec![("DIFFFILE", &args.difffile), ("OUTFILE", &args.target)],
-        Command::Verify(args) => {
-            let mut paths = vec![("DIFFFILE", &args.difffile)];
-            paths.extend(args.target.iter().map(|target| ("TARGET", target)));
-            paths
-        }
-        Command::Inspect(args) => vec![("DIFFFILE", &args.difffile)],
-        Command::Completions(_) => Vec::new(),
-    };
-    match paths.into_iter().find(|(_, path)| path.as_os_str() == "-") {
-        Some((name, _)) => {
-            let stream = if name == "OUTFILE" {
-                "standard output"
-            } else {
-                "standard input"
-            };
-            Err(format!(
-                "{name} '-' would mean {stream}, which diff-dd cannot use yet; a file named - is reached as ./-"
-            ))
-        }
-        None => Ok(()),
+/// `-` is standard input or output where a stream can serve, and refused where it cannot: a
+/// restore target and verify's TARGET are read and written in place, and backup cannot read
+/// both images from one standard input. A file named `-` is reached as `./-`.
+fn check_streams(command: &Command) -> Result<(), String> {
+    let dash = |path: &PathBuf| path.as_os_str() == "-";
+    match command {
+        Command::Backup(args) if dash(&args.infile) && dash(&args.reffile) => Err(
+            "INFILE and REFFILE cannot both be '-' (standard input): one image must be a file or device".into(),
+        ),
+        Command::Restore(args) if dash(&args.target) => Err(
+            "OUTFILE '-' would mean standard output, but restore writes into a target that holds the base image; a file named - is reached as ./-".into(),
+        ),
+        Command::Verify(VerifyArgs {
+            target: Some(target),
+            ..
+        }) if dash(target) => Err(
+            "TARGET '-' would mean standard input, but verify reads the target twice; a file named - is reached as ./-".into(),
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
@@ -25,9 +25,16 @@ pub struct OpenFile {
     pub file: File,
     pub path: PathBuf,
     pub role: Role,
-    /// Size in bytes, taken from the device itself for block devices.
+    /// Size in bytes, taken from the device itself for block devices. For standard input,
+    /// the size it must turn out to have (see [`OpenFile::finish_stream`]).
     pub size: u64,
+    /// For standard input: how far it has been read, since it can only be read front to back.
+    stream: Option<std::sync::Mutex<u64>>,
 }
+
+/// How errors name standard input and output.
+pub const STANDARD_INPUT: &str = "standard input";
+pub const STANDARD_OUTPUT: &str = "standard output";
 
 impl OpenFile {
     /// One from a file already open (a temporary or in-memory file, in tests): it must
@@ -35,6 +42,51 @@ impl OpenFile {
     pub fn from_file(file: File, path: impl Into<PathBuf>, role: Role) -> Result<OpenFile> {
         let path = path.into();
         finish_open(file, &path, role)
+    }
+
+    /// Standard input as an image read front to back (INFILE or REFFILE from a pipe). Its size
+    /// is not known until it ends: the caller sets `size` to what it must be.
+    pub fn stdin(role: Role) -> Result<OpenFile> {
+        use std::os::fd::AsFd;
+        let path = Path::new(STANDARD_INPUT);
+        let file = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|error| Error::io(Action::Open, role, path, error))?;
+        Ok(OpenFile {
+            file: File::from(file),
+            path: path.to_path_buf(),
+            role,
+            size: 0,
+            stream: Some(std::sync::Mutex::new(0)),
+        })
+    }
+
+    /// True for standard input, which is read once, front to back.
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// For standard input, once `size` bytes have been read: fails unless it ends there.
+    pub fn finish_stream(&self) -> Result<()> {
+        if !self.is_stream() {
+            return Ok(());
+        }
+        let mut extra = [0u8; 1];
+        let more = (&self.file)
+            .read(&mut extra)
+            .map_err(|error| self.error(Action::Read, Some(self.size), error))?;
+        if more > 0 {
+            return Err(Error::unusable(
+                format!("cannot read {}", self.role),
+                &self.path,
+                format!(
+                    "it holds more than {}: the images must be the same size",
+                    units::size(self.size)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// True when both are the same file or device, however they were named.
@@ -60,6 +112,9 @@ impl OpenFile {
     /// Reads exactly `buffer.len()` bytes at `offset`. A file that ends early changed size
     /// while it was being read, which is an error, never a short result.
     pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> Result<()> {
+        if let Some(position) = &self.stream {
+            return self.read_stream(position, offset, buffer);
+        }
         self.file.read_exact_at(buffer, offset).map_err(|error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
                 let reason = format!(
@@ -71,6 +126,35 @@ impl OpenFile {
                 self.error(Action::Read, Some(offset), error)
             }
         })
+    }
+
+    /// Standard input read front to back: `offset` must be where the last read ended.
+    fn read_stream(
+        &self,
+        position: &std::sync::Mutex<u64>,
+        offset: u64,
+        buffer: &mut [u8],
+    ) -> Result<()> {
+        let mut position = position
+            .lock()
+            .map_err(|_| Error::Internal("a reader of standard input failed"))?;
+        if *position != offset {
+            return Err(Error::Internal("standard input read out of order"));
+        }
+        (&self.file).read_exact(buffer).map_err(|error| {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                let reason = format!(
+                    "it ended before byte {} (it must hold {}, the size of the other image)",
+                    offset + buffer.len() as u64,
+                    units::size(self.size)
+                );
+                self.error(Action::Read, None, io::Error::new(error.kind(), reason))
+            } else {
+                self.error(Action::Read, Some(offset), error)
+            }
+        })?;
+        *position += buffer.len() as u64;
+        Ok(())
     }
 
     /// Writes all of `data` at `offset`.
@@ -233,7 +317,48 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         path: path.to_path_buf(),
         role,
         size,
+        stream: None,
     })
+}
+
+/// Copies standard input into an unnamed temporary file in `directory` (O_TMPFILE: nothing
+/// is left behind, whatever happens) and opens that as the diff, so that a diff from a pipe
+/// is checked whole before anything is written, like a diff from a file.
+pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
+    let path = Path::new(STANDARD_INPUT);
+    let spool_failed =
+        |error: io::Error| Error::unusable("cannot spool the diff", directory, error.to_string());
+    let mut spool = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(directory)
+        .map_err(spool_failed)?;
+    io::copy(&mut io::stdin().lock(), &mut spool).map_err(|error| match error.kind() {
+        io::ErrorKind::WriteZero | io::ErrorKind::StorageFull => spool_failed(error),
+        _ => Error::io(Action::Read, Role::Diff, path, error),
+    })?;
+    finish_open(spool, path, Role::Diff)
+}
+
+/// Standard output for a diff written as it is made: never a terminal.
+fn stdout_for_diff() -> Result<File> {
+    use std::io::IsTerminal;
+    use std::os::fd::AsFd;
+    let path = Path::new(STANDARD_OUTPUT);
+    if io::stdout().is_terminal() {
+        return Err(Error::unusable(
+            "refusing to write OUTFILE",
+            path,
+            "it is a terminal, and a diff is binary; redirect it to a file or a pipe",
+        ));
+    }
+    let file = io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|error| Error::io(Action::Create, Role::Outfile, path, error))?;
+    Ok(File::from(file))
 }
 
 /// Where `path` leads once every symbolic link on the way is followed, as dd and cp follow an
@@ -451,6 +576,16 @@ impl Output {
             file,
             path: path.to_path_buf(),
             kind,
+        })
+    }
+
+    /// Standard output: the diff is written as it is made (no temporary file, no rename:
+    /// the format is written front to back). Refused when it is a terminal.
+    pub fn stdout() -> Result<Output> {
+        Ok(Output {
+            file: stdout_for_diff()?,
+            path: PathBuf::from(STANDARD_OUTPUT),
+            kind: OutputKind::Direct,
         })
     }
 

@@ -435,10 +435,14 @@ fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
 /// `hashes`, the hashes each was checked by.
 fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::Result<()> {
     let diff = &report.diff;
+    let reads = match diff.reads_agree {
+        Some(_) => "read twice, identical",
+        None => "read once: from a stream, a second read was impossible",
+    };
     if diff.intact && diff.holds_hashes == Some(false) {
         writeln!(
             out,
-            "diff: {}: a {} diff of the original diff-dd, with {} records; it holds no hashes to check, but its structure{} sound; read twice, identical",
+            "diff: {}: a {} diff of the original diff-dd, with {} records; it holds no hashes to check, but its structure{} sound; {reads}",
             diff.path,
             diff.format.unwrap_or("?"),
             diff.extent_count.unwrap_or(0),
@@ -447,7 +451,7 @@ fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::
     } else if diff.intact {
         writeln!(
             out,
-            "diff: {}: intact ({}, {}, {} changed); read twice, identical",
+            "diff: {}: intact ({}, {}, {} changed); {reads}",
             diff.path,
             diff.format.unwrap_or("?"),
             count(diff.extent_count.unwrap_or(0), "extent"),

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use diff_dd::cli::Printing;
-use diff_dd::device::{self, Output};
+use diff_dd::device::{self, OpenFile, Output};
 use diff_dd::error::{Result, Role};
 use diff_dd::ops::{self, BackupOptions};
 use diff_dd::render::{self, count};
@@ -20,13 +20,28 @@ pub fn run(
     printing: Printing,
 ) -> Result<()> {
     let started = Instant::now();
-    let new = device::open_input(infile, Role::Infile)?;
-    let base = device::open_input(reffile, Role::Reffile)?;
+    let open = |path: &Path, role| match super::is_dash(path) {
+        true => OpenFile::stdin(role),
+        false => device::open_input(path, role),
+    };
+    let mut new = open(infile, Role::Infile)?;
+    let mut base = open(reffile, Role::Reffile)?;
+    // Standard input must turn out to be as long as the other image (checked as it ends).
+    if new.is_stream() {
+        new.size = base.size;
+    }
+    if base.is_stream() {
+        base.size = new.size;
+    }
     ops::backup::check_inputs(&new, &base, options)?;
-    let outfile = device::follow_links(outfile)?;
-    device::refuse_alias(&outfile, Role::Outfile, &[&new, &base])?;
-    ops::backup::check_outfile(&outfile, options)?;
-    let output = Output::create(&outfile, options.force)?;
+    let output = if super::is_dash(outfile) {
+        Output::stdout()?
+    } else {
+        let outfile = device::follow_links(outfile)?;
+        device::refuse_alias(&outfile, Role::Outfile, &[&new, &base])?;
+        ops::backup::check_outfile(&outfile, options)?;
+        Output::create(&outfile, options.force)?
+    };
     let bars = Bars::new(!printing.quiet);
     let summary = ops::backup(&new, &base, output, options, &bars)?;
     drop(bars);

@@ -6,12 +6,16 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use diff_dd::cli::Printing;
-use diff_dd::device;
-use diff_dd::error::{Error, Result, Role};
+use diff_dd::error::{Error, Result};
 use diff_dd::ops::{self, InspectOptions};
 use diff_dd::render;
 
-pub fn run(difffile: &Path, options: &InspectOptions, printing: Printing) -> Result<()> {
+pub fn run(
+    difffile: &Path,
+    spool: &Path,
+    options: &InspectOptions,
+    printing: Printing,
+) -> Result<()> {
     let mut out: Box<dyn Write> = if printing.quiet && !printing.json {
         Box::new(io::sink())
     } else {
@@ -25,7 +29,7 @@ pub fn run(difffile: &Path, options: &InspectOptions, printing: Printing) -> Res
         }
         Err(error)
     };
-    let diff = match device::open_input(difffile, Role::Diff) {
+    let diff = match super::open_diff(difffile, spool) {
         Ok(diff) => diff,
         Err(error) => return unlisted(error, &mut out),
     };

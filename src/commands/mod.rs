@@ -12,8 +12,11 @@ mod verify;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::path::Path;
+
 use diff_dd::cli::{Invocation, Task};
-use diff_dd::error::{self, Error, Reporting};
+use diff_dd::device::{self, OpenFile};
+use diff_dd::error::{self, Error, Reporting, Result, Role};
 use diff_dd::units::human_bytes;
 
 pub fn run(invocation: Invocation) -> ExitCode {
@@ -31,21 +34,27 @@ pub fn run(invocation: Invocation) -> ExitCode {
         Task::Restore {
             difffile,
             target,
+            spool,
             options,
         } => (
-            restore::run(&difffile, &target, &options, printing),
+            restore::run(&difffile, &target, &spool, &options, printing),
             Reporting::Work,
         ),
         Task::Verify {
             difffile,
             target,
+            spool,
             options,
         } => (
-            verify::run(&difffile, target.as_deref(), &options, printing),
+            verify::run(&difffile, target.as_deref(), &spool, &options, printing),
             Reporting::Check,
         ),
-        Task::Inspect { difffile, options } => (
-            inspect::run(&difffile, &options, printing),
+        Task::Inspect {
+            difffile,
+            spool,
+            options,
+        } => (
+            inspect::run(&difffile, &spool, &options, printing),
             Reporting::Check,
         ),
         Task::Completions { shell } => (completions::run(shell), Reporting::Work),
@@ -56,6 +65,20 @@ pub fn run(invocation: Invocation) -> ExitCode {
             eprintln!("diff-dd: {error}");
             ExitCode::from(error.exit_code(reporting))
         }
+    }
+}
+
+/// `-` is standard input.
+fn is_dash(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Opens a diff: a file or device, or standard input copied whole into `spool` first.
+fn open_diff(path: &Path, spool: &Path) -> Result<OpenFile> {
+    if is_dash(path) {
+        device::spool_stdin(spool)
+    } else {
+        device::open_input(path, Role::Diff)
     }
 }
 

@@ -15,11 +15,12 @@ use super::progress::Bars;
 pub fn run(
     difffile: &Path,
     target: &Path,
+    spool: &Path,
     options: &RestoreOptions,
     printing: Printing,
 ) -> Result<()> {
     let started = Instant::now();
-    let diff = device::open_input(difffile, Role::Diff)?;
+    let diff = super::open_diff(difffile, spool)?;
     device::refuse_alias(target, Role::Target, &[&diff])?;
     let target = device::open_target(target)?;
     let bars = Bars::new(!printing.quiet);

@@ -16,10 +16,11 @@ use super::progress::Bars;
 pub fn run(
     difffile: &Path,
     target: Option<&Path>,
+    spool: &Path,
     options: &VerifyOptions,
     printing: Printing,
 ) -> Result<()> {
-    let opened = device::open_input(difffile, Role::Diff).and_then(|diff| {
+    let opened = super::open_diff(difffile, spool).and_then(|diff| {
         let target = target
             .map(|path| device::open_input(path, Role::Target))
             .transpose()?;

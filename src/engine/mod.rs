@@ -148,7 +148,13 @@ fn read_pieces(
     let image_size = images[0].size;
     let plan = PiecePlan::new(image_size, buffer_size, sector_size);
     let piece_count = plan.piece_count(image_size);
-    let workers = if plan.independent { worker_count() } else { 1 };
+    // Standard input can only be read front to back, by one worker.
+    let streaming = images.iter().any(|image| image.is_stream());
+    let workers = if plan.independent && !streaming {
+        worker_count()
+    } else {
+        1
+    };
     thread::scope(|scope| {
         let mut results = Vec::new();
         let mut handles = Vec::new();

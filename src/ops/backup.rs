@@ -164,6 +164,9 @@ pub fn backup(
             .map_err(write_failed)?;
         Ok(())
     })?;
+    // A stream must end where the other image does.
+    new.finish_stream()?;
+    base.finish_stream()?;
     let hashes = ImageHashes {
         base: totals.base_hash,
         image: totals.image_hash,

@@ -14,4 +14,5 @@ mod format;
 mod generated;
 mod legacy;
 mod slips;
+mod streams;
 mod vectors;
