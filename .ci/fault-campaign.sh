@@ -155,7 +155,9 @@ def make(path, size, seed):
 def change(path, seed, share, big, huge):
     """Overwrites SHARE of the 4 KiB blocks, spread over the image, then BIG runs of 1-4 MiB
     and HUGE runs of 8-14 MiB at 512-byte (not page) aligned offsets, so that records cross
-    page boundaries and some take long enough to write that a kill can land inside."""
+    page boundaries and some take long enough to write that a kill can land inside. The
+    blocks are random; the runs repeat a random 64 KiB, so that their records are stored
+    compressed."""
     r = random.Random(seed)
     fd = os.open(path, os.O_WRONLY)
     size = os.fstat(fd).st_size
@@ -164,7 +166,9 @@ def change(path, seed, share, big, huge):
         os.pwrite(fd, r.randbytes(4096), block * 4096)
     for low, high in [(1, 4)] * big + [(8, 14)] * huge:
         length = r.randrange(low << 20, high << 20, 512)
-        os.pwrite(fd, r.randbytes(length), r.randrange(0, size - length, 512) | 512)
+        pattern = r.randbytes(64 << 10)
+        data = (pattern * (length // len(pattern) + 1))[:length]
+        os.pwrite(fd, data, r.randrange(0, size - length, 512) | 512)
     os.close(fd)
 
 if sys.argv[1] == "make":
@@ -217,7 +221,8 @@ python3 images.py change new.img $((seed + 1)) 0.15 8 4
 cp base.img older.img
 python3 images.py change older.img $((seed + 2)) 0.01 0 0
 
-# -b 16M: records of up to 16 MiB, some long enough to write that a kill can land inside.
+# Records of up to 4 MiB (whatever -b), some long enough to write that a kill can land
+# inside; the long runs are stored compressed, so restores decode while they are killed.
 backup=("$BIN" backup -b 16M)
 "${backup[@]}" new.img base.img new.diff
 "${backup[@]}" older.img base.img older.diff # the "previous OUTFILE" of scenarios 2 and 3
@@ -226,6 +231,7 @@ import json, sys
 for e in json.load(sys.stdin)["extents"]:
     print(e["offset"], e["length"])' >extents.txt
 extent_count=$(wc -l <extents.txt)
+stored_bytes=$("$BIN" inspect --json new.diff | python3 -c 'import json, sys; print(json.load(sys.stdin)["stored_bytes"])')
 # The six largest records, and how many bytes restore writes before each.
 big_before=() big_length=() big_index=()
 while read -r before length index; do
@@ -821,7 +827,7 @@ for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5}; do
 done
 
 # === summary ==================================================================================
-echo "fault campaign (seed $seed, $((image_size >> 20)) MiB images, $extent_count extents, $((changed_bytes >> 20)) MiB changed):"
+echo "fault campaign (seed $seed, $((image_size >> 20)) MiB images, $extent_count extents, $((changed_bytes >> 20)) MiB changed, stored in $((stored_bytes >> 20)) MiB):"
 printf '%s\n' "${summary[@]}"
 elapsed=$((SECONDS - campaign_start))
 if ((${#failures[@]} > 0)); then

@@ -214,6 +214,26 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
     eprintln!("{refused} damaged diffs refused, {restored} restored exactly as they claim");
     assert_eq!(refused + restored, cases.len() * MUTANTS_PER_DIFF);
     assert!(refused > restored, "most damage must be caught");
+
+    // Every byte of the diff with zero and compressed records, one bit flipped (a different
+    // bit from byte to byte): zstd frames, their lengths, zero records' headers, all refused.
+    let compressed = vector("native/v3-zstd-zeros-text-s512.diff");
+    for at in 0..compressed.len() {
+        let mut flipped = compressed.clone();
+        flipped[at] ^= 1 << (at % 8);
+        fs::write(&diff_path, &flipped).unwrap();
+        fs::write(&target_path, &base).unwrap();
+        let outcome = try_everything(&diff_path, &target_path, 512);
+        assert!(outcome.is_err(), "byte {at} flipped: restored");
+        assert!(
+            fs::read(&target_path).unwrap() == base,
+            "byte {at} flipped: the target changed"
+        );
+    }
+    eprintln!(
+        "{} single-bit flips of the compressed vector refused",
+        compressed.len()
+    );
 }
 
 /// man/diff-dd.5, DETECTION, modelled apart from the reader: a file that bears a native
