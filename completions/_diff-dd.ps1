@@ -26,7 +26,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
             [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'With three paths: the format of the diff to write [default: native]')
-            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 3]. Extents of zeros are stored without data either way')
+            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too')
@@ -46,7 +46,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         }
         'diff-dd;backup' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The format of the diff to write [default: native]')
-            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 3]. Extents of zeros are stored without data either way')
+            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')

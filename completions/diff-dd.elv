@@ -23,7 +23,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
             cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
             cand --format 'With three paths: the format of the diff to write [default: native]'
-            cand --compress 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 3]. Extents of zeros are stored without data either way'
+            cand --compress 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
@@ -42,7 +42,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;backup'= {
             cand --format 'The format of the diff to write [default: native]'
-            cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 3]. Extents of zeros are stored without data either way'
+            cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'

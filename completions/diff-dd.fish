@@ -28,7 +28,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s s -l sector-size -d 'Gr
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l format -d 'With three paths: the format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -l compress -d 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 3]. Extents of zeros are stored without data either way' -r
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -l compress -d 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l force -d 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
@@ -42,7 +42,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l format -d 'The format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 3]. Extents of zeros are stored without data either way' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'

@@ -67,7 +67,7 @@ pub struct Cli {
     pub force: bool,
 
     /// With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw
-    /// with 'none' [default: 3]. Extents of zeros are stored without data either way
+    /// with 'none' [default: 4]. Extents of zeros are stored without data either way
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
 
@@ -185,7 +185,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub force: bool,
     /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
-    /// [default: 3]. Extents of zeros are stored without data either way
+    /// [default: 4]. Extents of zeros are stored without data either way
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
     /// The current image: a file or block device
@@ -287,9 +287,11 @@ impl CommonOptions {
 pub struct Compression(pub Option<i32>);
 
 impl Default for Compression {
-    /// Level 3: zstd's own default (see README, Benchmark, for the measurement behind it).
+    /// Level 4: on the realistic pair of bench/realistic.sh, the lowest level whose diff is
+    /// no larger than `zstd -3` of the raw diff and than xdelta3's delta, at 1.2x the time of
+    /// a raw backup (README, Benchmark).
     fn default() -> Compression {
-        Compression(Some(3))
+        Compression(Some(4))
     }
 }
 
