@@ -49,6 +49,7 @@ impl OpenFile {
     pub fn stdin(role: Role) -> Result<OpenFile> {
         use std::os::fd::AsFd;
         let path = Path::new(STANDARD_INPUT);
+        refuse_terminal_input(role)?;
         let file = io::stdin()
             .as_fd()
             .try_clone_to_owned()
@@ -326,6 +327,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
 /// is checked whole before anything is written, like a diff from a file.
 pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
     let path = Path::new(STANDARD_INPUT);
+    refuse_terminal_input(Role::Diff)?;
     let spool_failed =
         |error: io::Error| Error::unusable("cannot spool the diff", directory, error.to_string());
     let mut spool = OpenOptions::new()
@@ -340,6 +342,19 @@ pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
         _ => Error::io(Action::Read, Role::Diff, path, error),
     })?;
     finish_open(spool, path, Role::Diff)
+}
+
+/// Standard input from a terminal is a forgotten pipe: refused, rather than waiting for typing.
+fn refuse_terminal_input(role: Role) -> Result<()> {
+    use std::io::IsTerminal;
+    if io::stdin().is_terminal() {
+        return Err(Error::unusable(
+            format!("cannot read {role}"),
+            Path::new(STANDARD_INPUT),
+            "it is a terminal; '-' reads a pipe or a redirected file",
+        ));
+    }
+    Ok(())
 }
 
 /// Standard output for a diff written as it is made: never a terminal.

@@ -191,4 +191,17 @@ fn a_terminal_never_receives_a_diff() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("it is a terminal"), "{text}");
     assert!(!output.status.success());
+    // Nor is a terminal waited on as standard input: a forgotten pipe.
+    for command in ["diff-dd inspect -", "diff-dd - base.img t.diff"] {
+        let output = sh(
+            &fixture,
+            &format!("script -qec '{command}' /dev/null < /dev/null"),
+        );
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            text.contains("standard input: it is a terminal"),
+            "{command}: {text}"
+        );
+    }
+    assert!(!fixture.path("t.diff").exists());
 }
