@@ -103,6 +103,11 @@ impl Fixture {
     /// Restores `diff` (a name in the work directory, or a path) onto a fresh copy of
     /// base.img and checks that it becomes new.img.
     pub fn assert_restores(&self, diff: impl AsRef<Path>) {
+        self.assert_restores_to(diff, &self.new);
+    }
+
+    /// Restores `diff` onto a fresh copy of base.img and checks that it becomes `expected`.
+    pub fn assert_restores_to(&self, diff: impl AsRef<Path>, expected: &[u8]) {
         let diff = self.work.path().join(diff);
         let target = self.target("target.img");
         diff_dd()
@@ -113,8 +118,8 @@ impl Fixture {
             .stdout("")
             .stderr("");
         assert!(
-            fs::read(&target).unwrap() == self.new,
-            "{}: restore did not rebuild new.img",
+            fs::read(&target).unwrap() == expected,
+            "{}: restore did not rebuild the new image",
             diff.display()
         );
     }

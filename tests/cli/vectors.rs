@@ -86,18 +86,7 @@ fn golden_diffs_restore_new_img() {
     let fixture = Fixture::vectors();
     let names = NATIVE.iter().map(|(name, _)| *name).chain(EARLIER);
     for name in names {
-        let target = fixture.target("target.img");
-        diff_dd()
-            .arg(vector("native").join(name))
-            .arg(&target)
-            .assert()
-            .success()
-            .stdout("")
-            .stderr("");
-        assert!(
-            fs::read(&target).unwrap() == new_image_of(name, &fixture),
-            "{name} did not restore its new image"
-        );
+        fixture.assert_restores_to(vector("native").join(name), &new_image_of(name, &fixture));
     }
 }
 
