@@ -10,6 +10,7 @@ use diff_dd::cli::Cli;
 use diff_dd::error;
 
 fn main() -> ExitCode {
+    keep_large_buffers_out_of_arenas();
     match Cli::parse().into_invocation() {
         Ok(invocation) => commands::run(invocation),
         Err(error) => {
@@ -19,5 +20,18 @@ fn main() -> ExitCode {
             let _ = error.print();
             ExitCode::from(error::USAGE)
         }
+    }
+}
+
+/// Large buffers (records, batches of changed sectors) are made on one thread and used or
+/// freed on another. With glibc's sliding mmap threshold they end up in per-thread arenas,
+/// which keep what is freed: backup's peak RSS on bench/realistic.sh was 8-10 MB higher than
+/// what it had in use. A fixed threshold maps each large buffer on its own and returns it when
+/// freed; the buffers are reused, so this costs no measurable time.
+fn keep_large_buffers_out_of_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
     }
 }

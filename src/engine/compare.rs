@@ -39,6 +39,13 @@ impl Changes {
         }
     }
 
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.runs.clear();
+        self.new_data.clear();
+        self.base_data.clear();
+    }
+
     /// Each run with its new and base bytes.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8], &[u8])> {
         let mut start = 0;
@@ -58,8 +65,9 @@ impl Changes {
 pub struct ChangedExtent<'a> {
     /// Byte offset in the image; always a multiple of the sector size.
     pub offset: u64,
-    /// The new (INFILE) bytes of the run.
-    pub new_data: &'a [u8],
+    /// The new (INFILE) bytes of the run. A sink that keeps them may take the vector, leaving
+    /// another in its place (its contents do not matter), so that records are not copied.
+    pub new_data: &'a mut Vec<u8>,
     /// BLAKE3 of the base (REFFILE) bytes the run replaces.
     pub base_hash: blake3::Hash,
 }
@@ -131,7 +139,7 @@ impl ExtentFinder {
         self.base_hasher.reset();
         let result = sink(ChangedExtent {
             offset: self.start,
-            new_data: &self.new_data,
+            new_data: &mut self.new_data,
             base_hash,
         });
         self.new_data.clear();

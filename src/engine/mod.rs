@@ -6,6 +6,7 @@
 //! device's ([`OpenFile::read_at`]).
 
 pub mod compare;
+pub mod pool;
 pub mod progress;
 mod tree_hash;
 
@@ -114,19 +115,27 @@ pub fn hash_image(
 /// fastest, by a little, among 32 KiB to 1 MiB with bench/run.sh).
 const SLICE: u64 = 64 << 10;
 
-/// What a worker found in one piece.
-struct Piece {
-    /// Per image: the piece's BLAKE3 chaining value, when pieces are hashed independently.
-    values: Vec<ChainingValue>,
-    changes: Changes,
+/// What a worker hands over, in order: a piece's changes in batches, then the end of the piece.
+enum Found {
+    /// Changed sectors of the current piece, at most [`BATCH`] new bytes of them.
+    Batch(Changes),
+    /// The piece is over: the last of its changes and, per image, the piece's BLAKE3 chaining
+    /// value when pieces are hashed independently.
+    PieceEnd(Changes, Vec<ChainingValue>),
 }
 
-/// The most worker threads: each holds up to two pieces' changed bytes, so memory grows with
+/// The most changed bytes per image a worker gathers before handing them over. Changes cross
+/// between threads in batches of this size rather than a whole piece at a time, so the bytes
+/// in flight (a few batches per worker) do not grow with the buffer size: with 4 MiB pieces of
+/// which every sector changed, whole pieces in flight took 48 MiB on two workers.
+const BATCH: usize = 512 << 10;
+
+/// The most worker threads: each holds a few batches of changed bytes, so memory grows with
 /// them, and past a few cores the reads, not the hashing, set the pace.
-const MAX_WORKERS: u64 = 4;
+pub const MAX_WORKERS: u64 = 4;
 
 /// One worker per core, up to [`MAX_WORKERS`].
-fn worker_count() -> u64 {
+pub fn worker_count() -> u64 {
     let cores = thread::available_parallelism().map_or(1, |cores| cores.get() as u64);
     cores.clamp(1, MAX_WORKERS)
 }
@@ -137,7 +146,8 @@ fn worker_count() -> u64 {
 /// read once and nothing crosses between cores but the changed sectors. `on_piece` receives
 /// each piece's changes in order; the whole-image hashes come back in the images' order.
 ///
-/// Memory: per worker, one slice per image and the changed bytes of at most two pieces.
+/// Memory: per worker, one slice per image and at most three batches of changed bytes (one
+/// being gathered, one waiting, one being taken).
 fn read_pieces(
     images: &[&OpenFile],
     sector_size: u64,
@@ -157,30 +167,53 @@ fn read_pieces(
     };
     thread::scope(|scope| {
         let mut results = Vec::new();
+        let mut used_batches = Vec::new();
         let mut handles = Vec::new();
         for worker in 0..workers {
-            let (sender, receiver) = mpsc::sync_channel::<Result<Piece>>(1);
+            let (sender, receiver) = mpsc::sync_channel::<Result<Found>>(1);
+            // Batches go back to their worker to be filled again, so that the same few buffers
+            // circulate: allocated on one thread and freed on another, fresh ones made the
+            // allocator hold tens of MB more than was in use.
+            let (give_back, given_back) = mpsc::sync_channel::<Changes>(2);
             results.push(receiver);
+            used_batches.push(give_back);
+            let channels = WorkerChannels {
+                results: sender,
+                used_batches: given_back,
+            };
             handles.push(scope.spawn(move || {
-                read_pieces_of_worker(images, sector_size, plan, worker, workers, sender)
+                read_pieces_of_worker(images, sector_size, plan, worker, workers, channels)
             }));
         }
         let mut mergers: Vec<TreeMerger> = images.iter().map(|_| TreeMerger::default()).collect();
         let gathered = (|| -> Result<()> {
             for index in 0..piece_count {
                 // Workers take pieces in turn, so taking results in turn keeps them in order.
-                let piece = results[(index % workers) as usize]
-                    .recv()
-                    .map_err(|_| Error::Internal("a reader thread stopped early"))??;
-                for (merger, value) in mergers.iter_mut().zip(piece.values) {
-                    merger.push(value);
+                let worker = (index % workers) as usize;
+                loop {
+                    let found = results[worker]
+                        .recv()
+                        .map_err(|_| Error::Internal("a reader thread stopped early"))??;
+                    let (changes, values) = match found {
+                        Found::Batch(changes) => (changes, None),
+                        Found::PieceEnd(changes, values) => (changes, Some(values)),
+                    };
+                    on_piece(&changes)?;
+                    // If the worker has enough already, this one is dropped.
+                    let _ = used_batches[worker].try_send(changes);
+                    if let Some(values) = values {
+                        for (merger, value) in mergers.iter_mut().zip(values) {
+                            merger.push(value);
+                        }
+                        break;
+                    }
                 }
-                on_piece(&piece.changes)?;
                 progress.advance(plan.piece_size.min(image_size - index * plan.piece_size));
             }
             Ok(())
         })();
         drop(results); // Stops workers that are still going after a failure.
+        drop(used_batches);
         let mut whole_hashes = None;
         for handle in handles {
             let hashes = handle
@@ -204,6 +237,12 @@ fn read_pieces(
     })
 }
 
+/// A worker's ends of its channels: what it found goes out, used batches come back.
+struct WorkerChannels {
+    results: mpsc::SyncSender<Result<Found>>,
+    used_batches: mpsc::Receiver<Changes>,
+}
+
 /// One worker: the pieces `worker`, `worker + workers`, ... of every image. With a single
 /// worker the pieces come in order, and its hashers run over the whole images and are
 /// returned at the end; otherwise each piece is hashed as a subtree and sent with its value.
@@ -213,8 +252,17 @@ fn read_pieces_of_worker(
     plan: PiecePlan,
     worker: u64,
     workers: u64,
-    results: mpsc::SyncSender<Result<Piece>>,
+    channels: WorkerChannels,
 ) -> Option<Vec<blake3::Hash>> {
+    let WorkerChannels {
+        results,
+        used_batches,
+    } = channels;
+    let new_batch = || {
+        let mut batch = used_batches.try_recv().unwrap_or_default();
+        batch.clear();
+        batch
+    };
     let image_size = images[0].size;
     // Whole sectors per slice, so a sector never straddles two slices.
     let slice_size = (SLICE / sector_size).max(1) * sector_size;
@@ -229,7 +277,7 @@ fn read_pieces_of_worker(
         if plan.independent {
             hashers = images.iter().map(|_| plan.piece_hasher(offset)).collect();
         }
-        let mut changes = Changes::default();
+        let mut changes = new_batch();
         let mut read = Ok(());
         let mut position = offset;
         'slices: while position < offset + length {
@@ -248,19 +296,25 @@ fn read_pieces_of_worker(
                     &base[..piece],
                     sector_size as usize,
                 );
+                if changes.new_data.len() >= BATCH {
+                    let batch = std::mem::replace(&mut changes, new_batch());
+                    if results.send(Ok(Found::Batch(batch))).is_err() {
+                        return None; // Nobody is listening any more.
+                    }
+                }
             }
             position += piece as u64;
         }
         let failed = read.is_err();
-        let piece = read.map(|()| Piece {
-            values: if plan.independent {
+        let found = read.map(|()| {
+            let values = if plan.independent {
                 hashers.iter().map(piece_value).collect()
             } else {
                 Vec::new()
-            },
-            changes,
+            };
+            Found::PieceEnd(changes, values)
         });
-        if results.send(piece).is_err() || failed {
+        if results.send(found).is_err() || failed {
             return None; // The result was handed over, or nobody is listening any more.
         }
     }

@@ -177,11 +177,105 @@ fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(framed)
 }
 
-/// Writes a native diff: `new`, then one `write_record` per extent in order, then `finish`.
-pub struct Writer<W: Write> {
-    out: W,
+/// Decides how each record is stored and compresses it: the part of writing a record that
+/// needs no place in the file, so that records can be encoded on several threads
+/// ([`crate::engine::pool`]) and written in order by one [`Writer`].
+pub struct Encoder {
     /// Set for a `Zstd` diff.
     compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+/// How one record is stored, as [`Encoder::encode`] decided: written by
+/// [`Writer::write_encoded`] with the data and the compressed bytes it was encoded from.
+#[derive(Debug)]
+pub struct EncodedRecord {
+    entry: Entry,
+}
+
+impl EncodedRecord {
+    /// The length of its data.
+    pub fn length(&self) -> u64 {
+        match &self.entry {
+            Entry::Record(header) | Entry::ZeroRecord(header) => header.length,
+            Entry::ZstdRecord(header) => header.length,
+            Entry::Trailer(_) => 0,
+        }
+    }
+
+    /// The compressed bytes it stores (appended by [`Encoder::encode`]).
+    pub fn compressed_bytes(&self) -> u64 {
+        match &self.entry {
+            Entry::ZstdRecord(header) => header.stored_length,
+            _ => 0,
+        }
+    }
+}
+
+impl Encoder {
+    /// An encoder for diffs of `encoding`; a `Zstd` diff is compressed at zstd's `level`.
+    pub fn new(encoding: DataEncoding, level: i32) -> io::Result<Encoder> {
+        let compressor = match encoding {
+            DataEncoding::Raw => None,
+            DataEncoding::Zstd => Some(zstd::bulk::Compressor::new(level)?),
+        };
+        Ok(Encoder { compressor })
+    }
+
+    /// Encodes the record of `data` at `offset`: a zero record when `data` is all zeros,
+    /// compressed when the diff is and that saves space (its compressed bytes appended to
+    /// `compressed`), raw otherwise.
+    pub fn encode(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        base_hash: blake3::Hash,
+        compressed: &mut Vec<u8>,
+    ) -> io::Result<EncodedRecord> {
+        let length = data.len() as u64;
+        let raw = RecordHeader {
+            offset,
+            length,
+            new_blake3: Digest::from(blake3::hash(data)),
+            base_blake3: Digest::from(base_hash),
+        };
+        if data.iter().all(|&byte| byte == 0) {
+            return Ok(EncodedRecord {
+                entry: Entry::ZeroRecord(raw),
+            });
+        }
+        if let Some(compressor) = &mut self.compressor {
+            let start = compressed.len();
+            compressed.reserve(zstd::zstd_safe::compress_bound(data.len()));
+            // A cursor at the end appends (zstd's WriteBuf for a Vec writes from its start).
+            let mut cursor = io::Cursor::new(&mut *compressed);
+            cursor.set_position(start as u64);
+            let stored = compressor.compress_to_buffer(data, &mut cursor)?;
+            // Only when it saves space: a record never stores more than its data.
+            if (stored as u64) < length {
+                return Ok(EncodedRecord {
+                    entry: Entry::ZstdRecord(ZstdRecordHeader {
+                        offset,
+                        length,
+                        stored_length: stored as u64,
+                        new_blake3: raw.new_blake3,
+                        base_blake3: raw.base_blake3,
+                    }),
+                });
+            }
+            compressed.truncate(start);
+        }
+        Ok(EncodedRecord {
+            entry: Entry::Record(raw),
+        })
+    }
+}
+
+/// Writes a native diff: `new`, then one record per extent in order (`write_record`, or
+/// `write_encoded` for records encoded elsewhere), then `finish`.
+pub struct Writer<W: Write> {
+    out: W,
+    /// For `write_record`.
+    encoder: Encoder,
     compressed: Vec<u8>,
     position: u64,
     diff_hasher: blake3::Hasher,
@@ -192,13 +286,9 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// A writer for `header`; a `Zstd` diff is compressed at zstd's `level`.
     pub fn new(out: W, header: &Header, level: i32) -> io::Result<Writer<W>> {
-        let compressor = match header.data_encoding {
-            DataEncoding::Raw => None,
-            DataEncoding::Zstd => Some(zstd::bulk::Compressor::new(level)?),
-        };
         let mut writer = Writer {
             out,
-            compressor,
+            encoder: Encoder::new(header.data_encoding, level)?,
             compressed: Vec::new(),
             position: 0,
             diff_hasher: blake3::Hasher::new(),
@@ -211,52 +301,55 @@ impl<W: Write> Writer<W> {
         Ok(writer)
     }
 
-    /// Writes one record: a zero record when `data` is all zeros, compressed when the diff
-    /// is and that saves space, raw otherwise. Returns the bytes its data takes in the diff.
+    /// Encodes and writes one record (see [`Encoder::encode`]). Returns the bytes its data
+    /// takes in the diff.
     pub fn write_record(
         &mut self,
         offset: u64,
         data: &[u8],
         base_hash: blake3::Hash,
     ) -> io::Result<u64> {
-        let length = data.len() as u64;
-        let raw = RecordHeader {
-            offset,
-            length,
-            new_blake3: Digest::from(blake3::hash(data)),
-            base_blake3: Digest::from(base_hash),
+        let mut compressed = std::mem::take(&mut self.compressed);
+        compressed.clear();
+        let written = self
+            .encoder
+            .encode(offset, data, base_hash, &mut compressed)
+            .and_then(|record| self.write_encoded(&record, data, &compressed));
+        self.compressed = compressed;
+        written
+    }
+
+    /// Writes the next record, `record` as encoded from `data` into `compressed`. Returns the
+    /// bytes its data takes in the diff.
+    pub fn write_encoded(
+        &mut self,
+        record: &EncodedRecord,
+        data: &[u8],
+        compressed: &[u8],
+    ) -> io::Result<u64> {
+        let (length, stored) = match &record.entry {
+            Entry::Record(header) => (header.length, data),
+            Entry::ZeroRecord(header) => (header.length, &[][..]),
+            Entry::ZstdRecord(header) => {
+                let stored = compressed
+                    .get(..header.stored_length as usize)
+                    .ok_or_else(|| {
+                        io::Error::other("a record was written without its compressed bytes")
+                    })?;
+                (header.length, stored)
+            }
+            Entry::Trailer(_) => return Err(io::Error::other("a trailer is not a record")),
         };
+        if length != data.len() as u64 {
+            return Err(io::Error::other(
+                "a record was written with other data than it was encoded from",
+            ));
+        }
         self.extent_count += 1;
         self.changed_bytes += length;
-        if data.iter().all(|&byte| byte == 0) {
-            self.put(&frame(&Entry::ZeroRecord(raw))?)?;
-            return Ok(0);
-        }
-        if let Some(compressor) = &mut self.compressor {
-            self.compressed.clear();
-            self.compressed
-                .reserve(zstd::zstd_safe::compress_bound(data.len()));
-            let stored = compressor.compress_to_buffer(data, &mut self.compressed)?;
-            // Only when it saves space: a record never stores more than its data.
-            if (stored as u64) < length {
-                let header = Entry::ZstdRecord(ZstdRecordHeader {
-                    offset,
-                    length,
-                    stored_length: stored as u64,
-                    new_blake3: raw.new_blake3,
-                    base_blake3: raw.base_blake3,
-                });
-                self.put(&frame(&header)?)?;
-                let compressed = std::mem::take(&mut self.compressed);
-                let written = self.put(&compressed);
-                self.compressed = compressed;
-                written?;
-                return Ok(stored as u64);
-            }
-        }
-        self.put(&frame(&Entry::Record(raw))?)?;
-        self.put(data)?;
-        Ok(length)
+        self.put(&frame(&record.entry)?)?;
+        self.put(stored)?;
+        Ok(stored.len() as u64)
     }
 
     /// Writes the trailer and footer, flushes, and hands back the output.

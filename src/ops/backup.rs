@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::device::{self, OpenFile, Output};
-use crate::engine::{self, CompareSettings, Progress, Stage};
+use crate::engine::{self, pool, ChangedExtent, CompareSettings, CompareTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::legacy::V1Writer;
 use crate::format::v3::{self, DataEncoding, Header};
@@ -146,40 +146,220 @@ pub fn backup(
     let write_failed =
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let buffered = BufWriter::with_capacity(1 << 20, output.file());
-    let mut writer = match options.format {
-        DiffFormat::Native => DiffWriter::Native(Box::new(
-            v3::Writer::new(buffered, &header, options.compression.unwrap_or(0))
-                .map_err(write_failed)?,
-        )),
-        DiffFormat::V1 => DiffWriter::V1(V1Writer::new(buffered, settings.sector_size)),
-    };
 
     progress.start(Stage::Backup, new.size);
-    let (mut extent_count, mut changed_bytes, mut stored_bytes) = (0u64, 0u64, 0u64);
-    let totals = engine::compare_images(new, base, settings, progress, &mut |extent| {
-        extent_count += 1;
-        changed_bytes += extent.new_data.len() as u64;
-        stored_bytes += writer
-            .write_extent(extent.offset, extent.new_data, extent.base_hash)
-            .map_err(write_failed)?;
-        Ok(())
-    })?;
-    // A stream must end where the other image does.
-    new.finish_stream()?;
-    base.finish_stream()?;
-    let hashes = ImageHashes {
-        base: totals.base_hash,
-        image: totals.image_hash,
+    let (totals, counts) = match options.format {
+        DiffFormat::Native => {
+            let level = options.compression.unwrap_or(0);
+            let writer = v3::Writer::new(buffered, &header, level).map_err(write_failed)?;
+            let mut records = NativeRecords::new(writer);
+            let totals = pool::scoped(
+                engine::worker_count() as usize,
+                JOBS_IN_FLIGHT,
+                || v3::Encoder::new(header.data_encoding, level),
+                encode,
+                |pool| {
+                    let mut job = EncodingJob::default();
+                    let compared =
+                        engine::compare_images(new, base, settings, progress, &mut |extent| {
+                            let full = job.data.len() + extent.new_data.len() > JOB_SIZE;
+                            if full {
+                                let given = std::mem::replace(&mut job, records.spare_job());
+                                pool.give(given, 1, &mut |encoded| {
+                                    records.write(encoded, &write_failed)
+                                })?;
+                            }
+                            job.add(extent);
+                            Ok(())
+                        });
+                    let mut take = |encoded| records.write(encoded, &write_failed);
+                    let compared = compared.and_then(|totals| {
+                        if !job.extents.is_empty() {
+                            pool.give(job, 1, &mut take)?;
+                        }
+                        Ok(totals)
+                    });
+                    match compared {
+                        Ok(totals) => pool.finish(&mut take).map(|()| totals),
+                        Err(error) => Err(pool.finish_after(error, &mut take)),
+                    }
+                },
+            )?;
+            finish_streams(new, base)?;
+            records
+                .writer
+                .finish(image_hashes(&totals))
+                .map_err(write_failed)?;
+            (totals, records.counts)
+        }
+        // v1 has no place for hashes, nor for compression: nothing to do beside the writing.
+        DiffFormat::V1 => {
+            let mut writer = V1Writer::new(buffered, settings.sector_size);
+            let mut counts = Counts::default();
+            let totals = engine::compare_images(new, base, settings, progress, &mut |extent| {
+                counts.add(extent.new_data.len() as u64, extent.new_data.len() as u64);
+                writer
+                    .write_extent(extent.offset, extent.new_data)
+                    .map_err(write_failed)
+            })?;
+            finish_streams(new, base)?;
+            writer.finish().map_err(write_failed)?;
+            (totals, counts)
+        }
     };
-    writer.finish(hashes).map_err(write_failed)?;
     output.commit()?;
     Ok(BackupSummary {
-        extent_count,
-        changed_bytes,
-        stored_bytes,
+        extent_count: counts.extents,
+        changed_bytes: counts.changed_bytes,
+        stored_bytes: counts.stored_bytes,
         image_size: new.size,
-        hashes,
+        hashes: image_hashes(&totals),
     })
+}
+
+/// The most jobs being encoded at once: enough that on two cores neither encoding thread
+/// waits for the writer while the other has work.
+const JOBS_IN_FLIGHT: u64 = 2;
+
+/// A job gathers extents up to one longest record's worth of data, so that small extents do
+/// not cross between threads one by one, and memory is counted in jobs: each job's buffers
+/// hold at most this much data and what it compresses to (reused from job to job).
+const JOB_SIZE: usize = 4 << 20;
+
+/// Jobs written kept for their buffers: as many as can be in flight, and the one just taken.
+const SPARE_JOBS: usize = JOBS_IN_FLIGHT as usize + 1;
+
+/// A stream must end where the other image does.
+fn finish_streams(new: &OpenFile, base: &OpenFile) -> Result<()> {
+    new.finish_stream()?;
+    base.finish_stream()
+}
+
+fn image_hashes(totals: &CompareTotals) -> ImageHashes {
+    ImageHashes {
+        base: totals.base_hash,
+        image: totals.image_hash,
+    }
+}
+
+/// What the diff holds so far.
+#[derive(Debug, Default)]
+struct Counts {
+    extents: u64,
+    changed_bytes: u64,
+    stored_bytes: u64,
+}
+
+impl Counts {
+    fn add(&mut self, changed_bytes: u64, stored_bytes: u64) {
+        self.extents += 1;
+        self.changed_bytes += changed_bytes;
+        self.stored_bytes += stored_bytes;
+    }
+}
+
+/// Extents to encode, in order, with their data back to back (buffers reused from job to job).
+#[derive(Default)]
+struct EncodingJob {
+    /// Offset, length and base hash of each extent.
+    extents: Vec<(u64, usize, blake3::Hash)>,
+    data: Vec<u8>,
+    /// What the compressed extents store, back to back.
+    compressed: Vec<u8>,
+}
+
+impl EncodingJob {
+    fn add(&mut self, extent: ChangedExtent<'_>) {
+        let length = extent.new_data.len();
+        self.extents.push((extent.offset, length, extent.base_hash));
+        if self.data.is_empty() {
+            // Taken, not copied: the finder gets this job's buffer to gather the next extent.
+            std::mem::swap(&mut self.data, extent.new_data);
+        } else {
+            self.data.extend_from_slice(extent.new_data);
+        }
+    }
+}
+
+/// An encoding thread's work: how each extent is stored, and the job back for its buffers.
+fn encode(
+    encoder: &mut io::Result<v3::Encoder>,
+    mut job: EncodingJob,
+) -> (io::Result<Vec<v3::EncodedRecord>>, EncodingJob) {
+    let encoder = match encoder {
+        Ok(encoder) => encoder,
+        Err(error) => return (Err(io::Error::new(error.kind(), error.to_string())), job),
+    };
+    // Room for every extent's compressed bytes at once: growing the buffer extent by extent
+    // would move it, and leave the allocator holding the old ones.
+    let bound: usize = job
+        .extents
+        .iter()
+        .map(|&(_, length, _)| zstd::zstd_safe::compress_bound(length))
+        .sum();
+    job.compressed.reserve(bound);
+    let mut start = 0;
+    let mut encoded = Vec::with_capacity(job.extents.len());
+    for &(offset, length, base_hash) in &job.extents {
+        let data = &job.data[start..start + length];
+        match encoder.encode(offset, data, base_hash, &mut job.compressed) {
+            Ok(record) => encoded.push(record),
+            Err(error) => return (Err(error), job),
+        }
+        start += length;
+    }
+    (Ok(encoded), job)
+}
+
+/// The native writer, fed encoded records in order.
+struct NativeRecords<W: Write> {
+    writer: v3::Writer<W>,
+    counts: Counts,
+    /// Jobs written already, for their buffers.
+    spare: Vec<EncodingJob>,
+}
+
+impl<W: Write> NativeRecords<W> {
+    fn new(writer: v3::Writer<W>) -> NativeRecords<W> {
+        NativeRecords {
+            writer,
+            counts: Counts::default(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// An empty job, with the buffers of one written before if there is one.
+    fn spare_job(&mut self) -> EncodingJob {
+        let mut job = self.spare.pop().unwrap_or_default();
+        job.extents.clear();
+        job.data.clear();
+        job.compressed.clear();
+        job
+    }
+
+    fn write(
+        &mut self,
+        (encoded, job): (io::Result<Vec<v3::EncodedRecord>>, EncodingJob),
+        write_failed: &impl Fn(io::Error) -> Error,
+    ) -> Result<()> {
+        let (mut data, mut compressed) = (&job.data[..], &job.compressed[..]);
+        for record in encoded.map_err(write_failed)? {
+            let (record_data, rest) = data.split_at(record.length() as usize);
+            let (record_compressed, rest_compressed) =
+                compressed.split_at(record.compressed_bytes() as usize);
+            let stored = self
+                .writer
+                .write_encoded(&record, record_data, record_compressed)
+                .map_err(write_failed)?;
+            self.counts.add(record.length(), stored);
+            (data, compressed) = (rest, rest_compressed);
+        }
+        // Enough to go round; more would only hold memory.
+        if self.spare.len() < SPARE_JOBS {
+            self.spare.push(job);
+        }
+        Ok(())
+    }
 }
 
 /// Now, or SOURCE_DATE_EPOCH when set, so that a diff can be made reproducibly.
@@ -194,36 +374,4 @@ pub fn creation_time() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// The diff being written, in the format the user chose.
-enum DiffWriter<W: Write> {
-    // Boxed: the native writer carries a BLAKE3 hasher, which dwarfs the v1 writer.
-    Native(Box<v3::Writer<W>>),
-    V1(V1Writer<W>),
-}
-
-impl<W: Write> DiffWriter<W> {
-    /// Writes an extent; returns the bytes its data takes in the diff.
-    fn write_extent(
-        &mut self,
-        offset: u64,
-        data: &[u8],
-        base_hash: blake3::Hash,
-    ) -> io::Result<u64> {
-        match self {
-            DiffWriter::Native(writer) => writer.write_record(offset, data, base_hash),
-            // v1 has no place for hashes, nor for compression.
-            DiffWriter::V1(writer) => writer
-                .write_extent(offset, data)
-                .map(|()| data.len() as u64),
-        }
-    }
-
-    fn finish(self, hashes: ImageHashes) -> io::Result<W> {
-        match self {
-            DiffWriter::Native(writer) => writer.finish(hashes),
-            DiffWriter::V1(writer) => writer.finish(),
-        }
-    }
 }
