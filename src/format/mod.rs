@@ -13,10 +13,14 @@
 pub mod legacy;
 pub mod v3;
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
 
 use crate::device::OpenFile;
+use crate::engine::pool::{self, Pool};
+use crate::engine::{self};
 use crate::error::{Action, Error, Result};
 use crate::units;
 
@@ -193,6 +197,21 @@ pub trait DiffReader {
     fn file_hash(&self) -> Option<blake3::Hash>;
     /// Fails, naming the truncation, unless the rest of the file can hold `record`'s data.
     fn require_data(&self, record: &Record) -> Result<()>;
+
+    /// Appends the open record's data as the diff stores it (its raw bytes, its zstd frame, or
+    /// nothing for a zero record) to `out` and moves past it, so that it can be decoded and
+    /// checked on another thread ([`StoredRecords`]). Nothing of it is checked yet; with
+    /// `check_data` its bytes go into the whole-diff hash. Nothing is allocated for a record
+    /// that the rest of the file cannot hold.
+    fn take_stored(&mut self, record: &Record, out: &mut Vec<u8>) -> Result<()> {
+        self.require_data(record)?;
+        let start = out.len();
+        out.resize(
+            start + usize::try_from(record.length).unwrap_or(usize::MAX),
+            0,
+        );
+        self.read_data(&mut out[start..])
+    }
 
     /// The whole data of `record`, the open record, in `buffer`: handed out only after it
     /// matched the record's hash (when it has one). Nothing is allocated for a record that
@@ -458,7 +477,9 @@ pub struct Scan {
 }
 
 /// Reads a whole diff, checking everything the options allow, and calls `on_record` for each
-/// record header in order.
+/// record header in order. With `check_data`, a native diff's records are decoded and checked
+/// on the engine's pool while the next ones are read; a fault is still reported at the first
+/// place it is, as a reading in order would.
 pub fn scan(
     diff: &OpenFile,
     options: &ReadOptions,
@@ -466,9 +487,16 @@ pub fn scan(
 ) -> Result<Scan> {
     let mut reader = open_reader(diff, options)?;
     let mut longest_record = 0;
-    while let Some(record) = reader.next_record()? {
+    let mut on_record = |record: &Record| {
         longest_record = longest_record.max(record.length);
-        on_record(&record);
+        on_record(record);
+    };
+    if options.check_data && reader.info().format == Format::V3 {
+        check_on_pool(diff, reader.as_mut(), &mut on_record)?;
+    } else {
+        while let Some(record) = reader.next_record()? {
+            on_record(&record);
+        }
     }
     let totals = reader
         .totals()
@@ -480,4 +508,179 @@ pub fn scan(
         longest_record,
         file_hash: reader.file_hash(),
     })
+}
+
+/// Reads every record of `reader` and checks its data on the pool.
+fn check_on_pool(
+    diff: &OpenFile,
+    reader: &mut dyn DiffReader,
+    on_record: &mut dyn FnMut(&Record),
+) -> Result<()> {
+    let path = diff.path.as_path();
+    // The buffers of the run checked last, for the next run.
+    let spare = Cell::new(None);
+    pool::scoped(
+        engine::worker_count() as usize,
+        StoredRecords::IN_FLIGHT,
+        v3::Decoder::default,
+        |decoder, mut records: StoredRecords| (records.check(path, decoder), records),
+        |pool| {
+            let mut take = |(checked, records): (Result<()>, StoredRecords)| {
+                spare.set(Some(records));
+                checked
+            };
+            give_runs(reader, pool, on_record, &spare, &mut take)?;
+            pool.finish(&mut take)
+        },
+    )
+}
+
+/// Reads the rest of `reader`'s records in runs and gives each run to `pool` as it fills,
+/// then the last; `take` gets the pool's results in order, as `give` hands them over, and puts
+/// each run it is done with in `spare` for its buffers. A fault in reading is returned after
+/// the runs before it are taken, so that a fault in them, which comes first, is the error.
+pub fn give_runs<R>(
+    reader: &mut dyn DiffReader,
+    pool: &mut Pool<StoredRecords, R>,
+    on_record: &mut dyn FnMut(&Record),
+    spare: &Cell<Option<StoredRecords>>,
+    take: &mut impl FnMut(R) -> Result<()>,
+) -> Result<()> {
+    let mut records = StoredRecords::default();
+    loop {
+        let taken = reader.next_record().and_then(|record| match record {
+            Some(record) => {
+                on_record(&record);
+                records.take(reader, record).map(|()| true)
+            }
+            None => Ok(false),
+        });
+        match taken {
+            Ok(true) if records.is_full() => {
+                let full = std::mem::take(&mut records);
+                pool.give(full, 1, take)?;
+                records = spare.take().map(StoredRecords::emptied).unwrap_or_default();
+            }
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(error) => {
+                // The records before the fault, checked first: one of them may hold an
+                // earlier fault (a damaged record makes the whole-diff hash fail too).
+                if !records.records.is_empty() {
+                    pool.give(records, 1, take)?;
+                }
+                return Err(pool.finish_after(error, take));
+            }
+        }
+    }
+    if !records.records.is_empty() {
+        pool.give(records, 1, take)?;
+    }
+    Ok(())
+}
+
+/// A run of records taken from a reader with their data as stored, to be decoded and checked
+/// together on another thread: records cross between threads in runs of up to
+/// [`StoredRecords::SIZE`] bytes of data, not one by one. Their data is had only through
+/// [`StoredRecords::data`], once [`StoredRecords::check`] has checked all of it.
+#[derive(Default)]
+pub struct StoredRecords {
+    pub records: Vec<Record>,
+    /// Their data as stored, back to back.
+    stored: Vec<u8>,
+    /// The decoded data of the zero and compressed ones, back to back.
+    plain: Vec<u8>,
+    /// Per record, once checked: where its data is (in `plain` or else in `stored`).
+    checked: Vec<(bool, std::ops::Range<usize>)>,
+    length: u64,
+}
+
+impl StoredRecords {
+    /// A run is full once its records hold this much data, decoded: so a run's buffers hold
+    /// at most this much beside one record.
+    pub const SIZE: u64 = 4 << 20;
+    /// Runs on the pool at once: one per thread on two cores.
+    pub const IN_FLIGHT: u64 = 2;
+
+    /// This run's buffers, for a new run.
+    pub fn emptied(mut self) -> StoredRecords {
+        self.records.clear();
+        self.stored.clear();
+        self.plain.clear();
+        self.checked.clear();
+        self.length = 0;
+        self
+    }
+
+    /// Takes `record`, the reader's open record, and its data as stored.
+    pub fn take(&mut self, reader: &mut dyn DiffReader, record: Record) -> Result<()> {
+        reader.take_stored(&record, &mut self.stored)?;
+        self.length += record.length;
+        self.records.push(record);
+        Ok(())
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.length >= Self::SIZE
+    }
+
+    /// Decodes every record and checks it against its hash (for records that have one), in
+    /// order; the first fault is the error. `diff` names the diff in it.
+    pub fn check(&mut self, diff: &Path, decoder: &mut v3::Decoder) -> Result<()> {
+        self.checked.clear();
+        self.plain.clear();
+        let mut at = 0;
+        for record in &self.records {
+            let in_file = record.stored.bytes_in_file(record.length) as usize;
+            let stored = at..at + in_file;
+            at += in_file;
+            let invalid = |reason: String| Error::invalid_diff(diff, Some(record.index), reason);
+            let (decoded, range) = match record.stored {
+                Stored::Raw => (false, stored),
+                Stored::Zero => {
+                    let start = self.plain.len();
+                    self.plain.resize(start + record.length as usize, 0);
+                    (true, start..self.plain.len())
+                }
+                Stored::Zstd { .. } => {
+                    let start = self.plain.len();
+                    self.plain.resize(start + record.length as usize, 0);
+                    decoder
+                        .decode_zstd(
+                            record.index,
+                            record.offset,
+                            &self.stored[stored],
+                            &mut self.plain[start..],
+                        )
+                        .map_err(invalid)?;
+                    (true, start..self.plain.len())
+                }
+            };
+            let data = if decoded {
+                &self.plain[range.clone()]
+            } else {
+                &self.stored[range.clone()]
+            };
+            if let Some(hashes) = record.hashes {
+                if blake3::hash(data) != hashes.new {
+                    return Err(invalid(format!(
+                        "record {} (offset {}): its data does not match its BLAKE3 hash",
+                        record.index, record.offset
+                    )));
+                }
+            }
+            self.checked.push((decoded, range));
+        }
+        Ok(())
+    }
+
+    /// The data of the `position`th record of the run, once the run is checked.
+    pub fn data(&self, position: usize) -> Option<&[u8]> {
+        let (decoded, range) = self.checked.get(position)?;
+        Some(if *decoded {
+            &self.plain[range.clone()]
+        } else {
+            &self.stored[range.clone()]
+        })
+    }
 }

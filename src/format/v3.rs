@@ -442,7 +442,7 @@ pub struct Reader<'a> {
     /// A compressed record's frame, and what it decodes to (reused from record to record).
     stored_frame: Vec<u8>,
     decoded: Vec<u8>,
-    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+    decoder: Decoder,
     next_index: u64,
     previous_end: u64,
     changed_bytes: u64,
@@ -500,6 +500,45 @@ fn zeros_hash(length: u64) -> blake3::Hash {
     hasher.finalize()
 }
 
+/// Decodes compressed records: one per thread, its zstd context made when first needed.
+#[derive(Default)]
+pub struct Decoder {
+    decompressor: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Decoder {
+    /// Decodes `frame`, the zstd frame of record `index` at `offset`, into `out`, which it must
+    /// fill exactly: `out` has the record's checked length, so a frame that decodes to more is
+    /// an error, never a larger allocation. The reason is returned for the caller to name the
+    /// diff.
+    pub fn decode_zstd(
+        &mut self,
+        index: u64,
+        offset: u64,
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> std::result::Result<(), String> {
+        let length = out.len();
+        let decompressor = match &mut self.decompressor {
+            Some(decompressor) => decompressor,
+            None => self
+                .decompressor
+                .insert(zstd::bulk::Decompressor::new().map_err(|error| error.to_string())?),
+        };
+        let decoded = decompressor
+            .decompress_to_buffer(frame, out)
+            .map_err(|error| {
+                format!("record {index} (offset {offset}): its zstd data cannot be decoded to {length} bytes: {error}")
+            })?;
+        if decoded != length {
+            return Err(format!(
+                "record {index} (offset {offset}): its zstd data decodes to {decoded} bytes, not {length}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<'a> Reader<'a> {
     /// Reads the signature and the header; `source` is at the start of the diff.
     pub fn new(mut source: DiffSource<'a>, check_data: bool) -> Result<Reader<'a>> {
@@ -532,7 +571,7 @@ impl<'a> Reader<'a> {
             diff_hasher,
             stored_frame: Vec::new(),
             decoded: Vec::new(),
-            decompressor: None,
+            decoder: Decoder::default(),
             next_index: 0,
             previous_end: 0,
             changed_bytes: 0,
@@ -593,30 +632,9 @@ impl<'a> Reader<'a> {
                     self.diff_hasher.update(&self.stored_frame);
                 }
                 self.decoded.resize(length as usize, 0);
-                let decompressor = match &mut self.decompressor {
-                    Some(decompressor) => decompressor,
-                    None => self
-                        .decompressor
-                        .insert(zstd::bulk::Decompressor::new().map_err(|error| {
-                            self.source.invalid(Some(index), error.to_string())
-                        })?),
-                };
-                // Into a buffer of the declared length: a frame that decodes to more is an
-                // error, never a larger allocation.
-                let decoded = decompressor
-                    .decompress_to_buffer(&self.stored_frame[..], &mut self.decoded[..])
-                    .map_err(|error| {
-                        self.source.invalid(
-                            Some(index),
-                            format!("record {index} (offset {offset}): its zstd data cannot be decoded to {length} bytes: {error}"),
-                        )
-                    })?;
-                if decoded as u64 != length {
-                    return Err(self.source.invalid(
-                        Some(index),
-                        format!("record {index} (offset {offset}): its zstd data decodes to {decoded} bytes, not {length}"),
-                    ));
-                }
+                self.decoder
+                    .decode_zstd(index, offset, &self.stored_frame, &mut self.decoded)
+                    .map_err(|reason| self.source.invalid(Some(index), reason))?;
                 blake3::hash(&self.decoded)
             }
         };
@@ -876,6 +894,34 @@ impl DiffReader for Reader<'_> {
     fn require_data(&self, record: &Record) -> Result<()> {
         let in_file = record.stored.bytes_in_file(record.length);
         self.source.require(in_file, Part::RecordData(record.index))
+    }
+
+    fn take_stored(&mut self, record: &Record, out: &mut Vec<u8>) -> Result<()> {
+        let Some(open) = self.open_record.as_mut() else {
+            return Err(self.source.invalid(None, "no record is open for reading"));
+        };
+        if open.index != record.index || open.remaining != open.length {
+            let index = open.index;
+            return Err(self.source.invalid(
+                Some(index),
+                format!("record {index}: its data was read in part already"),
+            ));
+        }
+        let in_file = open.stored_left;
+        self.source.require(in_file, Part::RecordData(open.index))?;
+        let start = out.len();
+        // Within the file, whose size the file system gave: fits memory as the file does.
+        out.resize(start + in_file as usize, 0);
+        self.source
+            .read_exact(&mut out[start..], Part::RecordData(open.index))?;
+        if self.check_data {
+            self.diff_hasher.update(&out[start..]);
+        }
+        // Handed over: its data is checked by whoever decodes it (format::check_stored).
+        open.remaining = 0;
+        open.stored_left = 0;
+        self.open_record = None;
+        Ok(())
     }
 }
 

@@ -17,10 +17,13 @@
 //! checks structure and bounds against the target's size, and steps 3 and 4 cannot check
 //! the target's contents or the data.
 
+use std::cell::Cell;
+
 use crate::device::OpenFile;
-use crate::engine::{self, Progress, Stage};
+use crate::engine::{self, pool, Progress, Stage};
 use crate::error::{Error, Result, Written};
-use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes};
+use crate::format::v3::Decoder;
+use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes, StoredRecords};
 use crate::units;
 
 #[derive(Debug, Clone)]
@@ -92,7 +95,11 @@ pub fn restore(
     let planned = pass.run(&read_options(false), Written::Nothing, progress)?;
     if planned.written > 0 {
         progress.start(Stage::Restoring, scan.totals.changed_bytes);
-        pass.run(&read_options(false), Written::Partly, progress)?;
+        if scan.info.format == Format::V3 {
+            pass.write_native(&read_options(false), progress)?;
+        } else {
+            pass.run(&read_options(false), Written::Partly, progress)?;
+        }
     }
     // Also when nothing was left to write: a restore killed after its last write but before
     // this sync may have left the data in the page cache only, and a rerun that reports
@@ -240,27 +247,67 @@ impl Pass<'_> {
         Ok(planned)
     }
 
-    /// Reads the target where `record` goes. A legacy record has no hashes to tell by, so it
-    /// counts as base data and is written.
     fn look_at_target(&mut self, record: &Record) -> Result<Found> {
-        let Some(RecordHashes { new, base }) = record.hashes else {
-            return Ok(Found::Base);
-        };
-        let scratch_len = self.buffer_size.min(record.length) as usize;
-        self.scratch.resize(self.scratch.len().max(scratch_len), 0);
-        let found = engine::hash_range(
-            self.target,
-            record.offset,
-            record.length,
-            &mut self.scratch[..scratch_len],
-        )?;
-        Ok(if found == new {
-            Found::New
-        } else if found == base {
-            Found::Base
-        } else {
-            Found::Neither
-        })
+        look_at_target(self.target, record, self.buffer_size, &mut self.scratch)
+    }
+
+    /// The writing run for a native diff, the same decisions as [`Pass::run`] makes, with the
+    /// work spread: runs of records are read here, decoded, checked against their hashes and
+    /// looked up in the target on the engine's pool, then decided and written here in order.
+    /// Extents never overlap, so looking at one ahead of writing the ones before it sees what
+    /// looking just before writing it would.
+    fn write_native(&mut self, options: &ReadOptions, progress: &dyn Progress) -> Result<()> {
+        let mut reader = format::open_reader(self.diff, options)?;
+        let (diff, target, buffer_size) = (self.diff, self.target, self.buffer_size);
+        let spare = Cell::new(None);
+        let mut frontier = Frontier::default();
+        let scratch = &mut self.scratch;
+        pool::scoped(
+            engine::worker_count() as usize,
+            StoredRecords::IN_FLIGHT,
+            <(Decoder, Vec<u8>)>::default,
+            |(decoder, scratch), mut run: StoredRecords| {
+                let found = run.check(&diff.path, decoder).and_then(|()| {
+                    run.records
+                        .iter()
+                        .map(|record| look_at_target(target, record, buffer_size, scratch))
+                        .collect::<Result<Vec<Found>>>()
+                });
+                (found, run)
+            },
+            |pool| {
+                let mut take = |(found, run): (Result<Vec<Found>>, StoredRecords)| {
+                    for (position, (record, found)) in run.records.iter().zip(found?).enumerate() {
+                        progress.advance(record.length);
+                        let data = run
+                            .data(position)
+                            .ok_or(Error::Internal("a record was handed out unchecked"))?;
+                        match frontier.decide(record, found) {
+                            Decision::AlreadyRestored => continue,
+                            Decision::Write => {}
+                            Decision::WriteIfTorn => {
+                                if !starts_torn(target, record, data, scratch)? {
+                                    return Err(wrong_target(
+                                        target,
+                                        record,
+                                        Fault::Neither,
+                                        Written::Partly,
+                                    ));
+                                }
+                            }
+                            Decision::Wrong(fault) => {
+                                return Err(wrong_target(target, record, fault, Written::Partly))
+                            }
+                        }
+                        target.write_at(record.offset, data)?;
+                    }
+                    spare.set(Some(run));
+                    Ok(())
+                };
+                format::give_runs(reader.as_mut(), pool, &mut |_| {}, &spare, &mut take)?;
+                pool.finish(&mut take)
+            },
+        )
     }
 
     /// Writes a record. One with a hash is read whole and checked before any of it is
@@ -293,35 +340,68 @@ impl Pass<'_> {
     }
 
     fn wrong_target(&self, record: &Record, fault: Fault, written: Written) -> Error {
-        let consequence = match written {
-            Written::Nothing => "nothing was written",
-            Written::Partly => "it changed since it was checked; restore stopped",
-        };
-        let (extent, offset, what) = match fault {
-            Fault::Neither => (
-                record.index,
-                record.offset,
-                format!(
-                    "at byte {} (extent {}) it holds neither the base data the diff replaces nor the new data",
-                    record.offset, record.index
-                ),
+        wrong_target(self.target, record, fault, written)
+    }
+}
+
+/// Reads the target where `record` goes. A legacy record has no hashes to tell by, so it
+/// counts as base data and is written.
+fn look_at_target(
+    target: &OpenFile,
+    record: &Record,
+    buffer_size: u64,
+    scratch: &mut Vec<u8>,
+) -> Result<Found> {
+    let Some(RecordHashes { new, base }) = record.hashes else {
+        return Ok(Found::Base);
+    };
+    let scratch_len = buffer_size.min(record.length) as usize;
+    scratch.resize(scratch.len().max(scratch_len), 0);
+    let found = engine::hash_range(
+        target,
+        record.offset,
+        record.length,
+        &mut scratch[..scratch_len],
+    )?;
+    Ok(if found == new {
+        Found::New
+    } else if found == base {
+        Found::Base
+    } else {
+        Found::Neither
+    })
+}
+
+/// The error for a wrong target, found at `record`, with what was `written` by then.
+fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Written) -> Error {
+    let consequence = match written {
+        Written::Nothing => "nothing was written",
+        Written::Partly => "it changed since it was checked; restore stopped",
+    };
+    let (extent, offset, what) = match fault {
+        Fault::Neither => (
+            record.index,
+            record.offset,
+            format!(
+                "at byte {} (extent {}) it holds neither the base data the diff replaces nor the new data",
+                record.offset, record.index
             ),
-            Fault::NewAfterTorn { torn, torn_offset } => (
-                torn,
-                torn_offset,
-                format!(
-                    "at byte {torn_offset} (extent {torn}) it holds neither the base data the diff replaces nor the new data, and that is no record an interrupted restore tore, since extent {} after it already holds its new data",
-                    record.index
-                ),
+        ),
+        Fault::NewAfterTorn { torn, torn_offset } => (
+            torn,
+            torn_offset,
+            format!(
+                "at byte {torn_offset} (extent {torn}) it holds neither the base data the diff replaces nor the new data, and that is no record an interrupted restore tore, since extent {} after it already holds its new data",
+                record.index
             ),
-        };
-        Error::WrongTarget {
-            path: self.target.path.clone(),
-            extent: Some(extent),
-            offset: Some(offset),
-            written,
-            reason: format!("{what}; {consequence}"),
-        }
+        ),
+    };
+    Error::WrongTarget {
+        path: target.path.clone(),
+        extent: Some(extent),
+        offset: Some(offset),
+        written,
+        reason: format!("{what}; {consequence}"),
     }
 }
 

@@ -83,6 +83,9 @@ impl Fixture {
     /// Backs up new.img against base.img into `diff`, which must succeed silently.
     pub fn backup(&self, options: &[&str], diff: &str) {
         diff_dd()
+            // A pinned creation time, so that diffs of the same images made a second apart
+            // compare equal.
+            .env("SOURCE_DATE_EPOCH", "0")
             .args(options)
             .arg(self.path("new.img"))
             .arg(self.path("base.img"))
