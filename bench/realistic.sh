@@ -7,7 +7,8 @@
 #   bench/realistic.sh [RUNS]      (default 5; environment: BENCH_DIR, DIFF_DD)
 #
 # Each round times, one after the other: backup with compression (the default) and with
-# --compress none, and restore of each diff (onto a fresh copy of the base image, then sync).
+# --compress none, and restore of each diff (onto a fresh copy of the base image, then sync;
+# in alternating order), with restore's CPU time beside its wall time.
 # Printed, as medians: the diff sizes beside `zstd -3` of the raw diff and, when xdelta3 is
 # installed, `xdelta3 -e -s` of the pair (timed once: it takes tens of seconds); the time
 # ratios compressed/raw; and the peak RSS of backup and restore (GNU time), also on an 8 GiB
@@ -76,16 +77,26 @@ seconds() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 timed() { local start; start=$(now); "$@"; echo $(($(now) - start)); }
 
-declare -a zstd_backup raw_backup zstd_restore raw_restore
+# CPU seconds (user + system) of a command, from GNU time: restore's wall time is mostly its
+# final fsync of ~300 MB, which varies from run to run far more than the work does.
+cpu_of() { awk '{ printf "%.0f", ($1 + $2) * 1e9 }' "$work/cpu"; }
+declare -a zstd_backup raw_backup zstd_restore raw_restore zstd_restore_cpu raw_restore_cpu
 for ((round = 1; round <= runs; round++)); do
   zstd_backup+=("$(timed "$DIFF_DD" "$new" "$base" "$work/zstd.diff")")
   raw_backup+=("$(timed "$DIFF_DD" --compress none "$new" "$base" "$work/raw.diff")")
-  for kind in zstd raw; do
+  # Alternating which goes first, so that neither always follows the other's writes.
+  kinds=(zstd raw)
+  ((round % 2 == 0)) && kinds=(raw zstd)
+  for kind in "${kinds[@]}"; do
     cp "$base" "$work/target.img" && sync
-    elapsed=$(timed sh -c "'$DIFF_DD' '$work/$kind.diff' '$work/target.img' && sync")
-    if [[ $kind == zstd ]]; then zstd_restore+=("$elapsed"); else raw_restore+=("$elapsed"); fi
+    elapsed=$(timed sh -c "/usr/bin/time -o '$work/cpu' -f '%U %S' '$DIFF_DD' '$work/$kind.diff' '$work/target.img' && sync")
+    if [[ $kind == zstd ]]; then
+      zstd_restore+=("$elapsed") zstd_restore_cpu+=("$(cpu_of)")
+    else
+      raw_restore+=("$elapsed") raw_restore_cpu+=("$(cpu_of)")
+    fi
+    cmp -s "$work/target.img" "$new" || { echo "restore of $kind.diff did not rebuild the new image" >&2; exit 1; }
   done
-  cmp -s "$work/target.img" "$new" || { echo "restore did not rebuild the new image" >&2; exit 1; }
   echo "round $round: backup zstd $(seconds "${zstd_backup[-1]}")s raw $(seconds "${raw_backup[-1]}")s; restore zstd $(seconds "${zstd_restore[-1]}")s raw $(seconds "${raw_restore[-1]}")s" >&2
 done
 
@@ -93,6 +104,7 @@ size() { stat -c %s "$1"; }
 zstd -3 -q -f -o "$work/raw.diff.zst" "$work/raw.diff"
 m() { printf '%s\n' "$@" | median; }
 zb=$(m "${zstd_backup[@]}") rb=$(m "${raw_backup[@]}") zr=$(m "${zstd_restore[@]}") rr=$(m "${raw_restore[@]}")
+zc=$(m "${zstd_restore_cpu[@]}") rc=$(m "${raw_restore_cpu[@]}")
 echo "pair: 2 GiB ext4 from /usr/share; changed $("$DIFF_DD" inspect --json "$work/raw.diff" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["changed_bytes"], "bytes in", d["extent_count"], "extents")')"
 echo "diff, compressed (default)  $(size "$work/zstd.diff") bytes"
 echo "diff, --compress none       $(size "$work/raw.diff") bytes"
@@ -102,9 +114,10 @@ if command -v xdelta3 >/dev/null; then
   xdelta3 -e -f -s "$base" "$new" "$work/pair.xdelta"
   echo "xdelta3 -e -s of the pair   $(size "$work/pair.xdelta") bytes ($(seconds $(($(now) - start)))s, once)"
 fi
-awk -v zb="$zb" -v rb="$rb" -v zr="$zr" -v rr="$rr" 'BEGIN {
+awk -v zb="$zb" -v rb="$rb" -v zr="$zr" -v rr="$rr" -v zc="$zc" -v rc="$rc" 'BEGIN {
   printf "backup  compressed %.3fs, raw %.3fs: %.2fx\n", zb / 1e9, rb / 1e9, zb / rb
-  printf "restore compressed %.3fs, raw %.3fs: %.2fx (medians of restore + sync)\n", zr / 1e9, rr / 1e9, zr / rr }'
+  printf "restore compressed %.3fs, raw %.3fs: %.2fx (medians of restore + sync)\n", zr / 1e9, rr / 1e9, zr / rr
+  printf "restore CPU compressed %.3fs, raw %.3fs: %.2fx (medians of user + system)\n", zc / 1e9, rc / 1e9, zc / rc }'
 
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n 1; }
 cp "$base" "$work/target.img"

@@ -262,6 +262,7 @@ impl Pass<'_> {
         let spare = Cell::new(None);
         let mut frontier = Frontier::default();
         let scratch = &mut self.scratch;
+        let (mut writeback_from, mut written_since_writeback) = (0u64, 0u64);
         pool::scoped(
             engine::worker_count() as usize,
             StoredRecords::IN_FLIGHT,
@@ -300,6 +301,15 @@ impl Pass<'_> {
                             }
                         }
                         target.write_at(record.offset, data)?;
+                        written_since_writeback += record.length;
+                        if written_since_writeback >= WRITEBACK_EVERY {
+                            target.start_writeback(
+                                writeback_from,
+                                record.offset + record.length - writeback_from,
+                            );
+                            writeback_from = record.offset + record.length;
+                            written_since_writeback = 0;
+                        }
                     }
                     spare.set(Some(run));
                     Ok(())
@@ -404,6 +414,10 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
         reason: format!("{what}; {consequence}"),
     }
 }
+
+/// How much restore writes before it asks the kernel to start writing it to the device
+/// ([`OpenFile::start_writeback`]).
+const WRITEBACK_EVERY: u64 = 16 << 20;
 
 /// The page size of the page cache, which a killed write tears at.
 pub const PAGE_SIZE: u64 = 4096;
