@@ -132,7 +132,7 @@ const BATCH: usize = 512 << 10;
 
 /// The most worker threads: each holds a few batches of changed bytes, so memory grows with
 /// them, and past a few cores the reads, not the hashing, set the pace.
-pub const MAX_WORKERS: u64 = 4;
+const MAX_WORKERS: u64 = 4;
 
 /// One worker per core, up to [`MAX_WORKERS`].
 pub fn worker_count() -> u64 {

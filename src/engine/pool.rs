@@ -3,12 +3,11 @@
 //! zstd run beside the reading and hashing instead of after it.
 //!
 //! Jobs go to the workers in turn and their results are taken in the same turn, so results come
-//! back in the order the jobs were given, whatever the workers' speeds. Memory is bounded by a
-//! byte budget on the jobs in flight (each job says what it weighs): a job is given only once
-//! the oldest results have been taken to make room for it, and a job heavier than the budget
-//! runs alone.
+//! back in the order the jobs were given, whatever the workers' speeds. Memory is bounded by the
+//! number of jobs in flight: a job is given only once the oldest results have been taken to make
+//! room for it. The callers make their jobs of bounded size (runs of records up to 4 MiB), so
+//! that a count bounds the bytes too.
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
@@ -18,20 +17,19 @@ use crate::error::{Error, Result};
 pub struct Pool<J, R> {
     jobs: Vec<Sender<J>>,
     results: Vec<Receiver<R>>,
-    /// The weights of the jobs given and not yet taken back, oldest first.
-    in_flight: VecDeque<u64>,
-    in_flight_weight: u64,
-    budget: u64,
+    /// The most jobs given and not yet taken back.
+    most_in_flight: u64,
     given: u64,
     taken: u64,
 }
 
 /// Runs `body` with a pool of `workers` threads, each with its own state from `state` (a
-/// compressor, say), on which `work` turns each job into its result. The pool is drained and
-/// its threads joined before this returns; `body`'s error, if any, is returned after that.
+/// compressor, say), on which `work` turns each job into its result, with at most
+/// `most_in_flight` jobs given and not taken back. The pool is drained and its threads joined
+/// before this returns; `body`'s error, if any, is returned after that.
 pub fn scoped<J, R, S, T>(
     workers: usize,
-    budget: u64,
+    most_in_flight: u64,
     state: impl Fn() -> S + Sync,
     work: impl Fn(&mut S, J) -> R + Sync,
     body: impl FnOnce(&mut Pool<J, R>) -> Result<T>,
@@ -45,9 +43,7 @@ where
         let mut pool = Pool {
             jobs: Vec::with_capacity(workers),
             results: Vec::with_capacity(workers),
-            in_flight: VecDeque::new(),
-            in_flight_weight: 0,
-            budget,
+            most_in_flight: most_in_flight.max(1),
             given: 0,
             taken: 0,
         };
@@ -80,16 +76,10 @@ where
 }
 
 impl<J, R> Pool<J, R> {
-    /// Gives `job`, which weighs `weight` bytes, to the next worker. First, while it would not
-    /// fit the budget beside the jobs in flight, takes the oldest results and hands them to
-    /// `take` in order; an error from `take` stops there and is returned.
-    pub fn give(
-        &mut self,
-        job: J,
-        weight: u64,
-        take: &mut impl FnMut(R) -> Result<()>,
-    ) -> Result<()> {
-        while !self.in_flight.is_empty() && self.in_flight_weight + weight > self.budget {
+    /// Gives `job` to the next worker. First, if as many jobs as may be are in flight, takes
+    /// the oldest result and hands it to `take`; an error from `take` is returned.
+    pub fn give(&mut self, job: J, take: &mut impl FnMut(R) -> Result<()>) -> Result<()> {
+        if self.in_flight() >= self.most_in_flight {
             let result = self.take_oldest()?;
             take(result)?;
         }
@@ -98,14 +88,16 @@ impl<J, R> Pool<J, R> {
             .send(job)
             .map_err(|_| Error::Internal("a worker thread stopped early"))?;
         self.given += 1;
-        self.in_flight.push_back(weight);
-        self.in_flight_weight += weight;
         Ok(())
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.given - self.taken
     }
 
     /// Takes every result still to come, in order.
     pub fn finish(&mut self, take: &mut impl FnMut(R) -> Result<()>) -> Result<()> {
-        while !self.in_flight.is_empty() {
+        while self.in_flight() > 0 {
             let result = self.take_oldest()?;
             take(result)?;
         }
@@ -129,9 +121,6 @@ impl<J, R> Pool<J, R> {
             .recv()
             .map_err(|_| Error::Internal("a worker thread stopped early"))?;
         self.taken += 1;
-        if let Some(weight) = self.in_flight.pop_front() {
-            self.in_flight_weight -= weight;
-        }
         Ok(result)
     }
 }
@@ -141,12 +130,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn results_come_back_in_order_within_the_budget() {
+    fn results_come_back_in_order_with_few_jobs_in_flight() {
         let mut taken = Vec::new();
         let mut most_in_flight = 0;
         scoped(
             3,
-            10,
+            4,
             || 0u64,
             |jobs_done: &mut u64, job: u64| {
                 *jobs_done += 1;
@@ -156,11 +145,11 @@ mod tests {
             },
             |pool| {
                 for job in 0..200u64 {
-                    pool.give(job, job % 4 + 1, &mut |result| {
+                    pool.give(job, &mut |result| {
                         taken.push(result);
                         Ok(())
                     })?;
-                    most_in_flight = most_in_flight.max(pool.in_flight_weight);
+                    most_in_flight = most_in_flight.max(pool.in_flight());
                 }
                 pool.finish(&mut |result| {
                     taken.push(result);
@@ -170,31 +159,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(taken, (0..200u64).map(|job| job * 2).collect::<Vec<_>>());
-        assert!(most_in_flight <= 10, "{most_in_flight} bytes in flight");
-    }
-
-    #[test]
-    fn a_job_over_the_budget_runs_alone() {
-        let mut taken = Vec::new();
-        scoped(
-            2,
-            4,
-            || (),
-            |(), job: u64| job,
-            |pool| {
-                let mut take = |result| {
-                    taken.push(result);
-                    Ok(())
-                };
-                pool.give(1, 1, &mut take)?;
-                pool.give(2, 100, &mut take)?;
-                assert_eq!(pool.in_flight.len(), 1);
-                pool.give(3, 1, &mut take)?;
-                pool.finish(&mut take)
-            },
-        )
-        .unwrap();
-        assert_eq!(taken, vec![1, 2, 3]);
+        assert_eq!(most_in_flight, 4, "jobs in flight");
     }
 
     #[test]
@@ -213,7 +178,7 @@ mod tests {
                     }
                 };
                 for job in 0..5 {
-                    pool.give(job, 1, &mut take)?;
+                    pool.give(job, &mut take)?;
                 }
                 Err(pool.finish_after(Error::Internal("after job 4"), &mut take))
             },

@@ -19,8 +19,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::device::OpenFile;
+use crate::engine;
 use crate::engine::pool::{self, Pool};
-use crate::engine::{self};
 use crate::error::{Action, Error, Result};
 use crate::units;
 
@@ -558,7 +558,7 @@ pub fn give_runs<R>(
         match taken {
             Ok(true) if records.is_full() => {
                 let full = std::mem::take(&mut records);
-                pool.give(full, 1, take)?;
+                pool.give(full, take)?;
                 records = spare.take().map(StoredRecords::emptied).unwrap_or_default();
             }
             Ok(true) => {}
@@ -567,14 +567,14 @@ pub fn give_runs<R>(
                 // The records before the fault, checked first: one of them may hold an
                 // earlier fault (a damaged record makes the whole-diff hash fail too).
                 if !records.records.is_empty() {
-                    pool.give(records, 1, take)?;
+                    pool.give(records, take)?;
                 }
                 return Err(pool.finish_after(error, take));
             }
         }
     }
     if !records.records.is_empty() {
-        pool.give(records, 1, take)?;
+        pool.give(records, take)?;
     }
     Ok(())
 }

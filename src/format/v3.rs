@@ -917,7 +917,7 @@ impl DiffReader for Reader<'_> {
         if self.check_data {
             self.diff_hasher.update(&out[start..]);
         }
-        // Handed over: its data is checked by whoever decodes it (format::check_stored).
+        // Handed over: its data is checked where it is decoded (format::StoredRecords::check).
         open.remaining = 0;
         open.stored_left = 0;
         self.open_record = None;

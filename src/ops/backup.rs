@@ -165,7 +165,7 @@ pub fn backup(
                             let full = job.data.len() + extent.new_data.len() > JOB_SIZE;
                             if full {
                                 let given = std::mem::replace(&mut job, records.spare_job());
-                                pool.give(given, 1, &mut |encoded| {
+                                pool.give(given, &mut |encoded| {
                                     records.write(encoded, &write_failed)
                                 })?;
                             }
@@ -175,7 +175,7 @@ pub fn backup(
                     let mut take = |encoded| records.write(encoded, &write_failed);
                     let compared = compared.and_then(|totals| {
                         if !job.extents.is_empty() {
-                            pool.give(job, 1, &mut take)?;
+                            pool.give(job, &mut take)?;
                         }
                         Ok(totals)
                     });
@@ -343,10 +343,14 @@ impl<W: Write> NativeRecords<W> {
         write_failed: &impl Fn(io::Error) -> Error,
     ) -> Result<()> {
         let (mut data, mut compressed) = (&job.data[..], &job.compressed[..]);
+        let mismatch = || Error::Internal("an encoded job does not hold the data of its records");
         for record in encoded.map_err(write_failed)? {
-            let (record_data, rest) = data.split_at(record.length() as usize);
-            let (record_compressed, rest_compressed) =
-                compressed.split_at(record.compressed_bytes() as usize);
+            let (record_data, rest) = data
+                .split_at_checked(record.length() as usize)
+                .ok_or_else(mismatch)?;
+            let (record_compressed, rest_compressed) = compressed
+                .split_at_checked(record.compressed_bytes() as usize)
+                .ok_or_else(mismatch)?;
             let stored = self
                 .writer
                 .write_encoded(&record, record_data, record_compressed)

@@ -231,9 +231,7 @@ impl Pass<'_> {
                 Decision::Write => {}
                 Decision::WriteIfTorn => {
                     let data = reader.read_record(&record, &mut self.record_data)?;
-                    if !starts_torn(self.target, &record, data, &mut self.scratch)? {
-                        return Err(self.wrong_target(&record, Fault::Neither, stage));
-                    }
+                    confirm_torn(self.target, &record, data, &mut self.scratch, stage)?;
                     loaded = true;
                 }
                 Decision::Wrong(fault) => return Err(self.wrong_target(&record, fault, stage)),
@@ -287,14 +285,7 @@ impl Pass<'_> {
                             Decision::AlreadyRestored => continue,
                             Decision::Write => {}
                             Decision::WriteIfTorn => {
-                                if !starts_torn(target, record, data, scratch)? {
-                                    return Err(wrong_target(
-                                        target,
-                                        record,
-                                        Fault::Neither,
-                                        Written::Partly,
-                                    ));
-                                }
+                                confirm_torn(target, record, data, scratch, Written::Partly)?
                             }
                             Decision::Wrong(fault) => {
                                 return Err(wrong_target(target, record, fault, Written::Partly))
@@ -421,6 +412,22 @@ const WRITEBACK_EVERY: u64 = 16 << 20;
 
 /// The page size of the page cache, which a killed write tears at.
 pub const PAGE_SIZE: u64 = 4096;
+
+/// Writing a record that holds neither its base nor its new data is right only if it is the
+/// one a killed restore tore: anything else is the wrong target, with what was `written`.
+fn confirm_torn(
+    target: &OpenFile,
+    record: &Record,
+    new_data: &[u8],
+    scratch: &mut Vec<u8>,
+    written: Written,
+) -> Result<()> {
+    if starts_torn(target, record, new_data, scratch)? {
+        Ok(())
+    } else {
+        Err(wrong_target(target, record, Fault::Neither, written))
+    }
+}
 
 /// True when the target holds `new_data` at least up to the first page boundary inside the
 /// record, but not all of it: what a restore killed while writing this record leaves.
