@@ -14,14 +14,12 @@ pub mod legacy;
 pub mod v3;
 
 use std::cell::Cell;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::device::OpenFile;
 use crate::engine;
 use crate::engine::pool::{self, Pool};
-use crate::error::{Action, Error, Result};
+use crate::error::{Error, Result};
 use crate::units;
 
 /// The 13 bytes that open every diff-dd image since the original C++ tool; a version byte
@@ -350,23 +348,28 @@ impl std::fmt::Display for Part {
 }
 
 /// Sequential reading of a diff, with its position and size, so that a short file is
-/// reported as truncated at a named place.
+/// reported as truncated at a named place. Reads are positional (through its own buffer, not
+/// the file's offset), so that several readers of one diff can go through it at once: the
+/// overlay of a chain keeps one per reading thread.
 pub struct DiffSource<'a> {
     diff: &'a OpenFile,
-    reader: BufReader<&'a File>,
+    /// Bytes of the file from `buffer_start`, read ahead.
+    buffer: Vec<u8>,
+    buffer_start: u64,
     position: u64,
     /// Hashes every byte read, while no byte has been skipped.
     file_hasher: Option<blake3::Hasher>,
 }
 
+/// How much a [`DiffSource`] reads at once.
+const SOURCE_BUFFER: u64 = 64 << 10;
+
 impl<'a> DiffSource<'a> {
     pub fn new(diff: &'a OpenFile, hash_file: bool) -> Result<DiffSource<'a>> {
-        let mut file = &diff.file;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|error| diff.error(Action::Read, Some(0), error))?;
         Ok(DiffSource {
             diff,
-            reader: BufReader::with_capacity(64 << 10, file),
+            buffer: Vec::new(),
+            buffer_start: 0,
             position: 0,
             file_hasher: hash_file.then(blake3::Hasher::new),
         })
@@ -401,21 +404,30 @@ impl<'a> DiffSource<'a> {
         Ok(())
     }
 
-    fn read_failed(&self, error: std::io::Error) -> Error {
-        self.diff.error(Action::Read, Some(self.position), error)
+    /// Where in the buffer the position is, reading more when nothing is buffered there: the
+    /// buffer never ends at the position before the end of the file (which
+    /// [`DiffSource::require`] has ruled out).
+    fn fill(&mut self) -> Result<usize> {
+        let buffer_end = self.buffer_start + self.buffer.len() as u64;
+        if self.position < self.buffer_start || self.position >= buffer_end {
+            let length = SOURCE_BUFFER.min(self.size() - self.position) as usize;
+            self.buffer.resize(length, 0);
+            self.buffer_start = self.position;
+            if let Err(error) = self.diff.read_at(self.position, &mut self.buffer) {
+                self.buffer.clear();
+                return Err(error);
+            }
+        }
+        Ok((self.position - self.buffer_start) as usize)
     }
 
     /// Reads `out.len()` bytes of `what` (named in the error when the diff ends first).
     pub fn read_exact(&mut self, out: &mut [u8], what: Part) -> Result<()> {
-        self.require(out.len() as u64, what)?;
-        if let Err(error) = self.reader.read_exact(out) {
-            return Err(self.read_failed(error));
-        }
-        if let Some(hasher) = &mut self.file_hasher {
-            hasher.update(out);
-        }
-        self.position += out.len() as u64;
-        Ok(())
+        let mut filled = 0;
+        self.read_through(out.len() as u64, what, |bytes| {
+            out[filled..filled + bytes.len()].copy_from_slice(bytes);
+            filled += bytes.len();
+        })
     }
 
     /// Reads `length` bytes of `what` and hands them to `visit` in the pieces the buffer
@@ -429,24 +441,16 @@ impl<'a> DiffSource<'a> {
         self.require(length, what)?;
         let mut remaining = length;
         while remaining > 0 {
-            let buffered = match self.reader.fill_buf() {
-                Ok([]) => {
-                    let error = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
-                    return Err(self.read_failed(error));
-                }
-                Ok(buffered) => buffered,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(self.read_failed(error)),
-            };
+            let from = self.fill()?;
+            let buffered = &self.buffer[from..];
             let piece = &buffered[..buffered.len().min(remaining as usize)];
             visit(piece);
             if let Some(hasher) = &mut self.file_hasher {
                 hasher.update(piece);
             }
-            let taken = piece.len();
-            self.reader.consume(taken);
-            self.position += taken as u64;
-            remaining -= taken as u64;
+            let taken = piece.len() as u64;
+            self.position += taken;
+            remaining -= taken;
         }
         Ok(())
     }
@@ -454,11 +458,6 @@ impl<'a> DiffSource<'a> {
     /// Moves past `length` bytes of `what` without reading them.
     pub fn skip(&mut self, length: u64, what: Part) -> Result<()> {
         self.require(length, what)?;
-        // Within the file's size, which finish_open had from the file system: fits an i64.
-        let step = i64::try_from(length).unwrap_or(i64::MAX);
-        if let Err(error) = self.reader.seek_relative(step) {
-            return Err(self.read_failed(error));
-        }
         self.position += length;
         self.file_hasher = None;
         Ok(())
