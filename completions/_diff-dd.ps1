@@ -37,7 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')
@@ -47,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         'diff-dd;backup' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'The format of the diff to write [default: native]')
             [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way')
+            [CompletionResult]::new('--on', '--on', [CompletionResultType]::ParameterName, 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
@@ -62,6 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         }
         'diff-dd;restore' {
             [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
+            [CompletionResult]::new('--base', '--base', [CompletionResultType]::ParameterName, 'Restore in one pass: read the full image FULL once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image''s size, or ''-'' for standard output')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
@@ -120,7 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         }
         'diff-dd;help' {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')

@@ -97,7 +97,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__backup)
-            opts="-s -b -q -v -h --format --force --compress --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --format --force --compress --on --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -108,6 +108,10 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --on)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -297,13 +301,17 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__restore)
-            opts="-s -b -q -v -h --spool --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --base --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --base)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

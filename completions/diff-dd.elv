@@ -34,7 +34,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against'
+            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -43,6 +43,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         &'diff-dd;backup'= {
             cand --format 'The format of the diff to write [default: native]'
             cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way'
+            cand --on 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
@@ -57,6 +58,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;restore'= {
             cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
+            cand --base 'Restore in one pass: read the full image FULL once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image''s size, or ''-'' for standard output'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
@@ -111,7 +113,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;help'= {
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against'
+            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'

@@ -35,7 +35,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -l force -d 'With three pa
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print version'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print a completion script for SHELL to stdout'
@@ -43,6 +43,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "help" -d 'Print this m
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l format -d 'The format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l on -d 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
@@ -50,6 +51,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s q -l quiet -d
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l base -d 'Restore in one pass: read the full image FULL once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image\'s size, or \'-\' for standard output' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors'
@@ -77,7 +79,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s q -l qui
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'

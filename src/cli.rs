@@ -84,7 +84,8 @@ pub enum Command {
     /// Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE
     #[command(after_help = SIZE_HELP)]
     Backup(BackupArgs),
-    /// Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against
+    /// Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against;
+    /// with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass
     #[command(after_help = SIZE_HELP)]
     Restore(RestoreArgs),
     /// Check a diff, and a target before or after restoring onto it, by reading each twice
@@ -188,6 +189,11 @@ pub struct BackupArgs {
     /// [default: 4]. Extents of zeros are stored without data either way
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
+    /// Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it,
+    /// so that the diff holds only what changed since PREV. Once per diff of the chain, in
+    /// order, the first made against REFFILE; each is checked in full first
+    #[arg(long = "on", value_name = "PREV")]
+    pub on: Vec<PathBuf>,
     /// The current image: a file or block device
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
@@ -206,12 +212,19 @@ pub struct RestoreArgs {
     /// it is checked whole before use [default: $TMPDIR, else /tmp]
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
-    /// The diff made by backup
-    #[arg(value_name = "DIFFFILE")]
-    pub difffile: PathBuf,
-    /// The file or block device holding the full image the diff was made against
+    /// Restore in one pass: read the full image FULL once, lay the diffs over it in order and
+    /// write the result into OUTFILE, which may then be a new file (appears only once it
+    /// holds the image, sparse where it is zeros), an existing file or block device of the
+    /// image's size, or '-' for standard output
+    #[arg(long, value_name = "FULL")]
+    pub base: Option<PathBuf>,
+    /// The diff made by backup; with --base, one or more diffs of a chain, in order
+    #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
+    pub difffiles: Vec<PathBuf>,
+    /// The file or block device holding the full image the diff was made against (with
+    /// --base: where the image is written)
     // The id keeps the name the original synopsis gives it, which zsh completion shows.
-    #[arg(id = "outfile", value_name = "OUTFILE")]
+    #[arg(id = "outfile", value_name = "OUTFILE", required = true)]
     pub target: PathBuf,
 }
 
@@ -402,6 +415,8 @@ pub enum Task {
         infile: PathBuf,
         reffile: PathBuf,
         outfile: PathBuf,
+        /// The diffs of the chain the new diff continues, in order.
+        on: Vec<PathBuf>,
         options: BackupOptions,
     },
     Restore {
@@ -409,6 +424,14 @@ pub enum Task {
         target: PathBuf,
         spool: PathBuf,
         options: RestoreOptions,
+    },
+    /// restore --base FULL DIFF... TARGET.
+    RestoreOnePass {
+        full: PathBuf,
+        difffiles: Vec<PathBuf>,
+        target: PathBuf,
+        spool: PathBuf,
+        options: ops::OnePassOptions,
     },
     Verify {
         difffile: PathBuf,
@@ -452,13 +475,22 @@ impl Cli {
         }
         if let Command::Backup(BackupArgs {
             format: Some(DiffFormat::V1),
-            compress: Some(_),
+            compress,
+            on,
             ..
         }) = &command
         {
-            return Err(Error::Usage(
-                "--compress does not apply to --format v1, which holds raw sectors".into(),
-            ));
+            if compress.is_some() {
+                return Err(Error::Usage(
+                    "--compress does not apply to --format v1, which holds raw sectors".into(),
+                ));
+            }
+            if !on.is_empty() {
+                return Err(Error::Usage(
+                    "--on needs the native format: a v1 diff holds no hashes to link it to a chain"
+                        .into(),
+                ));
+            }
         }
         Ok(match command {
             Command::Backup(args) => Invocation {
@@ -478,20 +510,46 @@ impl Cli {
                     infile: args.infile,
                     reffile: args.reffile,
                     outfile: args.outfile,
+                    on: args.on,
                 },
             },
-            Command::Restore(args) => Invocation {
+            Command::Restore(RestoreArgs {
+                base: Some(full),
+                difffiles,
+                target,
+                spool,
+            }) => Invocation {
                 printing: options.printing(false),
-                task: Task::Restore {
-                    options: RestoreOptions {
-                        v1_sector_size: options.sector_size(),
+                task: Task::RestoreOnePass {
+                    options: ops::OnePassOptions {
                         buffer_size: options.buffer_size(),
                     },
-                    difffile: args.difffile,
-                    target: args.target,
-                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
+                    full,
+                    difffiles,
+                    target,
+                    spool: spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
+            Command::Restore(mut args) => {
+                let difffile = match args.difffiles.len() {
+                    1 => args.difffiles.remove(0),
+                    _ => return Err(Error::Usage(
+                        "several diffs are restored in one pass with --base FULL (restoring a chain into a target that holds FULL is not supported yet)".into(),
+                    )),
+                };
+                Invocation {
+                    printing: options.printing(false),
+                    task: Task::Restore {
+                        options: RestoreOptions {
+                            v1_sector_size: options.sector_size(),
+                            buffer_size: options.buffer_size(),
+                        },
+                        difffile,
+                        target: args.target,
+                        spool: args.spool.unwrap_or_else(std::env::temp_dir),
+                    },
+                }
+            }
             Command::Verify(args) => Invocation {
                 printing: options.printing(args.json),
                 task: Task::Verify {
@@ -543,6 +601,7 @@ fn from_original_synopsis(
             format,
             force,
             compress,
+            on: Vec::new(),
             infile,
             reffile,
             outfile,
@@ -557,7 +616,8 @@ fn from_original_synopsis(
             }
             Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
                 spool: None,
-                difffile,
+                base: None,
+                difffiles: vec![difffile],
                 target,
             })),
             Err(paths) => {
@@ -581,8 +641,17 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Backup(args) if dash(&args.infile) && dash(&args.reffile) => Err(
             "INFILE and REFFILE cannot both be '-' (standard input): one image must be a file or device".into(),
         ),
-        Command::Restore(args) if dash(&args.target) => Err(
-            "OUTFILE '-' would mean standard output, but restore writes into a target that holds the base image; a file named - is reached as ./-".into(),
+        Command::Backup(args) if args.on.iter().any(dash) => Err(
+            "PREV '-' would mean standard input, but a diff given with --on is checked in full and then read again; a file named - is reached as ./-".into(),
+        ),
+        Command::Restore(args) if args.base.is_none() && dash(&args.target) => Err(
+            "OUTFILE '-' would mean standard output, but restore writes into a target that holds the base image (with --base FULL it can write the image to standard output); a file named - is reached as ./-".into(),
+        ),
+        Command::Restore(args) if args.base.as_ref().is_some_and(dash) => Err(
+            "FULL '-' would mean standard input, which is not supported: give the full image as a file or device; a file named - is reached as ./-".into(),
+        ),
+        Command::Restore(args) if args.difffiles.iter().filter(|path| dash(path)).count() > 1 => Err(
+            "only one diff can be read from standard input ('-')".into(),
         ),
         Command::Verify(VerifyArgs {
             target: Some(target),

@@ -11,6 +11,7 @@
 //! [`cli`] turns the command line into an operation's options; [`error`] is the one error
 //! type and table of exit codes; [`render`] writes listings and reports.
 
+pub mod chain;
 pub mod cli;
 pub mod device;
 pub mod engine;

@@ -246,7 +246,18 @@ impl ListingStyle for TableListing {
         let base = base.unwrap_or_else(|| no_hashes.into());
         let image = image.unwrap_or_else(|| no_hashes.into());
         writeln!(out, "base blake3:       {base}")?;
-        writeln!(out, "image blake3:      {image}")
+        writeln!(out, "image blake3:      {image}")?;
+        // Where it sits in a chain: the diff before it gives the image with the first hash,
+        // and the diff after it must be made against the image with the second.
+        if let Some(hashes) = totals.hashes {
+            writeln!(
+                out,
+                "chain link:        {}... -> {}...",
+                String::from_utf8_lossy(&short_hex(hashes.base)),
+                String::from_utf8_lossy(&short_hex(hashes.image))
+            )?;
+        }
+        Ok(())
     }
 
     fn failure(&mut self, _out: &mut dyn Write, _reason: &str) -> io::Result<()> {

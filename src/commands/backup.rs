@@ -1,6 +1,6 @@
 //! backup: open INFILE and REFFILE, refuse an OUTFILE that is one of them, write the diff.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use diff_dd::cli::Printing;
@@ -16,6 +16,7 @@ pub fn run(
     infile: &Path,
     reffile: &Path,
     outfile: &Path,
+    on: &[PathBuf],
     options: &BackupOptions,
     printing: Printing,
 ) -> Result<()> {
@@ -34,16 +35,25 @@ pub fn run(
         base.size = new.size;
     }
     ops::backup::check_inputs(&new, &base, options)?;
+    let chain = on
+        .iter()
+        .map(|path| device::open_input(path, Role::Diff))
+        .collect::<Result<Vec<OpenFile>>>()?;
+    let chain: Vec<&OpenFile> = chain.iter().collect();
     let output = if super::is_dash(outfile) {
         Output::stdout()?
     } else {
         let outfile = device::follow_links(outfile)?;
-        device::refuse_alias(&outfile, Role::Outfile, &[&new, &base])?;
+        let inputs: Vec<&OpenFile> = [&new, &base]
+            .into_iter()
+            .chain(chain.iter().copied())
+            .collect();
+        device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
         ops::backup::check_outfile(&outfile, options)?;
         Output::create(&outfile, options.force)?
     };
     let bars = Bars::new(!printing.quiet);
-    let summary = ops::backup(&new, &base, output, options, &bars)?;
+    let summary = ops::backup(&new, &base, &chain, output, options, &bars)?;
     drop(bars);
     if printing.verbose {
         super::summary(

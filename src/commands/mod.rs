@@ -26,9 +26,20 @@ pub fn run(invocation: Invocation) -> ExitCode {
             infile,
             reffile,
             outfile,
+            on,
             options,
         } => (
-            backup::run(&infile, &reffile, &outfile, &options, printing),
+            backup::run(&infile, &reffile, &outfile, &on, &options, printing),
+            Reporting::Work,
+        ),
+        Task::RestoreOnePass {
+            full,
+            difffiles,
+            target,
+            spool,
+            options,
+        } => (
+            restore::run_one_pass(&full, &difffiles, &target, &spool, &options, printing),
             Reporting::Work,
         ),
         Task::Restore {

@@ -1,12 +1,14 @@
-//! restore: open the diff, then the target exclusively, and apply one to the other.
+//! restore: open the diff, then the target exclusively, and apply one to the other; or, with
+//! --base, open FULL and the chain, and write the image they give into a new or existing
+//! target or standard output.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use diff_dd::cli::Printing;
-use diff_dd::device;
+use diff_dd::device::{self, OpenFile, Output};
 use diff_dd::error::{Result, Role};
-use diff_dd::ops::{self, RestoreOptions};
+use diff_dd::ops::{self, OnePassOptions, OnePassTarget, RestoreOptions};
 use diff_dd::render::count;
 use diff_dd::units::human_bytes;
 
@@ -47,6 +49,56 @@ pub fn run(
                 summary.already_restored,
                 human_bytes(summary.bytes_written),
                 started.elapsed().as_secs_f64(),
+            ),
+        );
+    }
+    Ok(())
+}
+
+pub fn run_one_pass(
+    full: &Path,
+    difffiles: &[PathBuf],
+    target: &Path,
+    spool: &Path,
+    options: &OnePassOptions,
+    printing: Printing,
+) -> Result<()> {
+    let started = Instant::now();
+    let full = device::open_input(full, Role::Reffile)?;
+    let diffs = difffiles
+        .iter()
+        .map(|path| super::open_diff(path, spool))
+        .collect::<Result<Vec<OpenFile>>>()?;
+    let mut inputs: Vec<&OpenFile> = diffs.iter().collect();
+    let diffs = inputs.clone();
+    inputs.push(&full);
+    let in_place;
+    let target = if super::is_dash(target) {
+        OnePassTarget::Stream(Output::stdout()?)
+    } else {
+        let target = device::follow_links(target)?;
+        device::refuse_alias(&target, Role::Target, &inputs)?;
+        if target.exists() {
+            in_place = device::open_target(&target)?;
+            OnePassTarget::InPlace(&in_place)
+        } else {
+            OnePassTarget::New(Output::create(&target, false)?)
+        }
+    };
+    let bars = Bars::new(!printing.quiet);
+    let summary = ops::restore_one_pass(&full, &diffs, target, options, &bars)?;
+    drop(bars);
+    if printing.verbose {
+        super::summary(
+            "restore",
+            format_args!(
+                "{} laid over {}: {} image, {} written, image BLAKE3 {}; {}",
+                count(summary.diff_count, "diff"),
+                full.path.display(),
+                human_bytes(summary.image_size),
+                human_bytes(summary.bytes_written),
+                summary.image_hash.to_hex(),
+                super::throughput(summary.image_size, started.elapsed()),
             ),
         );
     }

@@ -59,13 +59,27 @@ pub struct CompareTotals {
     pub image_hash: blake3::Hash,
     /// BLAKE3 of the whole base image.
     pub base_hash: blake3::Hash,
+    /// With a layer over the base image: BLAKE3 of the base image itself.
+    pub under_layer_hash: Option<blake3::Hash>,
+}
+
+/// Bytes laid over an image as it is read: the image seen through it is another image of the
+/// same size. The overlay of a chain of diffs is one ([`crate::chain::Overlay`]); the engine
+/// reads it like any image and does not need to know what it is.
+pub trait Layer: Sync {
+    /// Lays the layer's bytes for `offset..offset + slice.len()` over `slice`, which holds the
+    /// image's bytes there. Each reading thread asks for increasing offsets.
+    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<()>;
 }
 
 /// Reads `new` and `base` side by side (they must have the same size), hands every extent of
-/// changed sectors to `sink` in order, and hashes both whole images with BLAKE3.
+/// changed sectors to `sink` in order, and hashes both whole images with BLAKE3. With
+/// `base_layer`, `new` is compared with `base` seen through it, and `base_hash` is that
+/// image's; the hash of `base` itself is `under_layer_hash`.
 pub fn compare_images(
     new: &OpenFile,
     base: &OpenFile,
+    base_layer: Option<&dyn Layer>,
     settings: CompareSettings,
     progress: &dyn Progress,
     sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
@@ -75,8 +89,15 @@ pub fn compare_images(
         settings.sector_size as usize,
         settings.record_limit as usize,
     );
+    let reading = Reading {
+        images: &[new, base],
+        layer: base_layer,
+        compare: true,
+        copy: None,
+        in_order: false,
+    };
     let hashes = read_pieces(
-        &[new, base],
+        &reading,
         settings.sector_size,
         settings.buffer_size,
         progress,
@@ -90,7 +111,46 @@ pub fn compare_images(
     finder.finish(sink)?;
     Ok(CompareTotals {
         image_hash: hashes[0],
-        base_hash: hashes[1],
+        base_hash: *hashes.last().unwrap_or(&hashes[0]),
+        under_layer_hash: base_layer.map(|_| hashes[1]),
+    })
+}
+
+/// Where [`copy_image`] puts what it reads: called on the reading threads, with the offset of
+/// each slice of the image, in increasing order per thread but not overall.
+pub type CopyTo<'a> = &'a (dyn Fn(u64, &[u8]) -> Result<()> + Sync);
+
+/// What [`copy_image`] read.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyTotals {
+    /// BLAKE3 of the image read.
+    pub image_hash: blake3::Hash,
+    /// BLAKE3 of the image seen through the layer: what was copied.
+    pub copied_hash: blake3::Hash,
+}
+
+/// Reads `image` seen through `layer` front to back in buffers and hands every slice of it to
+/// `copy`, hashing both the image and what was copied. `in_order` keeps to one reading thread,
+/// so that `copy` gets the slices in order (for a stream).
+pub fn copy_image(
+    image: &OpenFile,
+    layer: &dyn Layer,
+    buffer_size: u64,
+    in_order: bool,
+    progress: &dyn Progress,
+    copy: CopyTo<'_>,
+) -> Result<CopyTotals> {
+    let reading = Reading {
+        images: &[image],
+        layer: Some(layer),
+        compare: false,
+        copy: Some(copy),
+        in_order,
+    };
+    let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
+    Ok(CopyTotals {
+        image_hash: hashes[0],
+        copied_hash: hashes[1],
     })
 }
 
@@ -106,7 +166,14 @@ pub fn hash_image(
     if from_device {
         image.drop_cached_pages()?;
     }
-    let hashes = read_pieces(&[image], 1, buffer_size, progress, |_| Ok(()))?;
+    let reading = Reading {
+        images: &[image],
+        layer: None,
+        compare: false,
+        copy: None,
+        in_order: false,
+    };
+    let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
     Ok(hashes[0])
 }
 
@@ -140,27 +207,50 @@ pub fn worker_count() -> u64 {
     cores.clamp(1, MAX_WORKERS)
 }
 
-/// Reads one or two images of equal size in pieces of about the buffer size, on one worker
-/// thread per core (up to [`MAX_WORKERS`]). Each worker reads its pieces of all images slice by slice, hashes each
-/// slice and (for two images) compares it while the bytes are still in cache: the images are
-/// read once and nothing crosses between cores but the changed sectors. `on_piece` receives
-/// each piece's changes in order; the whole-image hashes come back in the images' order.
+/// What one read of images of equal size does with each slice.
+struct Reading<'a> {
+    /// Read and hashed.
+    images: &'a [&'a OpenFile],
+    /// Laid over the last image, which gives one more image, hashed too.
+    layer: Option<&'a dyn Layer>,
+    /// Compare the first image with the last one (seen through the layer, if any).
+    compare: bool,
+    /// Gets the last image (seen through the layer, if any).
+    copy: Option<CopyTo<'a>>,
+    /// One worker, so that the slices come in order.
+    in_order: bool,
+}
+
+impl Reading<'_> {
+    /// How many images are hashed: those read, and the one the layer gives.
+    fn hashed(&self) -> usize {
+        self.images.len() + usize::from(self.layer.is_some())
+    }
+}
+
+/// Reads images of equal size in pieces of about the buffer size, on one worker thread per
+/// core (up to [`MAX_WORKERS`]). Each worker reads its pieces of all images slice by slice,
+/// hashes each slice and compares or copies it as `reading` says while the bytes are still in
+/// cache: the images are read once and nothing crosses between cores but the changed sectors.
+/// `on_piece` receives each piece's changes in order; the whole-image hashes come back in the
+/// images' order, the layer's last.
 ///
-/// Memory: per worker, one slice per image and at most three batches of changed bytes (one
-/// being gathered, one waiting, one being taken).
+/// Memory: per worker, one slice per image (and one for the layer) and at most three batches
+/// of changed bytes (one being gathered, one waiting, one being taken).
 fn read_pieces(
-    images: &[&OpenFile],
+    reading: &Reading<'_>,
     sector_size: u64,
     buffer_size: u64,
     progress: &dyn Progress,
     mut on_piece: impl FnMut(&Changes) -> Result<()>,
 ) -> Result<Vec<blake3::Hash>> {
+    let images = reading.images;
     let image_size = images[0].size;
     let plan = PiecePlan::new(image_size, buffer_size, sector_size);
     let piece_count = plan.piece_count(image_size);
     // Standard input can only be read front to back, by one worker.
     let streaming = images.iter().any(|image| image.is_stream());
-    let workers = if plan.independent && !streaming {
+    let workers = if plan.independent && !streaming && !reading.in_order {
         worker_count()
     } else {
         1
@@ -182,10 +272,12 @@ fn read_pieces(
                 used_batches: given_back,
             };
             handles.push(scope.spawn(move || {
-                read_pieces_of_worker(images, sector_size, plan, worker, workers, channels)
+                read_pieces_of_worker(reading, sector_size, plan, worker, workers, channels)
             }));
         }
-        let mut mergers: Vec<TreeMerger> = images.iter().map(|_| TreeMerger::default()).collect();
+        let mut mergers: Vec<TreeMerger> = (0..reading.hashed())
+            .map(|_| TreeMerger::default())
+            .collect();
         let gathered = (|| -> Result<()> {
             for index in 0..piece_count {
                 // Workers take pieces in turn, so taking results in turn keeps them in order.
@@ -247,7 +339,7 @@ struct WorkerChannels {
 /// worker the pieces come in order, and its hashers run over the whole images and are
 /// returned at the end; otherwise each piece is hashed as a subtree and sent with its value.
 fn read_pieces_of_worker(
-    images: &[&OpenFile],
+    reading: &Reading<'_>,
     sector_size: u64,
     plan: PiecePlan,
     worker: u64,
@@ -263,44 +355,53 @@ fn read_pieces_of_worker(
         batch.clear();
         batch
     };
+    let images = reading.images;
     let image_size = images[0].size;
+    let hashed = reading.hashed();
     // Whole sectors per slice, so a sector never straddles two slices.
     let slice_size = (SLICE / sector_size).max(1) * sector_size;
-    let mut slices: Vec<Vec<u8>> = images
-        .iter()
+    let mut slices: Vec<Vec<u8>> = (0..hashed)
         .map(|_| vec![0u8; slice_size.min(plan.piece_size) as usize])
         .collect();
-    let mut hashers: Vec<blake3::Hasher> = images.iter().map(|_| plan.piece_hasher(0)).collect();
+    let mut hashers: Vec<blake3::Hasher> = (0..hashed).map(|_| plan.piece_hasher(0)).collect();
     for index in (worker..plan.piece_count(image_size)).step_by(workers as usize) {
         let offset = index * plan.piece_size;
         let length = plan.piece_size.min(image_size - offset);
         if plan.independent {
-            hashers = images.iter().map(|_| plan.piece_hasher(offset)).collect();
+            hashers = (0..hashed).map(|_| plan.piece_hasher(offset)).collect();
         }
         let mut changes = new_batch();
         let mut read = Ok(());
         let mut position = offset;
-        'slices: while position < offset + length {
+        while position < offset + length {
             let piece = slice_size.min(offset + length - position) as usize;
-            for ((image, slice), hasher) in images.iter().zip(&mut slices).zip(&mut hashers) {
-                read = image.read_at(position, &mut slice[..piece]);
-                if read.is_err() {
-                    break 'slices;
-                }
+            read = read_slice(reading, position, &mut slices, piece);
+            if read.is_err() {
+                break;
+            }
+            for (slice, hasher) in slices.iter().zip(&mut hashers) {
                 hasher.update(&slice[..piece]);
             }
-            if let [new, base] = &slices[..] {
-                changes.compare(
-                    position,
-                    &new[..piece],
-                    &base[..piece],
-                    sector_size as usize,
-                );
+            if reading.compare {
+                if let (Some(new), Some(base)) = (slices.first(), slices.last()) {
+                    changes.compare(
+                        position,
+                        &new[..piece],
+                        &base[..piece],
+                        sector_size as usize,
+                    );
+                }
                 if changes.new_data.len() >= BATCH {
                     let batch = std::mem::replace(&mut changes, new_batch());
                     if results.send(Ok(Found::Batch(batch))).is_err() {
                         return None; // Nobody is listening any more.
                     }
+                }
+            }
+            if let (Some(copy), Some(last)) = (reading.copy, slices.last()) {
+                read = copy(position, &last[..piece]);
+                if read.is_err() {
+                    break;
                 }
             }
             position += piece as u64;
@@ -319,4 +420,26 @@ fn read_pieces_of_worker(
         }
     }
     (!plan.independent).then(|| hashers.iter().map(|hasher| hasher.finalize()).collect())
+}
+
+/// Reads `length` bytes at `position` of every image into its slice and, with a layer, lays
+/// it over a copy of the last image's.
+fn read_slice(
+    reading: &Reading<'_>,
+    position: u64,
+    slices: &mut [Vec<u8>],
+    length: usize,
+) -> Result<()> {
+    for (image, slice) in reading.images.iter().zip(slices.iter_mut()) {
+        image.read_at(position, &mut slice[..length])?;
+    }
+    if let Some(layer) = reading.layer {
+        let (read, laid) = slices.split_at_mut(reading.images.len());
+        let (Some(under), Some(over)) = (read.last(), laid.first_mut()) else {
+            return Err(Error::Internal("a layer over no image"));
+        };
+        over[..length].copy_from_slice(&under[..length]);
+        layer.lay_over(position, &mut over[..length])?;
+    }
+    Ok(())
 }

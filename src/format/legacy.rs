@@ -216,6 +216,7 @@ impl DiffReader for Reader<'_> {
             length,
             hashes: None,
             stored: super::Stored::Raw,
+            data_at: self.source.position(),
         }))
     }
 

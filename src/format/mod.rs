@@ -115,6 +115,8 @@ pub struct Record {
     pub hashes: Option<RecordHashes>,
     /// Always `Raw` in the original tool's formats.
     pub stored: Stored,
+    /// Where in the diff file its stored data starts.
+    pub data_at: u64,
 }
 
 /// What the two whole images of a native diff hash to.
@@ -256,7 +258,7 @@ pub fn detect(diff: &OpenFile) -> Result<Format> {
 pub fn open_reader<'a>(
     diff: &'a OpenFile,
     options: &ReadOptions,
-) -> Result<Box<dyn DiffReader + 'a>> {
+) -> Result<Box<dyn DiffReader + Send + 'a>> {
     let format = detect(diff)?;
     let source = DiffSource::new(diff, options.check_data && options.hash_file)?;
     Ok(match format {
@@ -356,13 +358,17 @@ pub struct DiffSource<'a> {
     /// Bytes of the file from `buffer_start`, read ahead.
     buffer: Vec<u8>,
     buffer_start: u64,
+    /// How much the next read takes: it grows while reading goes on where the last read ended
+    /// and falls back after a skip, so that a reader of headers alone holds little memory.
+    read_size: u64,
     position: u64,
     /// Hashes every byte read, while no byte has been skipped.
     file_hasher: Option<blake3::Hasher>,
 }
 
-/// How much a [`DiffSource`] reads at once.
+/// The most a [`DiffSource`] reads at once, and the least.
 const SOURCE_BUFFER: u64 = 64 << 10;
+const SOURCE_FIRST_READ: u64 = 4 << 10;
 
 impl<'a> DiffSource<'a> {
     pub fn new(diff: &'a OpenFile, hash_file: bool) -> Result<DiffSource<'a>> {
@@ -370,6 +376,7 @@ impl<'a> DiffSource<'a> {
             diff,
             buffer: Vec::new(),
             buffer_start: 0,
+            read_size: SOURCE_FIRST_READ,
             position: 0,
             file_hasher: hash_file.then(blake3::Hasher::new),
         })
@@ -410,7 +417,12 @@ impl<'a> DiffSource<'a> {
     fn fill(&mut self) -> Result<usize> {
         let buffer_end = self.buffer_start + self.buffer.len() as u64;
         if self.position < self.buffer_start || self.position >= buffer_end {
-            let length = SOURCE_BUFFER.min(self.size() - self.position) as usize;
+            self.read_size = if self.position == buffer_end {
+                (self.read_size * 2).min(SOURCE_BUFFER)
+            } else {
+                SOURCE_FIRST_READ
+            };
+            let length = self.read_size.min(self.size() - self.position) as usize;
             self.buffer.resize(length, 0);
             self.buffer_start = self.position;
             if let Err(error) = self.diff.read_at(self.position, &mut self.buffer) {
@@ -682,4 +694,55 @@ impl StoredRecords {
             &self.stored[range.clone()]
         })
     }
+}
+
+/// The data of `record`, a native record of `diff`, read where the diff stores it (whatever
+/// any reader of the diff is doing meanwhile), decoded and checked against its hash, into
+/// `out`; `stored` holds a compressed record's frame on the way. So a record can be read
+/// again, or out of turn, by the overlay of a chain.
+pub fn load_record(
+    diff: &OpenFile,
+    record: &Record,
+    decoder: &mut v3::Decoder,
+    stored: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let invalid = |reason: String| Error::invalid_diff(&diff.path, Some(record.index), reason);
+    let in_file = record.stored.bytes_in_file(record.length);
+    if record
+        .data_at
+        .checked_add(in_file)
+        .is_none_or(|end| end > diff.size)
+    {
+        return Err(invalid(format!(
+            "record {}: its data lies past the end of the file (byte {})",
+            record.index, diff.size
+        )));
+    }
+    let length = usize::try_from(record.length).unwrap_or(usize::MAX);
+    out.clear();
+    match record.stored {
+        Stored::Raw => {
+            out.resize(length, 0);
+            diff.read_at(record.data_at, out)?;
+        }
+        Stored::Zero => out.resize(length, 0),
+        Stored::Zstd { stored_length } => {
+            stored.resize(stored_length as usize, 0);
+            diff.read_at(record.data_at, stored)?;
+            out.resize(length, 0);
+            decoder
+                .decode_zstd(record.index, record.offset, stored, out)
+                .map_err(invalid)?;
+        }
+    }
+    if let Some(hashes) = record.hashes {
+        if blake3::hash(out) != hashes.new {
+            return Err(invalid(format!(
+                "record {} (offset {}): its data does not match its BLAKE3 hash",
+                record.index, record.offset
+            )));
+        }
+    }
+    Ok(())
 }

@@ -838,6 +838,7 @@ impl DiffReader for Reader<'_> {
             length: header.length,
             hashes: Some(hashes),
             stored,
+            data_at: self.source.position(),
         }))
     }
 

@@ -6,6 +6,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::chain::{self, Chain};
 use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, pool, ChangedExtent, CompareSettings, CompareTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
@@ -118,15 +119,45 @@ pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
 }
 
 /// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
-/// name only when the whole diff is written and synced.
+/// name only when the whole diff is written and synced. With diffs `on` (a chain made from
+/// REFFILE, in order), `new` is diffed against REFFILE with their records laid over it: the
+/// new diff continues the chain.
 pub fn backup(
     new: &OpenFile,
     base: &OpenFile,
+    on: &[&OpenFile],
     output: Output,
     options: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupSummary> {
     check_inputs(new, base, options)?;
+    let chain =
+        match on {
+            [] => None,
+            _ if options.format == DiffFormat::V1 => return Err(Error::Usage(
+                "--on needs the native format: a v1 diff holds no hashes to link it to the chain"
+                    .into(),
+            )),
+            _ => Some(Chain::check(on, progress)?),
+        };
+    if let Some(chain) = &chain {
+        if chain.image_size() != new.size {
+            return Err(Error::unusable(
+                "refusing the chain",
+                &chain.last().diff.path,
+                format!(
+                    "it is of an image of {}, but INFILE {} has {}",
+                    units::size(chain.image_size()),
+                    new.path.display(),
+                    units::size(new.size)
+                ),
+            ));
+        }
+    }
+    let overlay = chain.as_ref().map(Chain::overlay);
+    let layer = overlay
+        .as_ref()
+        .map(|overlay| overlay as &dyn engine::Layer);
     let settings = CompareSettings {
         sector_size: options.sector_size,
         buffer_size: options.buffer_size,
@@ -160,8 +191,13 @@ pub fn backup(
                 encode,
                 |pool| {
                     let mut job = EncodingJob::default();
-                    let compared =
-                        engine::compare_images(new, base, settings, progress, &mut |extent| {
+                    let compared = engine::compare_images(
+                        new,
+                        base,
+                        layer,
+                        settings,
+                        progress,
+                        &mut |extent| {
                             let full = job.data.len() + extent.new_data.len() > JOB_SIZE;
                             if full {
                                 let given = std::mem::replace(&mut job, records.spare_job());
@@ -171,7 +207,8 @@ pub fn backup(
                             }
                             job.add(extent);
                             Ok(())
-                        });
+                        },
+                    );
                     let mut take = |encoded| records.write(encoded, &write_failed);
                     let compared = compared.and_then(|totals| {
                         if !job.extents.is_empty() {
@@ -186,6 +223,9 @@ pub fn backup(
                 },
             )?;
             finish_streams(new, base)?;
+            if let Some(chain) = &chain {
+                check_chain_base(chain, base, &totals)?;
+            }
             records
                 .writer
                 .finish(image_hashes(&totals))
@@ -196,12 +236,13 @@ pub fn backup(
         DiffFormat::V1 => {
             let mut writer = V1Writer::new(buffered, settings.sector_size);
             let mut counts = Counts::default();
-            let totals = engine::compare_images(new, base, settings, progress, &mut |extent| {
-                counts.add(extent.new_data.len() as u64, extent.new_data.len() as u64);
-                writer
-                    .write_extent(extent.offset, extent.new_data)
-                    .map_err(write_failed)
-            })?;
+            let totals =
+                engine::compare_images(new, base, layer, settings, progress, &mut |extent| {
+                    counts.add(extent.new_data.len() as u64, extent.new_data.len() as u64);
+                    writer
+                        .write_extent(extent.offset, extent.new_data)
+                        .map_err(write_failed)
+                })?;
             finish_streams(new, base)?;
             writer.finish().map_err(write_failed)?;
             (totals, counts)
@@ -215,6 +256,37 @@ pub fn backup(
         image_size: new.size,
         hashes: image_hashes(&totals),
     })
+}
+
+/// REFFILE must be the image the chain starts from, and then the chain laid over it gives the
+/// image its last diff was made from, unless a diff changed since it was checked. Found once
+/// the images are read, but before the diff is finished: nothing appears under OUTFILE's name,
+/// and a diff streamed to standard output has no trailer, so no reader takes it.
+fn check_chain_base(chain: &Chain<'_>, base: &OpenFile, totals: &CompareTotals) -> Result<()> {
+    if totals.under_layer_hash != Some(chain.base_hash()) {
+        return Err(Error::unusable(
+            "refusing REFFILE",
+            &base.path,
+            format!(
+                "it is not the base of the chain: {} was made against an image with BLAKE3 {}..., and REFFILE's is {}...; nothing was written",
+                chain.first().diff.path.display(),
+                chain::short(chain.base_hash()),
+                totals.under_layer_hash.map_or_else(String::new, chain::short)
+            ),
+        ));
+    }
+    if totals.base_hash != chain.image_hash() {
+        return Err(Error::unusable(
+            "refusing the chain",
+            &chain.last().diff.path,
+            format!(
+                "laid over REFFILE it gives an image with BLAKE3 {}..., not {}..., its image hash (did a diff change while it was read?); nothing was written",
+                chain::short(totals.base_hash),
+                chain::short(chain.image_hash())
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The most jobs being encoded at once: enough that on two cores neither encoding thread

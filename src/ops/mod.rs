@@ -5,11 +5,13 @@
 
 pub mod backup;
 pub mod inspect;
+pub mod one_pass;
 pub mod restore;
 pub mod verify;
 
 pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
 pub use inspect::{inspect, InspectOptions, Listing};
+pub use one_pass::{restore_one_pass, OnePassOptions, OnePassSummary, OnePassTarget};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use verify::{verify, State, VerifyOptions, VerifyReport};
 

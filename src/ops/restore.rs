@@ -476,6 +476,7 @@ mod tests {
                     length: 4096,
                     hashes: None,
                     stored: crate::format::Stored::Raw,
+                    data_at: 0,
                 };
                 frontier.decide(&record, found)
             })
@@ -579,6 +580,7 @@ mod operation_tests {
         let summary = backup(
             &open("new.img", Role::Infile),
             &open("base.img", Role::Reffile),
+            &[],
             output,
             &options,
             &NoProgress,

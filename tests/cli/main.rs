@@ -6,6 +6,7 @@
 
 mod util;
 
+mod chains;
 mod completion;
 mod compression;
 mod core;

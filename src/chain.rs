@@ -1,0 +1,261 @@
+//! Chains of diffs, each made against the image the one before it gives: checking that they
+//! link, and the overlay, the image a base gives with the records of a chain laid over it.
+//!
+//! The overlay is what `backup --on` compares INFILE with and what one-pass restore copies
+//! into its target. The engine reads it like any image ([`Layer`]): nothing is materialized,
+//! and memory does not grow with the image nor with the number of diffs (each reading thread
+//! keeps one small reader per diff and the data of one record).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::thread::{self, ThreadId};
+
+use crate::device::OpenFile;
+use crate::engine::{Layer, Progress, Stage};
+use crate::error::{Error, Result};
+use crate::format::{self, v3, DiffReader, Format, ImageHashes, ReadOptions, Record, Scan};
+use crate::units;
+
+/// A diff of a chain, read and checked in full.
+pub struct Link<'a> {
+    pub diff: &'a OpenFile,
+    pub scan: Scan,
+    /// The diff's base and image hashes (native diffs hold them; a chain has no others).
+    pub hashes: ImageHashes,
+}
+
+/// Diffs in chain order, each checked in full and each made against the image the one
+/// before it gives: checked by hashes alone, before any image is read.
+pub struct Chain<'a> {
+    pub links: Vec<Link<'a>>,
+}
+
+impl<'a> Chain<'a> {
+    /// Reads and checks every diff in full (structure, every record hash, the whole-diff
+    /// hash, as restore does before it writes), then the links: all are of one image size,
+    /// and each one's base hash is the image hash of the one before. A diff that does not
+    /// link is refused naming it and the one before.
+    pub fn check(diffs: &[&'a OpenFile], progress: &dyn Progress) -> Result<Chain<'a>> {
+        let mut links: Vec<Link<'a>> = Vec::with_capacity(diffs.len());
+        for &diff in diffs {
+            progress.start(Stage::CheckingDiff, diff.size);
+            let scan = format::scan(diff, &ReadOptions::checked(512, None), |record| {
+                progress.advance(record.stored.bytes_in_file(record.length))
+            })?;
+            let hashes = match (scan.info.format, scan.totals.hashes) {
+                (Format::V3, Some(hashes)) => hashes,
+                (format, _) => {
+                    return Err(Error::unusable(
+                        "refusing the diff",
+                        &diff.path,
+                        format!(
+                            "it is a {} diff ({}): chains and one-pass restore are checked by the hashes that only native diffs hold",
+                            format.name(),
+                            format.origin()
+                        ),
+                    ))
+                }
+            };
+            let link = Link { diff, scan, hashes };
+            if let Some(previous) = links.last() {
+                check_link(previous, &link)?;
+            }
+            links.push(link);
+        }
+        if links.is_empty() {
+            return Err(Error::Usage("a chain needs at least one diff".into()));
+        }
+        Ok(Chain { links })
+    }
+
+    /// The size of the image every diff of the chain is of.
+    pub fn image_size(&self) -> u64 {
+        self.links[0].scan.info.image_size.unwrap_or(0)
+    }
+
+    /// What the image the chain starts from hashes to: the first diff's base hash.
+    pub fn base_hash(&self) -> blake3::Hash {
+        self.links[0].hashes.base
+    }
+
+    /// What the image the chain ends with hashes to: the last diff's image hash.
+    pub fn image_hash(&self) -> blake3::Hash {
+        self.links[self.links.len() - 1].hashes.image
+    }
+
+    pub fn first(&self) -> &Link<'a> {
+        &self.links[0]
+    }
+
+    pub fn last(&self) -> &Link<'a> {
+        &self.links[self.links.len() - 1]
+    }
+
+    /// The chain as a layer over its base image.
+    pub fn overlay(&self) -> Overlay<'_> {
+        Overlay {
+            diffs: self.links.iter().map(|link| link.diff).collect(),
+            cursors: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The first 16 hex digits of a hash, as inspect shows them.
+pub fn short(hash: blake3::Hash) -> String {
+    hash.to_hex()[..16].to_string()
+}
+
+fn check_link(previous: &Link<'_>, link: &Link<'_>) -> Result<()> {
+    let (size, previous_size) = (link.scan.info.image_size, previous.scan.info.image_size);
+    if size != previous_size {
+        return Err(Error::unusable(
+            "refusing the chain",
+            &link.diff.path,
+            format!(
+                "it is of an image of {}, but {}, the diff before it, is of one of {}",
+                units::size(size.unwrap_or(0)),
+                previous.diff.path.display(),
+                units::size(previous_size.unwrap_or(0))
+            ),
+        ));
+    }
+    if link.hashes.base != previous.hashes.image {
+        return Err(Error::unusable(
+            "refusing the chain",
+            &link.diff.path,
+            format!(
+                "it was made against an image with BLAKE3 {}..., but {}, the diff before it, gives one with BLAKE3 {}...: the diffs are out of order, one is missing between them, or they are of different disks",
+                short(link.hashes.base),
+                previous.diff.path.display(),
+                short(previous.hashes.image)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The records of a chain's diffs laid over an image: where records of several diffs cover a
+/// byte, the later diff's wins. Each reading thread goes through the diffs with its own
+/// cursor, front to back; a record's data is read, decoded and checked against its hash
+/// again when it is laid (the diffs were checked whole before, but may have changed since).
+pub struct Overlay<'a> {
+    diffs: Vec<&'a OpenFile>,
+    cursors: Mutex<HashMap<ThreadId, Cursor<'a>>>,
+}
+
+/// One thread's place in every diff of the chain.
+struct Cursor<'a> {
+    /// Where the last slice it laid ended: it serves slices from here on.
+    at: u64,
+    /// Per diff, its reader (headers only) and its first record that ends after `at`.
+    layers: Vec<(Box<dyn DiffReader + Send + 'a>, Option<Record>)>,
+    /// The data of one record, decoded and checked: which diff's and which record.
+    loaded: Option<(usize, u64)>,
+    data: Vec<u8>,
+    stored: Vec<u8>,
+    decoder: v3::Decoder,
+}
+
+impl<'a> Overlay<'a> {
+    fn take_cursor(&self, offset: u64) -> Result<Cursor<'a>> {
+        let found = self
+            .cursors
+            .lock()
+            .map_err(|_| Error::Internal("a thread reading the overlay failed"))?
+            .remove(&thread::current().id());
+        match found {
+            Some(cursor) if cursor.at <= offset => Ok(cursor),
+            // A thread that went back starts again from the front.
+            _ => self.new_cursor(),
+        }
+    }
+
+    fn new_cursor(&self) -> Result<Cursor<'a>> {
+        let mut layers = Vec::with_capacity(self.diffs.len());
+        for &diff in &self.diffs {
+            let mut reader = format::open_reader(diff, &ReadOptions::headers(512, None))?;
+            let first = reader.next_record()?;
+            layers.push((reader, first));
+        }
+        Ok(Cursor {
+            at: 0,
+            layers,
+            loaded: None,
+            data: Vec::new(),
+            stored: Vec::new(),
+            decoder: v3::Decoder::default(),
+        })
+    }
+}
+
+impl Layer for Overlay<'_> {
+    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<()> {
+        let mut cursor = self.take_cursor(offset)?;
+        cursor.lay_over(&self.diffs, offset, slice)?;
+        self.cursors
+            .lock()
+            .map_err(|_| Error::Internal("a thread reading the overlay failed"))?
+            .insert(thread::current().id(), cursor);
+        Ok(())
+    }
+}
+
+impl Cursor<'_> {
+    fn lay_over(&mut self, diffs: &[&OpenFile], offset: u64, slice: &mut [u8]) -> Result<()> {
+        let end = offset + slice.len() as u64;
+        self.pass_records_ending_by(offset)?;
+        let mut position = offset;
+        while position < end {
+            // Every current record ends after `position`: the winner is the last diff's that
+            // has begun, and it wins until it ends or a later diff's record begins.
+            let winner = self
+                .layers
+                .iter()
+                .rposition(|(_, record)| record.as_ref().is_some_and(|r| r.offset <= position));
+            let later = winner.map_or(0, |winner| winner + 1);
+            let mut until = self.layers[later..]
+                .iter()
+                .filter_map(|(_, record)| record.as_ref().map(|record| record.offset))
+                .fold(end, u64::min);
+            if let Some(winner) = winner {
+                let record = self.layers[winner]
+                    .1
+                    .clone()
+                    .ok_or(Error::Internal("the overlay lost the record it lays"))?;
+                until = until.min(record.offset + record.length);
+                if self.loaded != Some((winner, record.index)) {
+                    self.loaded = None;
+                    format::load_record(
+                        diffs[winner],
+                        &record,
+                        &mut self.decoder,
+                        &mut self.stored,
+                        &mut self.data,
+                    )?;
+                    self.loaded = Some((winner, record.index));
+                }
+                let from = (position - record.offset) as usize;
+                let length = (until - position) as usize;
+                let into = (position - offset) as usize;
+                slice[into..into + length].copy_from_slice(&self.data[from..from + length]);
+            }
+            position = until;
+            self.pass_records_ending_by(position)?;
+        }
+        self.at = end;
+        Ok(())
+    }
+
+    /// Moves every diff on to its first record that ends after `position`.
+    fn pass_records_ending_by(&mut self, position: u64) -> Result<()> {
+        for (reader, record) in &mut self.layers {
+            while record
+                .as_ref()
+                .is_some_and(|record| record.offset + record.length <= position)
+            {
+                *record = reader.next_record()?;
+            }
+        }
+        Ok(())
+    }
+}

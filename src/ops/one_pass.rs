@@ -1,0 +1,270 @@
+//! One-pass restore: the full image with a chain of diffs laid over it, written into a target
+//! once (`restore --base FULL DIFF... TARGET`).
+//!
+//! The guarantee, in order:
+//! 1. Every diff is read and checked in full, and the chain by hashes alone (each diff's base
+//!    hash is the image hash of the one before), before anything is written.
+//! 2. FULL is read front to back once, with the chain's records laid over it
+//!    ([`crate::chain::Overlay`]), and what that gives is written into the target. Both are
+//!    hashed as they go: FULL's hash must be the first diff's base hash, and the result's
+//!    the last diff's image hash.
+//! 3. A new file is written unnamed and appears under its name only when both hashes
+//!    matched and it is on disk; where the result is zeros it is left sparse. An existing
+//!    file, a device or a stream is written in place, so a mismatch there is an error that
+//!    says the target does not hold the image.
+
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::Mutex;
+
+use crate::chain::{self, Chain};
+use crate::device::{OpenFile, Output};
+use crate::engine::{self, CopyTotals, Progress, Stage};
+use crate::error::{Action, Error, Result, Role};
+use crate::units;
+
+#[derive(Debug, Clone)]
+pub struct OnePassOptions {
+    /// How much of FULL is read at once.
+    pub buffer_size: u64,
+}
+
+/// Where a one-pass restore writes.
+pub enum OnePassTarget<'a> {
+    /// A file that did not exist: written unnamed, sparse where the image is zeros, and put
+    /// under its name once it holds the image.
+    New(Output),
+    /// An existing file or a block device, opened exclusively and locked: written in place.
+    InPlace(&'a OpenFile),
+    /// Standard output, written front to back.
+    Stream(Output),
+}
+
+/// What a one-pass restore did.
+#[derive(Debug, Clone)]
+pub struct OnePassSummary {
+    pub diff_count: u64,
+    pub image_size: u64,
+    /// Bytes the chain's records changed in FULL (counted per diff, so overlaps count twice).
+    pub changed_bytes: u64,
+    /// Bytes written into the target: less than the image for a sparse new file.
+    pub bytes_written: u64,
+    pub image_hash: blake3::Hash,
+}
+
+/// Writes `full` with the chain `diffs` laid over it into `target`.
+pub fn restore_one_pass(
+    full: &OpenFile,
+    diffs: &[&OpenFile],
+    target: OnePassTarget<'_>,
+    options: &OnePassOptions,
+    progress: &dyn Progress,
+) -> Result<OnePassSummary> {
+    let chain = Chain::check(diffs, progress)?;
+    let image_size = chain.image_size();
+    let (target_path, target_size) = match &target {
+        OnePassTarget::New(output) | OnePassTarget::Stream(output) => {
+            (output.path().to_path_buf(), None)
+        }
+        OnePassTarget::InPlace(file) => (file.path.clone(), Some(file.size)),
+    };
+    if full.size != image_size {
+        return Err(Error::unusable(
+            "refusing FULL",
+            &full.path,
+            format!(
+                "it has {}, but {} is of an image of {}; nothing was written",
+                units::size(full.size),
+                chain.first().diff.path.display(),
+                units::size(image_size)
+            ),
+        ));
+    }
+    if let Some(size) = target_size.filter(|&size| size != image_size) {
+        return Err(Error::WrongTarget {
+            path: target_path,
+            extent: None,
+            offset: None,
+            written: crate::error::Written::Nothing,
+            reason: format!(
+                "it has {}, but the image the chain gives has {}; nothing was written",
+                units::size(size),
+                units::size(image_size)
+            ),
+        });
+    }
+
+    let overlay = chain.overlay();
+    let written = std::sync::atomic::AtomicU64::new(0);
+    let count = |bytes: usize| {
+        written.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    };
+    progress.start(Stage::Restoring, image_size);
+    let failed_write = |offset: u64, source: std::io::Error| Error::Io {
+        action: Action::Write,
+        role: Role::Target,
+        path: target_path.clone(),
+        at: Some(offset),
+        source,
+    };
+    let totals = match &target {
+        OnePassTarget::New(output) => {
+            let file = output.file();
+            // The length first: what is never written reads back as zeros.
+            file.set_len(image_size)
+                .map_err(|error| Error::io(Action::Write, Role::Target, &target_path, error))?;
+            engine::copy_image(
+                full,
+                &overlay,
+                options.buffer_size,
+                false,
+                progress,
+                &|offset, bytes| {
+                    for (at, run) in nonzero_runs(bytes) {
+                        let at_offset = offset + at as u64;
+                        file.write_all_at(run, at_offset)
+                            .map_err(|error| failed_write(at_offset, error))?;
+                        count(run.len());
+                    }
+                    Ok(())
+                },
+            )?
+        }
+        OnePassTarget::InPlace(file) => engine::copy_image(
+            full,
+            &overlay,
+            options.buffer_size,
+            false,
+            progress,
+            &|offset, bytes| {
+                file.write_at(offset, bytes)?;
+                count(bytes.len());
+                Ok(())
+            },
+        )?,
+        OnePassTarget::Stream(output) => {
+            let stream = Mutex::new(output.file());
+            engine::copy_image(
+                full,
+                &overlay,
+                options.buffer_size,
+                true,
+                progress,
+                &|offset, bytes| {
+                    let mut stream = stream
+                        .lock()
+                        .map_err(|_| Error::Internal("a writer of standard output failed"))?;
+                    stream
+                        .write_all(bytes)
+                        .map_err(|error| failed_write(offset, error))?;
+                    count(bytes.len());
+                    Ok(())
+                },
+            )?
+        }
+    };
+    let kept = match &target {
+        OnePassTarget::New(_) => "nothing was left under its name",
+        OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => {
+            "it was written and does not hold the image"
+        }
+    };
+    check_hashes(&chain, full, &target_path, &totals, kept)?;
+    match target {
+        OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.commit()?,
+        OnePassTarget::InPlace(file) => file.sync()?,
+    }
+    Ok(OnePassSummary {
+        diff_count: chain.links.len() as u64,
+        image_size,
+        changed_bytes: chain
+            .links
+            .iter()
+            .map(|link| link.scan.totals.changed_bytes)
+            .sum(),
+        bytes_written: written.into_inner(),
+        image_hash: totals.copied_hash,
+    })
+}
+
+/// FULL must be the chain's base, and then what was written is the chain's image, unless a
+/// diff changed since it was checked.
+fn check_hashes(
+    chain: &Chain<'_>,
+    full: &OpenFile,
+    target: &std::path::Path,
+    totals: &CopyTotals,
+    kept: &str,
+) -> Result<()> {
+    if totals.image_hash != chain.base_hash() {
+        return Err(Error::unusable(
+            "refusing FULL",
+            &full.path,
+            format!(
+                "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from; {}: {kept}",
+                chain::short(totals.image_hash),
+                chain.first().diff.path.display(),
+                chain::short(chain.base_hash()),
+                target.display()
+            ),
+        ));
+    }
+    if totals.copied_hash != chain.image_hash() {
+        return Err(Error::unusable(
+            "restore failed",
+            target,
+            format!(
+                "what was written has BLAKE3 {}..., not {}..., the image hash of {} (did a diff change while it was read?): {kept}",
+                chain::short(totals.copied_hash),
+                chain::short(chain.image_hash()),
+                chain.last().diff.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The runs of `bytes` that hold anything but zeros, in blocks of 4 KiB (the page and the
+/// usual filesystem block): a new file is left sparse where the image is zeros.
+fn nonzero_runs(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    const BLOCK: usize = 4096;
+    let blocks = bytes.len().div_ceil(BLOCK);
+    let is_zero = move |block: usize| {
+        bytes[block * BLOCK..((block + 1) * BLOCK).min(bytes.len())]
+            .iter()
+            .all(|&byte| byte == 0)
+    };
+    let mut block = 0;
+    std::iter::from_fn(move || {
+        while block < blocks && is_zero(block) {
+            block += 1;
+        }
+        if block == blocks {
+            return None;
+        }
+        let start = block;
+        while block < blocks && !is_zero(block) {
+            block += 1;
+        }
+        let (from, to) = (start * BLOCK, (block * BLOCK).min(bytes.len()));
+        Some((from, &bytes[from..to]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonzero_runs;
+
+    #[test]
+    fn nonzero_runs_skip_whole_zero_blocks_only() {
+        let mut bytes = vec![0u8; 4096 * 5 + 100];
+        bytes[4096 + 7] = 1; // block 1
+        bytes[4096 * 2] = 2; // block 2, joined with 1
+        bytes[4096 * 5 + 99] = 3; // the short last block
+        let runs: Vec<(usize, usize)> = nonzero_runs(&bytes)
+            .map(|(at, run)| (at, run.len()))
+            .collect();
+        assert_eq!(runs, vec![(4096, 8192), (4096 * 5, 100)]);
+        assert_eq!(nonzero_runs(&[0u8; 10_000]).count(), 0);
+    }
+}

@@ -1,0 +1,304 @@
+//! Chains of diffs, driven through the binary: `backup --on` makes each diff against the image
+//! the chain gives so far, `restore --base FULL DIFF...` writes that image in one pass into a
+//! new file, an existing one or standard output, and every broken link is refused with
+//! nothing left that looks valid.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use crate::util::{diff_dd, Random};
+
+/// A full image and three days after it, each changing some of the day before (data and
+/// runs of zeros, some over what the day before changed), the zeros of the full image kept
+/// for sparseness; and the chain of diffs, each made with `--on` the ones before.
+struct Week {
+    work: tempfile::TempDir,
+    days: Vec<Vec<u8>>,
+}
+
+const IMAGE_SIZE: usize = (3 << 20) + 1536; // three pieces of the 1 MiB buffer and a short one
+
+impl Week {
+    fn new(compress: &str) -> Week {
+        let work = tempfile::tempdir().unwrap();
+        let mut random = Random(1207);
+        let mut full = random.bytes(IMAGE_SIZE);
+        full[1 << 20..(2 << 20)].fill(0);
+        let mut days = vec![full];
+        for day in 1..=3u64 {
+            let mut image = days[days.len() - 1].clone();
+            for change in 0..30u64 {
+                let offset = (random.next() % (IMAGE_SIZE as u64 - 70_000)) as usize;
+                let length = 1 + (random.next() % 70_000) as usize;
+                if change % 4 == 0 {
+                    image[offset..offset + length].fill(0);
+                } else {
+                    image[offset..offset + length].copy_from_slice(&random.bytes(length));
+                }
+            }
+            // The same bytes each day, so each diff overlaps the one before.
+            image[100_000 + day as usize] ^= 0xff;
+            days.push(image);
+        }
+        let week = Week { work, days };
+        for (day, image) in week.days.iter().enumerate() {
+            fs::write(week.path(&format!("day{day}.img")), image).unwrap();
+        }
+        for day in 1..=3 {
+            let mut backup = diff_dd();
+            backup
+                .env("SOURCE_DATE_EPOCH", "0")
+                .args(["-b", "1M", "backup"]);
+            backup.args(["--compress", compress]);
+            for earlier in 1..day {
+                backup
+                    .arg("--on")
+                    .arg(week.path(&format!("d{earlier}.diff")));
+            }
+            backup
+                .arg(week.path(&format!("day{day}.img")))
+                .arg(week.path("day0.img"))
+                .arg(week.path(&format!("d{day}.diff")))
+                .assert()
+                .success()
+                .stderr("");
+        }
+        week
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    fn diffs(&self, days: &[u32]) -> Vec<PathBuf> {
+        days.iter()
+            .map(|day| self.path(&format!("d{day}.diff")))
+            .collect()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.work.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `restore --base day0.img` of the diffs of `days` into `target`.
+    fn restore_one_pass(&self, days: &[u32], target: &str) -> assert_cmd::assert::Assert {
+        diff_dd()
+            .current_dir(self.work.path())
+            .args(["-b", "1M", "restore", "--base"])
+            .arg(self.path("day0.img"))
+            .args(self.diffs(days))
+            .arg(target)
+            .assert()
+    }
+}
+
+#[test]
+fn each_diff_of_a_chain_holds_only_what_changed_since_the_one_before() {
+    let week = Week::new("4");
+    // Applied one after the other in place, as a plain restore does, the chain gives each day.
+    let target = week.path("target.img");
+    fs::write(&target, &week.days[0]).unwrap();
+    for day in 1..=3usize {
+        diff_dd()
+            .arg(week.path(&format!("d{day}.diff")))
+            .arg(&target)
+            .assert()
+            .success();
+        assert!(fs::read(&target).unwrap() == week.days[day], "day {day}");
+    }
+    // The last diff is smaller than a diff of the same day against the full image.
+    diff_dd()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .arg(week.path("day3.img"))
+        .arg(week.path("day0.img"))
+        .arg(week.path("direct.diff"))
+        .assert()
+        .success();
+    let size = |name: &str| fs::metadata(week.path(name)).unwrap().len();
+    assert!(size("d3.diff") < size("direct.diff"));
+}
+
+#[test]
+fn one_pass_restore_writes_a_new_sparse_file_an_existing_one_and_standard_output() {
+    for compress in ["4", "none"] {
+        let week = Week::new(compress);
+        for days in [&[1][..], &[1, 2], &[1, 2, 3]] {
+            let expected = &week.days[days.len()];
+            let name = format!("new-{}.img", days.len());
+            week.restore_one_pass(days, &name)
+                .success()
+                .stdout("")
+                .stderr("");
+            let written = fs::read(week.path(&name)).unwrap();
+            assert!(&written == expected, "{compress}: {days:?} into a new file");
+            // A MiB of zeros in every day was left as a hole.
+            let allocated = fs::metadata(week.path(&name)).unwrap().blocks() * 512;
+            assert!(
+                allocated < IMAGE_SIZE as u64 - (512 << 10),
+                "{compress}: not sparse: {allocated} bytes allocated"
+            );
+
+            // An existing file of the right size, whatever it held, is written in place.
+            fs::write(week.path("existing.img"), vec![0x5a; IMAGE_SIZE]).unwrap();
+            week.restore_one_pass(days, "existing.img").success();
+            assert!(&fs::read(week.path("existing.img")).unwrap() == expected);
+
+            let streamed = week.restore_one_pass(days, "-").success();
+            assert!(
+                &streamed.get_output().stdout == expected,
+                "{compress}: to stdout"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
+    let week = Week::new("4");
+    let before = week.names();
+    // Out of order, a link missing, and a diff of another disk.
+    for (days, named) in [
+        (&[2, 1][..], ["d1.diff", "d2.diff"]),
+        (&[1, 3], ["d3.diff", "d1.diff"]),
+        (&[2], ["d2.diff", "day0.img"]),
+    ] {
+        let refused = week.restore_one_pass(days, "new.img").failure().code(1);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        for name in named {
+            assert!(stderr.contains(name), "{days:?}: {stderr}");
+        }
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert_eq!(week.names(), before, "{days:?}: something was left behind");
+    }
+
+    // FULL that is not the chain's base: nothing appears under the new name.
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args(["restore", "--base", "day1.img", "d1.diff", "new.img"])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("refusing FULL: day1.img") && stderr.contains("nothing was left"),
+        "{stderr}"
+    );
+    assert_eq!(week.names(), before);
+
+    // Into an existing file, the same mistake is reported as having written it.
+    fs::write(week.path("existing.img"), vec![0u8; IMAGE_SIZE]).unwrap();
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args(["restore", "--base", "day1.img", "d1.diff", "existing.img"])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("does not hold the image"), "{stderr}");
+
+    // An existing target of another size is refused before anything is written.
+    fs::write(week.path("small.img"), vec![7u8; 4096]).unwrap();
+    week.restore_one_pass(&[1], "small.img").failure().code(1);
+    assert_eq!(fs::read(week.path("small.img")).unwrap(), vec![7u8; 4096]);
+}
+
+#[test]
+fn backup_on_a_chain_refuses_a_reffile_or_chain_that_does_not_link() {
+    let week = Week::new("4");
+    let before = week.names();
+    let backup = |on: &[u32], reffile: &str| {
+        let mut command = diff_dd();
+        command.current_dir(week.work.path()).arg("backup");
+        for day in on {
+            command.arg("--on").arg(format!("d{day}.diff"));
+        }
+        command.args(["day3.img", reffile, "new.diff"]).assert()
+    };
+    // REFFILE is not the full image the chain starts from.
+    let refused = backup(&[1, 2], "day1.img").failure().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("refusing REFFILE: day1.img"), "{stderr}");
+    // A link missing.
+    let refused = backup(&[2], "day0.img").failure().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("refusing REFFILE"), "{stderr}");
+    let refused = backup(&[1, 3], "day0.img").failure().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("refusing the chain: d3.diff") && stderr.contains("d1.diff"),
+        "{stderr}"
+    );
+    assert_eq!(
+        week.names(),
+        before,
+        "a refused backup left something behind"
+    );
+    // --on is for native diffs, and not a stream.
+    diff_dd()
+        .current_dir(week.work.path())
+        .args(["backup", "--format", "v1", "--on", "d1.diff"])
+        .args(["day2.img", "day0.img", "new.diff"])
+        .assert()
+        .failure()
+        .code(2);
+    diff_dd()
+        .current_dir(week.work.path())
+        .args(["backup", "--on", "-", "day2.img", "day0.img", "new.diff"])
+        .assert()
+        .failure()
+        .code(2);
+}
+
+#[test]
+fn inspect_shows_where_a_diff_sits_in_a_chain() {
+    let week = Week::new("4");
+    let listing = |day: u32| {
+        let output = diff_dd()
+            .args(["inspect", "--json"])
+            .arg(week.path(&format!("d{day}.diff")))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    for day in 2..=3 {
+        assert_eq!(
+            listing(day)["base_blake3"],
+            listing(day - 1)["image_blake3"],
+            "d{day}.diff does not continue d{}.diff",
+            day - 1
+        );
+    }
+    let image = listing(1)["image_blake3"].as_str().unwrap().to_string();
+    let text = diff_dd()
+        .arg("inspect")
+        .arg(week.path("d2.diff"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    let link = text
+        .lines()
+        .find(|line| line.starts_with("chain link:"))
+        .unwrap_or_else(|| panic!("no chain link line: {text}"));
+    assert!(link.contains(&format!("{}... ->", &image[..16])), "{link}");
+}
+
+#[test]
+fn several_diffs_without_base_are_a_usage_error() {
+    let week = Week::new("4");
+    fs::write(week.path("t.img"), &week.days[0]).unwrap();
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args(["restore", "d1.diff", "d2.diff", "t.img"])
+        .assert()
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--base"), "{stderr}");
+    assert!(fs::read(week.path("t.img")).unwrap() == week.days[0]);
+}
