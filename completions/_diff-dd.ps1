@@ -37,7 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')
@@ -122,7 +122,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         }
         'diff-dd;help' {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
-            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass')
+            [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')

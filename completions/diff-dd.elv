@@ -34,7 +34,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
+            cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -113,7 +113,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;help'= {
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-            cand restore 'Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against; with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass'
+            cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'

@@ -191,7 +191,12 @@ impl<'a> Overlay<'a> {
 impl Layer for Overlay<'_> {
     fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<()> {
         let mut cursor = self.take_cursor(offset)?;
-        cursor.lay_over(&self.diffs, offset, slice)?;
+        let end = offset + slice.len() as u64;
+        cursor.walk(&self.diffs, offset, end, &mut |segment| {
+            let into = (segment.offset - offset) as usize;
+            slice[into..into + segment.data.len()].copy_from_slice(segment.data);
+            Ok(())
+        })?;
         self.cursors
             .lock()
             .map_err(|_| Error::Internal("a thread reading the overlay failed"))?
@@ -200,9 +205,38 @@ impl Layer for Overlay<'_> {
     }
 }
 
+/// A run of bytes of the overlay that one record of one diff gives.
+pub struct Segment<'d> {
+    pub offset: u64,
+    /// Its bytes: the record's data there, decoded and checked.
+    pub data: &'d [u8],
+    /// Which diff of the chain it comes from (counting from 0), and its record.
+    pub link: usize,
+    pub record: &'d Record,
+    /// Whether a record of an earlier diff covers any of it: if not, the base image's bytes
+    /// there are the bytes the record replaced, and the record's base hash is theirs when the
+    /// segment is the whole record.
+    pub over_earlier: bool,
+}
+
+impl Overlay<'_> {
+    /// Every segment of the chain's records, front to back: where no diff has a record, the
+    /// base image shows through and there is no segment.
+    pub fn segments(&self, on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>) -> Result<()> {
+        let mut cursor = self.new_cursor()?;
+        cursor.walk(&self.diffs, 0, u64::MAX, on_segment)
+    }
+}
+
 impl Cursor<'_> {
-    fn lay_over(&mut self, diffs: &[&OpenFile], offset: u64, slice: &mut [u8]) -> Result<()> {
-        let end = offset + slice.len() as u64;
+    /// Hands `on_segment` every segment between `offset` and `end`, in order.
+    fn walk(
+        &mut self,
+        diffs: &[&OpenFile],
+        offset: u64,
+        end: u64,
+        on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.pass_records_ending_by(offset)?;
         let mut position = offset;
         while position < end {
@@ -213,32 +247,48 @@ impl Cursor<'_> {
                 .iter()
                 .rposition(|(_, record)| record.as_ref().is_some_and(|r| r.offset <= position));
             let later = winner.map_or(0, |winner| winner + 1);
-            let mut until = self.layers[later..]
+            let next_start = self.layers[later..]
                 .iter()
                 .filter_map(|(_, record)| record.as_ref().map(|record| record.offset))
-                .fold(end, u64::min);
-            if let Some(winner) = winner {
-                let record = self.layers[winner]
-                    .1
-                    .clone()
-                    .ok_or(Error::Internal("the overlay lost the record it lays"))?;
-                until = until.min(record.offset + record.length);
-                if self.loaded != Some((winner, record.index)) {
-                    self.loaded = None;
-                    format::load_record(
-                        diffs[winner],
-                        &record,
-                        &mut self.decoder,
-                        &mut self.stored,
-                        &mut self.data,
-                    )?;
-                    self.loaded = Some((winner, record.index));
+                .min();
+            let Some(winner) = winner else {
+                // Nothing here: on to where the next record begins, if any does.
+                match next_start {
+                    Some(start) if start < end => position = start,
+                    _ => break,
                 }
-                let from = (position - record.offset) as usize;
-                let length = (until - position) as usize;
-                let into = (position - offset) as usize;
-                slice[into..into + length].copy_from_slice(&self.data[from..from + length]);
+                continue;
+            };
+            let record = self.layers[winner]
+                .1
+                .clone()
+                .ok_or(Error::Internal("the overlay lost the record it lays"))?;
+            let until = (record.offset + record.length)
+                .min(next_start.unwrap_or(u64::MAX))
+                .min(end);
+            if self.loaded != Some((winner, record.index)) {
+                self.loaded = None;
+                format::load_record(
+                    diffs[winner],
+                    &record,
+                    &mut self.decoder,
+                    &mut self.stored,
+                    &mut self.data,
+                )?;
+                self.loaded = Some((winner, record.index));
             }
+            let over_earlier = self.layers[..winner]
+                .iter()
+                .any(|(_, earlier)| earlier.as_ref().is_some_and(|r| r.offset < until));
+            let from = (position - record.offset) as usize;
+            let length = (until - position) as usize;
+            on_segment(Segment {
+                offset: position,
+                data: &self.data[from..from + length],
+                link: winner,
+                record: &record,
+                over_earlier,
+            })?;
             position = until;
             self.pass_records_ending_by(position)?;
         }

@@ -84,8 +84,9 @@ pub enum Command {
     /// Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE
     #[command(after_help = SIZE_HELP)]
     Backup(BackupArgs),
-    /// Apply DIFFFILE to OUTFILE, which must hold the full image the diff was made against;
-    /// with --base FULL, write FULL with a chain of diffs laid over it into OUTFILE in one pass
+    /// Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the
+    /// first was made against; with --base FULL, write FULL with the diffs laid over it into
+    /// OUTFILE in one pass
     #[command(after_help = SIZE_HELP)]
     Restore(RestoreArgs),
     /// Check a diff, and a target before or after restoring onto it, by reading each twice
@@ -218,7 +219,8 @@ pub struct RestoreArgs {
     /// image's size, or '-' for standard output
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
-    /// The diff made by backup; with --base, one or more diffs of a chain, in order
+    /// The diff made by backup, or the diffs of a chain in order (the first made against the
+    /// full image, each later one with --on the ones before)
     #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
     pub difffiles: Vec<PathBuf>,
     /// The file or block device holding the full image the diff was made against (with
@@ -425,6 +427,13 @@ pub enum Task {
         spool: PathBuf,
         options: RestoreOptions,
     },
+    /// restore DIFF DIFF... TARGET: a chain, in place.
+    RestoreChain {
+        difffiles: Vec<PathBuf>,
+        target: PathBuf,
+        spool: PathBuf,
+        buffer_size: u64,
+    },
     /// restore --base FULL DIFF... TARGET.
     RestoreOnePass {
         full: PathBuf,
@@ -530,13 +539,17 @@ impl Cli {
                     spool: spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
+            Command::Restore(args) if args.difffiles.len() > 1 => Invocation {
+                printing: options.printing(false),
+                task: Task::RestoreChain {
+                    buffer_size: options.buffer_size(),
+                    difffiles: args.difffiles,
+                    target: args.target,
+                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
+                },
+            },
             Command::Restore(mut args) => {
-                let difffile = match args.difffiles.len() {
-                    1 => args.difffiles.remove(0),
-                    _ => return Err(Error::Usage(
-                        "several diffs are restored in one pass with --base FULL (restoring a chain into a target that holds FULL is not supported yet)".into(),
-                    )),
-                };
+                let difffile = args.difffiles.remove(0);
                 Invocation {
                     printing: options.printing(false),
                     task: Task::Restore {

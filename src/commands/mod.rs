@@ -32,6 +32,15 @@ pub fn run(invocation: Invocation) -> ExitCode {
             backup::run(&infile, &reffile, &outfile, &on, &options, printing),
             Reporting::Work,
         ),
+        Task::RestoreChain {
+            difffiles,
+            target,
+            spool,
+            buffer_size,
+        } => (
+            restore::run_chain(&difffiles, &target, &spool, buffer_size, printing),
+            Reporting::Work,
+        ),
         Task::RestoreOnePass {
             full,
             difffiles,

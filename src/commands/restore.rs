@@ -104,3 +104,38 @@ pub fn run_one_pass(
     }
     Ok(())
 }
+
+pub fn run_chain(
+    difffiles: &[PathBuf],
+    target: &Path,
+    spool: &Path,
+    buffer_size: u64,
+    printing: Printing,
+) -> Result<()> {
+    let started = Instant::now();
+    let diffs = difffiles
+        .iter()
+        .map(|path| super::open_diff(path, spool))
+        .collect::<Result<Vec<OpenFile>>>()?;
+    let diffs: Vec<&OpenFile> = diffs.iter().collect();
+    device::refuse_alias(target, Role::Target, &diffs)?;
+    let target = device::open_target(target)?;
+    let bars = Bars::new(!printing.quiet);
+    let summary = ops::restore_chain(&diffs, &target, buffer_size, &bars)?;
+    drop(bars);
+    if printing.verbose {
+        super::summary(
+            "restore",
+            format_args!(
+                "{}: {}, {} written, {} already restored; {} in {:.2}s",
+                count(diffs.len() as u64, "diff"),
+                count(summary.extent_count, "segment"),
+                summary.written,
+                summary.already_restored,
+                human_bytes(summary.bytes_written),
+                started.elapsed().as_secs_f64(),
+            ),
+        );
+    }
+    Ok(())
+}

@@ -7,12 +7,14 @@ pub mod backup;
 pub mod inspect;
 pub mod one_pass;
 pub mod restore;
+pub mod restore_chain;
 pub mod verify;
 
 pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
 pub use inspect::{inspect, InspectOptions, Listing};
 pub use one_pass::{restore_one_pass, OnePassOptions, OnePassSummary, OnePassTarget};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
+pub use restore_chain::restore_chain;
 pub use verify::{verify, State, VerifyOptions, VerifyReport};
 
 use crate::device::OpenFile;

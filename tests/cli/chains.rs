@@ -289,16 +289,57 @@ fn inspect_shows_where_a_diff_sits_in_a_chain() {
 }
 
 #[test]
-fn several_diffs_without_base_are_a_usage_error() {
+fn a_chain_restored_in_place_reruns_and_refuses_the_wrong_target() {
     let week = Week::new("4");
+    let restore = |target: &str| {
+        diff_dd()
+            .current_dir(week.work.path())
+            .args(["-v", "restore", "d1.diff", "d2.diff", "d3.diff", target])
+            .assert()
+    };
     fs::write(week.path("t.img"), &week.days[0]).unwrap();
+    restore("t.img").success();
+    assert!(fs::read(week.path("t.img")).unwrap() == week.days[3]);
+    let rerun = restore("t.img").success();
+    let stderr = String::from_utf8_lossy(&rerun.get_output().stderr).into_owned();
+    assert!(stderr.contains(" 0 written"), "{stderr}");
+
+    // What a killed restore leaves: any of the chain's segments written, one torn. Here the
+    // first half of the image is the last day's already, with a page-aligned cut.
+    let mut killed = week.days[0].clone();
+    let cut = IMAGE_SIZE / 2 / 4096 * 4096;
+    killed[..cut].copy_from_slice(&week.days[3][..cut]);
+    fs::write(week.path("k.img"), &killed).unwrap();
+    restore("k.img").success();
+    assert!(fs::read(week.path("k.img")).unwrap() == week.days[3]);
+
+    // A target that differs from the full image where the chain does not write is refused,
+    // with nothing written.
+    let mut wrong = week.days[0].clone();
+    // A sector no day changed, so no record covers it.
+    let sector = |day: usize, at: usize| &week.days[day][at * 512..(at + 1) * 512];
+    let untouched = (0..IMAGE_SIZE / 512)
+        .rev()
+        .find(|&at| (1..=3).all(|day| sector(day, at) == sector(0, at)))
+        .unwrap()
+        * 512;
+    wrong[untouched] ^= 1;
+    fs::write(week.path("w.img"), &wrong).unwrap();
+    let refused = restore("w.img").failure().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("wrong target: w.img") && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
+    assert!(fs::read(week.path("w.img")).unwrap() == wrong);
+
+    // Out of order: refused before the target is read.
     let refused = diff_dd()
         .current_dir(week.work.path())
-        .args(["restore", "d1.diff", "d2.diff", "t.img"])
+        .args(["restore", "d2.diff", "d1.diff", "t.img"])
         .assert()
         .failure()
-        .code(2);
+        .code(1);
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
-    assert!(stderr.contains("--base"), "{stderr}");
-    assert!(fs::read(week.path("t.img")).unwrap() == week.days[0]);
+    assert!(stderr.contains("refusing the chain: d1.diff"), "{stderr}");
 }

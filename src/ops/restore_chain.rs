@@ -1,0 +1,124 @@
+//! In-place restore of a chain: `restore DIFF... TARGET`, TARGET holding the full image the
+//! first diff was made against.
+//!
+//! A single diff is restored record by record, each extent checked for its base or its new
+//! data ([`super::restore`]). In a chain an extent can hold the bytes of any link: the full
+//! image, or what a killed run of this restore wrote, which is the chain's last word there,
+//! and the base bytes of a later diff's record are known only by a hash over that whole
+//! record, whatever the records before it made of it. So the check is over the whole target
+//! instead, by one hash:
+//! 1. Every diff is read and checked in full, and the chain by hashes alone.
+//! 2. The whole target is read with the chain's records laid over it (nothing written): that
+//!    image must hash to the last diff's image hash. It does exactly when the target holds
+//!    the full image everywhere the chain does not write, whatever it holds where it does
+//!    (the full image's bytes, the chain's, or a record torn by a kill): so the wrong target,
+//!    or one changed since, is refused with nothing written, and an interrupted restore is
+//!    finished by running it again. A target that hashes to the image hash already is left
+//!    as it is.
+//! 3. Only then is every segment of the chain's records written where the target does not
+//!    hold it yet (each record checked against its hash again when it is read), and the
+//!    target synced.
+
+use crate::chain::{self, Chain};
+use crate::device::OpenFile;
+use crate::engine::{self, Progress, Stage};
+use crate::error::{Error, Result, Written};
+use crate::format::Format;
+use crate::units;
+
+use super::RestoreSummary;
+
+/// Restore starts the device's writeback every this many bytes written (see restore.rs).
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Applies the chain `diffs` to `target`, which holds the image the first was made against
+/// (or, after an interrupted run, that image with some of the chain written).
+pub fn restore_chain(
+    diffs: &[&OpenFile],
+    target: &OpenFile,
+    buffer_size: u64,
+    progress: &dyn Progress,
+) -> Result<RestoreSummary> {
+    let chain = Chain::check(diffs, progress)?;
+    let image_size = chain.image_size();
+    let wrong = |reason: String| Error::WrongTarget {
+        path: target.path.clone(),
+        extent: None,
+        offset: None,
+        written: Written::Nothing,
+        reason,
+    };
+    if target.size != image_size {
+        return Err(wrong(format!(
+            "it has {} but the chain is of an image of {}; nothing was written",
+            units::size(target.size),
+            units::size(image_size)
+        )));
+    }
+
+    let overlay = chain.overlay();
+    progress.start(Stage::CheckingTarget, image_size);
+    let looked = engine::copy_image(target, &overlay, buffer_size, false, progress, &|_, _| {
+        Ok(())
+    })?;
+    let mut summary = RestoreSummary {
+        format: Format::V3,
+        holds_hashes: true,
+        extent_count: 0,
+        written: 0,
+        bytes_written: 0,
+        already_restored: 0,
+    };
+    if looked.image_hash == chain.image_hash() {
+        // Restored already: count the segments the chain holds, and write nothing.
+        overlay.segments(&mut |_| {
+            summary.extent_count += 1;
+            summary.already_restored += 1;
+            Ok(())
+        })?;
+        target.sync()?;
+        return Ok(summary);
+    }
+    if looked.copied_hash != chain.image_hash() {
+        return Err(wrong(format!(
+            "it does not hold the image {} was made against where the chain leaves it as it is: laid over it, the chain gives an image with BLAKE3 {}..., not {}..., the image hash of {}; nothing was written",
+            chain.first().diff.path.display(),
+            chain::short(looked.copied_hash),
+            chain::short(chain.image_hash()),
+            chain.last().diff.path.display()
+        )));
+    }
+
+    progress.start(
+        Stage::Restoring,
+        chain
+            .links
+            .iter()
+            .map(|link| link.scan.totals.changed_bytes)
+            .sum(),
+    );
+    let mut held = Vec::new();
+    let (mut writeback_from, mut since_writeback) = (0u64, 0u64);
+    overlay.segments(&mut |segment| {
+        summary.extent_count += 1;
+        progress.advance(segment.data.len() as u64);
+        held.resize(segment.data.len(), 0);
+        target.read_at(segment.offset, &mut held)?;
+        if held == segment.data {
+            summary.already_restored += 1;
+            return Ok(());
+        }
+        target.write_at(segment.offset, segment.data)?;
+        summary.written += 1;
+        summary.bytes_written += segment.data.len() as u64;
+        since_writeback += segment.data.len() as u64;
+        let end = segment.offset + segment.data.len() as u64;
+        if since_writeback >= WRITEBACK_EVERY {
+            target.start_writeback(writeback_from, end - writeback_from);
+            (writeback_from, since_writeback) = (end, 0);
+        }
+        Ok(())
+    })?;
+    target.sync()?;
+    Ok(summary)
+}
