@@ -28,6 +28,9 @@ _diff__dd() {
             diff__dd,inspect)
                 cmd="diff__dd__subcmd__inspect"
                 ;;
+            diff__dd,merge)
+                cmd="diff__dd__subcmd__merge"
+                ;;
             diff__dd,restore)
                 cmd="diff__dd__subcmd__restore"
                 ;;
@@ -46,6 +49,9 @@ _diff__dd() {
             diff__dd__subcmd__help,inspect)
                 cmd="diff__dd__subcmd__help__subcmd__inspect"
                 ;;
+            diff__dd__subcmd__help,merge)
+                cmd="diff__dd__subcmd__help__subcmd__merge"
+                ;;
             diff__dd__subcmd__help,restore)
                 cmd="diff__dd__subcmd__help__subcmd__restore"
                 ;;
@@ -59,7 +65,7 @@ _diff__dd() {
 
     case "${cmd}" in
         diff__dd)
-            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --compress --help --version backup restore verify inspect completions help"
+            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --compress --help --version backup restore merge verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -169,7 +175,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__help)
-            opts="backup restore verify inspect completions help"
+            opts="backup restore merge verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -238,6 +244,20 @@ _diff__dd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        diff__dd__subcmd__help__subcmd__merge)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         diff__dd__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -274,6 +294,44 @@ _diff__dd() {
             fi
             case "${prev}" in
                 --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sector-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --buffer-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diff__dd__subcmd__merge)
+            opts="-s -b -q -v -h --base --compress --force --sector-size --buffer-size --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --base)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --compress)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

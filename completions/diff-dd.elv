@@ -35,6 +35,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --version 'Print version'
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
+            cand merge 'Merge a chain of diffs into one diff against the first one''s base'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -63,6 +64,21 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
             cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+            cand --verbose 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'diff-dd;merge'= {
+            cand --base 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record'
+            cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]'
+            cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
+            cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
+            cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
+            cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
+            cand --force 'Replace an OUTFILE that is not a diff'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
@@ -114,6 +130,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         &'diff-dd;help'= {
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
+            cand merge 'Merge a chain of diffs into one diff against the first one''s base'
             cand verify 'Check a diff, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -122,6 +139,8 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         &'diff-dd;help;backup'= {
         }
         &'diff-dd;help;restore'= {
+        }
+        &'diff-dd;help;merge'= {
         }
         &'diff-dd;help;verify'= {
         }

@@ -36,6 +36,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s h -l help -d 'Print hel
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print version'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print a completion script for SHELL to stdout'
@@ -57,6 +58,14 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l base -d 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record' -r -F
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l force -d 'Replace an OUTFILE that is not a diff'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s q -l quiet -d 'Print nothing but errors'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l expect -d 'Fail (exit 4) unless TARGET is in this state' -r -f -a "base\t'The image the diff was made against: ready for restore'
 restored\t'The image the diff was made from: restored'"
@@ -78,10 +87,11 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s b -l buf
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

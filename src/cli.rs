@@ -31,7 +31,7 @@ const SIZE_HELP: &str = size_help!();
 const AFTER_HELP: &str = concat!(
     size_help!(),
     "\n\n\
-A path that is spelled like a subcommand (backup, restore, verify, inspect, completions) is \
+A path that is spelled like a subcommand (backup, restore, merge, verify, inspect, completions) is \
 reached as ./backup.
 
 Exit status: 0 on success, 1 when the work failed (nothing is written over a target or an \
@@ -89,6 +89,9 @@ pub enum Command {
     /// OUTFILE in one pass
     #[command(after_help = SIZE_HELP)]
     Restore(RestoreArgs),
+    /// Merge a chain of diffs into one diff against the first one's base
+    #[command(after_help = MERGE_HELP)]
+    Merge(MergeArgs),
     /// Check a diff, and a target before or after restoring onto it, by reading each twice
     #[command(after_help = VERIFY_HELP)]
     Verify(VerifyArgs),
@@ -110,6 +113,18 @@ Exit status: 0 when the diff is intact and TARGET (if given) is in a known state
 state --expect names; 1 when a file cannot be read; 2 for a usage error; 3 when the diff is \
 corrupt; 4 when TARGET is in neither known state or not the expected one; 5 when two reads \
 of the same file gave different bytes (an unstable device, or a file changed meanwhile).";
+
+const MERGE_HELP: &str = "\
+Every diff is read and checked in full, and the chain by hashes, first. The merged diff holds \
+the segments of the chain's records (each byte from the diff that gives it last), each with \
+its hash and the hash of the base bytes it replaces, so restore checks it like any diff. \
+Where a segment is a whole record of a diff no earlier diff touches there, its base hash is \
+that record's; anywhere else the base bytes are in no diff, and merge needs --base FULL, which \
+it reads only there. The merged diff is read back and checked whole before it appears under \
+its name.
+
+Exit status: 0 on success, 1 when the merge was refused or failed (an earlier OUTFILE is \
+kept), 2 for a usage error.";
 
 const INSPECT_HELP: &str = "\
 Reads only the headers and skips the data, so a large diff lists quickly. Record data and \
@@ -204,6 +219,28 @@ pub struct BackupArgs {
     /// The diff to write: appears (or replaces an earlier diff) only once complete; a symbolic
     /// link is followed
     #[arg(value_name = "OUTFILE")]
+    pub outfile: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The full image the first diff was made against, read where the diffs alone do not give
+    /// the base bytes of a merged record
+    #[arg(long, value_name = "FULL")]
+    pub base: Option<PathBuf>,
+    /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
+    /// [default: 4]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
+    pub compress: Option<Compression>,
+    /// Replace an OUTFILE that is not a diff
+    #[arg(long)]
+    pub force: bool,
+    /// The diffs of a chain, in order (the first made against the full image, each later one
+    /// with backup --on the ones before)
+    #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
+    pub difffiles: Vec<PathBuf>,
+    /// The merged diff: appears (or replaces an earlier diff) only once complete and checked
+    #[arg(value_name = "OUTFILE", required = true)]
     pub outfile: PathBuf,
 }
 
@@ -427,6 +464,13 @@ pub enum Task {
         spool: PathBuf,
         options: RestoreOptions,
     },
+    Merge {
+        difffiles: Vec<PathBuf>,
+        full: Option<PathBuf>,
+        outfile: PathBuf,
+        force: bool,
+        options: ops::MergeOptions,
+    },
     /// restore DIFF DIFF... TARGET: a chain, in place.
     RestoreChain {
         difffiles: Vec<PathBuf>,
@@ -478,7 +522,7 @@ impl Cli {
         check_streams(&command).map_err(Error::Usage)?;
         if matches!(
             command,
-            Command::Backup(_) | Command::Restore(_) | Command::Verify(_)
+            Command::Backup(_) | Command::Restore(_) | Command::Merge(_) | Command::Verify(_)
         ) {
             options.check_sizes().map_err(Error::Usage)?;
         }
@@ -590,6 +634,20 @@ impl Cli {
                     spool: args.spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
+            Command::Merge(args) => Invocation {
+                printing: options.printing(false),
+                task: Task::Merge {
+                    options: ops::MergeOptions {
+                        compression: args.compress.unwrap_or_default().0,
+                        created_unix_seconds: ops::backup::creation_time(),
+                        buffer_size: options.buffer_size(),
+                    },
+                    difffiles: args.difffiles,
+                    full: args.base,
+                    outfile: args.outfile,
+                    force: args.force,
+                },
+            },
             Command::Completions(args) => Invocation {
                 printing: Printing::default(),
                 task: Task::Completions { shell: args.shell },
@@ -663,6 +721,9 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Restore(args) if args.base.as_ref().is_some_and(dash) => Err(
             "FULL '-' would mean standard input, which is not supported: give the full image as a file or device; a file named - is reached as ./-".into(),
         ),
+        Command::Merge(args) if args.difffiles.iter().chain(&args.base).chain([&args.outfile]).any(dash) => Err(
+            "merge reads its diffs and FULL more than once and writes OUTFILE under its name: none can be '-'; a file named - is reached as ./-".into(),
+        ),
         Command::Restore(args) if args.difffiles.iter().filter(|path| dash(path)).count() > 1 => Err(
             "only one diff can be read from standard input ('-')".into(),
         ),
@@ -677,7 +738,14 @@ fn check_streams(command: &Command) -> Result<(), String> {
 }
 
 /// The names of the subcommands, which a mistyped first path is compared with.
-const COMMAND_NAMES: [&str; 5] = ["backup", "restore", "verify", "inspect", "completions"];
+const COMMAND_NAMES: [&str; 6] = [
+    "backup",
+    "restore",
+    "merge",
+    "verify",
+    "inspect",
+    "completions",
+];
 
 /// A first path that does not exist and is a letter or two away from a subcommand's name is
 /// a typo of it (`diff-dd restor d.diff t.img`), not a file to back up or restore.

@@ -49,7 +49,7 @@ pub fn run(
             .chain(chain.iter().copied())
             .collect();
         device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
-        ops::backup::check_outfile(&outfile, options)?;
+        ops::backup::check_outfile(&outfile, options.force, options.sector_size)?;
         Output::create(&outfile, options.force)?
     };
     let bars = Bars::new(!printing.quiet);

@@ -5,6 +5,7 @@
 mod backup;
 mod completions;
 mod inspect;
+mod merge;
 mod progress;
 mod restore;
 mod verify;
@@ -30,6 +31,23 @@ pub fn run(invocation: Invocation) -> ExitCode {
             options,
         } => (
             backup::run(&infile, &reffile, &outfile, &on, &options, printing),
+            Reporting::Work,
+        ),
+        Task::Merge {
+            difffiles,
+            full,
+            outfile,
+            force,
+            options,
+        } => (
+            merge::run(
+                &difffiles,
+                full.as_deref(),
+                &outfile,
+                force,
+                &options,
+                printing,
+            ),
             Reporting::Work,
         ),
         Task::RestoreChain {

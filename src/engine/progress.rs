@@ -12,6 +12,7 @@ pub enum Stage {
     Restoring,
     ReadingTarget,
     RereadingTarget,
+    Merging,
 }
 
 impl Stage {
@@ -24,6 +25,7 @@ impl Stage {
             Stage::Restoring => "restoring",
             Stage::ReadingTarget => "reading target",
             Stage::RereadingTarget => "re-reading target",
+            Stage::Merging => "merging",
         }
     }
 }

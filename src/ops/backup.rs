@@ -86,9 +86,9 @@ pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) ->
 /// Refuses to replace an existing OUTFILE that is not a diff diff-dd can read (v3, v2, or a
 /// structurally valid v1), unless forced: a nightly backup replaces yesterday's diff, but a
 /// mistyped OUTFILE must not destroy an image. `path` has its links followed already.
-pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
+pub fn check_outfile(path: &Path, force: bool, sector_size: u64) -> Result<()> {
     let is_regular_file = fs::metadata(path).is_ok_and(|metadata| metadata.is_file());
-    if options.force || !is_regular_file {
+    if force || !is_regular_file {
         return Ok(()); // Nothing there, or a device or pipe: Output::create decides.
     }
     let existing = device::open_input(path, Role::Outfile)?;
@@ -98,7 +98,7 @@ pub fn check_outfile(path: &Path, options: &BackupOptions) -> Result<()> {
         // images).
         Ok(Format::V1) => {
             existing.size == 0
-                || [options.sector_size, 512, 4096].iter().any(|&sector_size| {
+                || [sector_size, 512, 4096].iter().any(|&sector_size| {
                     format::scan(&existing, &ReadOptions::headers(sector_size, None), |_| {})
                         .is_ok()
                 })

@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod inspect;
+pub mod merge;
 pub mod one_pass;
 pub mod restore;
 pub mod restore_chain;
@@ -12,6 +13,7 @@ pub mod verify;
 
 pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
 pub use inspect::{inspect, InspectOptions, Listing};
+pub use merge::{merge, MergeOptions, MergeSummary};
 pub use one_pass::{restore_one_pass, OnePassOptions, OnePassSummary, OnePassTarget};
 pub use restore::{restore, RestoreOptions, RestoreSummary};
 pub use restore_chain::restore_chain;

@@ -343,3 +343,119 @@ fn a_chain_restored_in_place_reruns_and_refuses_the_wrong_target() {
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(stderr.contains("refusing the chain: d1.diff"), "{stderr}");
 }
+
+#[test]
+fn a_merged_chain_restores_and_verifies_like_the_chain() {
+    let week = Week::new("4");
+    let merge = |options: &[&str], days: &[u32], out: &str| {
+        diff_dd()
+            .current_dir(week.work.path())
+            .env("SOURCE_DATE_EPOCH", "0")
+            .arg("merge")
+            .args(options)
+            .args(week.diffs(days))
+            .arg(out)
+            .assert()
+    };
+    // These days overlap: the diffs alone do not hold the base bytes of every segment.
+    let refused = merge(&[], &[1, 2, 3], "week.diff").failure().code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("--base FULL"), "{stderr}");
+    assert!(!week.path("week.diff").exists());
+
+    merge(&["--base", "day0.img"], &[1, 2, 3], "week.diff")
+        .success()
+        .stderr("");
+    // Restored in place onto the full image like any diff: its base hashes are right.
+    fs::write(week.path("t.img"), &week.days[0]).unwrap();
+    diff_dd()
+        .arg(week.path("week.diff"))
+        .arg(week.path("t.img"))
+        .assert()
+        .success();
+    assert!(fs::read(week.path("t.img")).unwrap() == week.days[3]);
+    for (target, state) in [("day0.img", "base"), ("day3.img", "restored")] {
+        diff_dd()
+            .current_dir(week.work.path())
+            .args(["verify", "--expect", state, "week.diff", target])
+            .assert()
+            .success();
+    }
+    // The chain's hashes: the first diff's base, the last diff's image.
+    let listing = |name: &str| {
+        let output = diff_dd()
+            .args(["inspect", "--json"])
+            .arg(week.path(name))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    assert_eq!(
+        listing("week.diff")["base_blake3"],
+        listing("d1.diff")["base_blake3"]
+    );
+    assert_eq!(
+        listing("week.diff")["image_blake3"],
+        listing("d3.diff")["image_blake3"]
+    );
+    // A merge of one diff, which needs no FULL, holds what it does.
+    merge(&[], &[1], "one.diff").success();
+    fs::write(week.path("t.img"), &week.days[0]).unwrap();
+    diff_dd()
+        .arg(week.path("one.diff"))
+        .arg(week.path("t.img"))
+        .assert()
+        .success();
+    assert!(fs::read(week.path("t.img")).unwrap() == week.days[1]);
+}
+
+#[test]
+fn a_chain_of_diffs_that_do_not_overlap_merges_without_the_full_image() {
+    let work = tempfile::tempdir().unwrap();
+    let path = |name: &str| work.path().join(name);
+    let mut random = Random(77);
+    let mut days = vec![random.bytes(1 << 20)];
+    for (day, offset) in [(1, 4096usize), (2, 300_000), (3, 700_000)] {
+        let mut image = days[days.len() - 1].clone();
+        image[offset..offset + 50_000].copy_from_slice(&random.bytes(50_000));
+        fs::write(path(&format!("day{day}.img")), &image).unwrap();
+        days.push(image);
+    }
+    fs::write(path("day0.img"), &days[0]).unwrap();
+    for day in 1..=3 {
+        let mut backup = diff_dd();
+        backup.current_dir(work.path()).arg("backup");
+        for earlier in 1..day {
+            backup.arg("--on").arg(format!("d{earlier}.diff"));
+        }
+        backup
+            .args([
+                format!("day{day}.img"),
+                "day0.img".into(),
+                format!("d{day}.diff"),
+            ])
+            .assert()
+            .success();
+    }
+    diff_dd()
+        .current_dir(work.path())
+        .args(["merge", "d1.diff", "d2.diff", "d3.diff", "all.diff"])
+        .assert()
+        .success();
+    fs::write(path("t.img"), &days[0]).unwrap();
+    diff_dd()
+        .current_dir(work.path())
+        .args(["restore", "all.diff", "t.img"])
+        .assert()
+        .success();
+    assert!(fs::read(path("t.img")).unwrap() == days[3]);
+    // An OUTFILE that is not a diff is not replaced.
+    fs::write(path("notes.txt"), b"keep me").unwrap();
+    diff_dd()
+        .current_dir(work.path())
+        .args(["merge", "d1.diff", "d2.diff", "notes.txt"])
+        .assert()
+        .failure()
+        .code(1);
+    assert_eq!(fs::read(path("notes.txt")).unwrap(), b"keep me");
+}

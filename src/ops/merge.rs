@@ -1,0 +1,256 @@
+//! merge: one diff equal to a chain of diffs applied in order, against the first one's base
+//! (`merge [--base FULL] DIFF... OUTFILE`).
+//!
+//! Its records are the segments of the chain's records (each byte from the diff that gives it
+//! last), each with its data hash and the hash of the base image's bytes it replaces, so that
+//! restore's dry run works on it as on a diff made by backup. A segment that is a whole record
+//! of a diff no earlier diff touches there has that record's base hash; any other segment's
+//! base bytes are in no diff, and merge reads them from FULL (`--base`), only there. Its image
+//! hashes are the first diff's base and the last diff's image hash. Before it is committed
+//! under its name, the merged diff is read back and checked whole, as restore would check it.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::os::fd::AsRawFd;
+
+use crate::chain::{Chain, Segment};
+use crate::device::{OpenFile, Output};
+use crate::engine::{self, Progress, Stage};
+use crate::error::{Action, Error, Result, Role};
+use crate::format::v3::{self, DataEncoding, Header};
+use crate::format::{self, ImageHashes, ReadOptions};
+use crate::units;
+
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// The zstd level record data is compressed at, or None for raw data.
+    pub compression: Option<i32>,
+    /// Seconds since 1970-01-01 UTC recorded in the header.
+    pub created_unix_seconds: i64,
+    pub buffer_size: u64,
+}
+
+/// What a merge wrote.
+#[derive(Debug, Clone)]
+pub struct MergeSummary {
+    pub diff_count: u64,
+    pub extent_count: u64,
+    pub changed_bytes: u64,
+    pub stored_bytes: u64,
+    /// Bytes of FULL read for base hashes.
+    pub base_bytes_read: u64,
+    pub hashes: ImageHashes,
+}
+
+/// Merges the chain `diffs` into `output`; `full`, when given, is the image the first diff
+/// was made against, read where the diffs alone do not give a base hash.
+pub fn merge(
+    diffs: &[&OpenFile],
+    full: Option<&OpenFile>,
+    output: Output,
+    options: &MergeOptions,
+    progress: &dyn Progress,
+) -> Result<MergeSummary> {
+    let chain = Chain::check(diffs, progress)?;
+    let first = chain.first();
+    let sector_size = first.scan.info.sector_size.unwrap_or(512);
+    for link in &chain.links[1..] {
+        let other = link.scan.info.sector_size.unwrap_or(512);
+        if other != sector_size {
+            return Err(Error::unusable(
+                "refusing to merge",
+                &link.diff.path,
+                format!(
+                    "its sector size is {other}, but {} has {sector_size}: merge needs diffs of one sector size",
+                    first.diff.path.display()
+                ),
+            ));
+        }
+    }
+    if let Some(full) = full {
+        if full.size != chain.image_size() {
+            return Err(Error::unusable(
+                "refusing FULL",
+                &full.path,
+                format!(
+                    "it has {}, but {} is of an image of {}",
+                    units::size(full.size),
+                    first.diff.path.display(),
+                    units::size(chain.image_size())
+                ),
+            ));
+        }
+    }
+    let hashes = ImageHashes {
+        base: chain.base_hash(),
+        image: chain.image_hash(),
+    };
+    let header = Header {
+        sector_size,
+        image_size: chain.image_size(),
+        record_size_limit: v3::record_size_limit(sector_size),
+        created_unix_seconds: options.created_unix_seconds,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        data_encoding: match options.compression {
+            Some(_) => DataEncoding::Zstd,
+            None => DataEncoding::Raw,
+        },
+    };
+    let write_failed =
+        |error: std::io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
+    let buffered = BufWriter::with_capacity(1 << 20, output.file());
+    let mut writer = v3::Writer::new(buffered, &header, options.compression.unwrap_or(0))
+        .map_err(write_failed)?;
+
+    let mut merged = Merged {
+        full,
+        limit: header.record_size_limit as usize,
+        pending_offset: 0,
+        pending: Vec::new(),
+        scratch: vec![0u8; options.buffer_size.min(1 << 20) as usize],
+        summary: MergeSummary {
+            diff_count: chain.links.len() as u64,
+            extent_count: 0,
+            changed_bytes: 0,
+            stored_bytes: 0,
+            base_bytes_read: 0,
+            hashes,
+        },
+    };
+    progress.start(Stage::Merging, chain.image_size());
+    let overlay = chain.overlay();
+    overlay.segments(&mut |segment| {
+        progress.advance(segment.data.len() as u64);
+        merged.add(&chain, &segment, &mut |offset, data, base_hash| {
+            writer
+                .write_record(offset, data, base_hash)
+                .map_err(write_failed)
+        })
+    })?;
+    merged.flush(&mut |offset, data, base_hash| {
+        writer
+            .write_record(offset, data, base_hash)
+            .map_err(write_failed)
+    })?;
+    writer.finish(hashes).map_err(write_failed)?;
+    check_merged(&output, &merged.summary)?;
+    output.commit()?;
+    Ok(merged.summary)
+}
+
+/// The records being made, gathered from the segments.
+struct Merged<'a> {
+    full: Option<&'a OpenFile>,
+    limit: usize,
+    /// With FULL, adjacent segments are joined into records of up to `limit` bytes: their
+    /// base hash is read from FULL either way.
+    pending_offset: u64,
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+    summary: MergeSummary,
+}
+
+/// Writes one record: offset, data, base hash; returns the bytes its data takes.
+type WriteRecord<'w> = dyn FnMut(u64, &[u8], blake3::Hash) -> Result<u64> + 'w;
+
+impl Merged<'_> {
+    fn add(
+        &mut self,
+        chain: &Chain<'_>,
+        segment: &Segment<'_>,
+        write: &mut WriteRecord<'_>,
+    ) -> Result<()> {
+        if self.full.is_some() {
+            // A segment is never longer than its record; a record of a diff made with another
+            // limit is cut.
+            let mut at = segment.offset;
+            for piece in segment.data.chunks(self.limit) {
+                let adjacent = self.pending_offset + self.pending.len() as u64 == at;
+                if !adjacent || self.pending.len() + piece.len() > self.limit {
+                    self.flush(write)?;
+                    self.pending_offset = at;
+                }
+                self.pending.extend_from_slice(piece);
+                at += piece.len() as u64;
+            }
+            return Ok(());
+        }
+        let record = segment.record;
+        let whole = segment.offset == record.offset && segment.data.len() as u64 == record.length;
+        let base_hash = match record.hashes {
+            Some(hashes) if whole && !segment.over_earlier && segment.data.len() <= self.limit => {
+                hashes.base
+            }
+            _ => {
+                return Err(Error::unusable(
+                    "cannot merge without FULL",
+                    &chain.links[segment.link].diff.path,
+                    format!(
+                        "the bytes at offset {} (of its record {}) {}, so the base bytes they replace are in no diff: give the full image the chain starts from with --base FULL",
+                        segment.offset,
+                        record.index,
+                        if whole { "lie over a record of an earlier diff" } else { "are only part of that record, the rest given by another diff" }
+                    ),
+                ))
+            }
+        };
+        self.record(segment.offset, segment.data, base_hash, write)
+    }
+
+    /// Writes the joined segments, their base hash read from FULL.
+    fn flush(&mut self, write: &mut WriteRecord<'_>) -> Result<()> {
+        let Some(full) = self.full else {
+            return Ok(());
+        };
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let length = self.pending.len() as u64;
+        let base_hash = engine::hash_range(full, self.pending_offset, length, &mut self.scratch)?;
+        self.summary.base_bytes_read += length;
+        let data = std::mem::take(&mut self.pending);
+        // Bytes the chain changed and changed back need no record.
+        let written = match blake3::hash(&data) == base_hash {
+            true => Ok(()),
+            false => self.record(self.pending_offset, &data, base_hash, write),
+        };
+        self.pending = data;
+        self.pending.clear();
+        written
+    }
+
+    fn record(
+        &mut self,
+        offset: u64,
+        data: &[u8],
+        base_hash: blake3::Hash,
+        write: &mut WriteRecord<'_>,
+    ) -> Result<()> {
+        let stored = write(offset, data, base_hash)?;
+        self.summary.extent_count += 1;
+        self.summary.changed_bytes += data.len() as u64;
+        self.summary.stored_bytes += stored;
+        Ok(())
+    }
+}
+
+/// Reads the merged diff back, before it has a name, and checks it whole as restore would:
+/// structure, every record hash, the whole-diff hash; and that it holds what was written, with
+/// the chain's image hashes.
+fn check_merged(output: &Output, summary: &MergeSummary) -> Result<()> {
+    let path = output.path();
+    // The unnamed file is reached through its descriptor.
+    let reopened = File::open(format!("/proc/self/fd/{}", output.file().as_raw_fd()))
+        .map_err(|error| Error::io(Action::Read, Role::Outfile, path, error))?;
+    let written = OpenFile::from_file(reopened, path, Role::Outfile)?;
+    let scan = format::scan(&written, &ReadOptions::checked(512, None), |_| {})?;
+    let as_made = scan.totals.extent_count == summary.extent_count
+        && scan.totals.changed_bytes == summary.changed_bytes
+        && scan.totals.hashes == Some(summary.hashes);
+    if !as_made {
+        return Err(Error::Internal(
+            "the merged diff read back does not hold what was written",
+        ));
+    }
+    Ok(())
+}
