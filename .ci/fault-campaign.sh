@@ -19,11 +19,15 @@
 #      one runs, the other is refused by the target's lock or finds everything written.
 #   5  block devices (loop devices): backup from devices, restore and verify onto one, and a
 #      mounted one refused by O_EXCL with nothing written.
+#   6  chains: one-pass restore (restore --base) into a new file killed at random moments must
+#      leave nothing under the new name; a chain restored in place, killed after a random
+#      number of bytes written, is finished by a rerun; one pass to standard output and onto a
+#      loop device gives INFILE.
 #
 # Runs as root from a fresh clone (Debian): builds the release binary with --locked, or uses
 # $DIFF_DD; installs python3 and strace with apt-get if they are missing. FAULT_SEED makes
 # the images and the random choices repeatable (timing still varies); FAULT_SCENARIOS picks
-# scenarios ("1 1b 2 2b 3 4 5"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
+# scenarios ("1 1b 2 2b 3 4 5 6"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
 # line per scenario; exits 1 if any trial failed, listing each failure.
 set -euo pipefail
 
@@ -824,8 +828,78 @@ scenario_5() {
   summary+=("5  block devices (loop, 32 MiB): $trials trials, $((${#failures[@]} - failed_before)) failed; backup from devices equals backup from files; restore onto a device, verify --expect restored, rerun writes nothing; a device as OUTFILE refused without --force, written with it; read-only device: \"${read_only_message:-SKIPPED}\"; mounted device: \"$mounted_message\"; backup of a device mounted read-write: \"${mounted_rw_message:-SKIPPED}\", read with --force and once remounted read-only")
 }
 
+scenario_6() {
+  S=6
+  trials=0 failed_before=${#failures[@]}
+  local killed_new=0 left_nothing=0 killed_chain=0 chain_partial=0 device_message=SKIPPED
+  # A chain of two: older.diff (base -> older), then chain2.diff made --on it (older -> new).
+  "$BIN" backup -b 16M --on older.diff new.img base.img chain2.diff
+  local one_pass=("$BIN" restore --base base.img older.diff chain2.diff)
+  now_us; local t0=$NOW
+  rc=0; "${one_pass[@]}" onepass.img 2>err || rc=$?
+  now_us; local one_pass_ms=$(((NOW - t0) / 1000))
+  trials=$((trials + 1))
+  if ((rc != 0)) || ! cmp -s onepass.img new.img; then
+    fail "$S" one-pass "restore --base into a new file: exit $rc, $(first_line err); not INFILE"
+  fi
+  rm -f onepass.img
+
+  for trial in 1 2 3 4 5 6 7 8; do # one-pass restore into a new file, killed: nothing there
+    trials=$((trials + 1))
+    rand 1 $((one_pass_ms * 9 / 10 + 1))
+    start /dev/null err "${one_pass[@]}" onepass.img
+    sleep_ms "$R"
+    kill -9 "$PID" 2>/dev/null && killed_new=$((killed_new + 1))
+    reap "$PID"
+    if ((RC == 0)); then
+      cmp -s onepass.img new.img || fail "$S" "one-pass kill $trial" "finished before the kill, but not INFILE"
+      rm -f onepass.img
+    elif [[ -e onepass.img ]] || compgen -G '.onepass.img.diff-dd-*' >/dev/null; then
+      fail "$S" "one-pass kill $trial" "killed after ${R} ms: something was left under the new name"
+    else
+      left_nothing=$((left_nothing + 1))
+    fi
+  done
+
+  for trial in 1 2 3 4 5 6 7 8; do # the chain restored in place, killed: the rerun finishes
+    trials=$((trials + 1))
+    fresh_target
+    rand 1 $((changed_bytes - 1))
+    start /dev/null err "$BIN" restore older.diff chain2.diff target.img
+    kill_after_writing "$PID" "$R"
+    reap "$PID"
+    ((RC != 0)) && killed_chain=$((killed_chain + 1))
+    if ((RC != 0)) && ! cmp -s target.img base.img && ! cmp -s target.img new.img; then
+      chain_partial=$((chain_partial + 1))
+    fi
+    rc=0; "$BIN" restore older.diff chain2.diff target.img 2>err || rc=$?
+    if ((rc != 0)) || ! cmp -s target.img new.img; then
+      fail "$S" "chain kill $trial" "killed after $R bytes written (exit $RC); the rerun: exit $rc, $(first_line err); target not INFILE"
+    fi
+  done
+
+  trials=$((trials + 1)) # to standard output
+  rc=0; "${one_pass[@]}" - 2>err | cmp -s - new.img || rc=$?
+  ((rc == 0)) || fail "$S" stdout "restore --base to standard output: not INFILE ($(first_line err))"
+
+  trials=$((trials + 1)) # onto a block device, in one pass
+  local device
+  truncate -s "$image_size" onepass-dev.img
+  if device=$(losetup --find --show onepass-dev.img 2>losetup.err); then
+    block_devices+=("$device")
+    rc=0; "${one_pass[@]}" "$device" 2>err || rc=$?
+    if ((rc != 0)) || ! cmp -s "$device" new.img; then
+      fail "$S" device "restore --base onto $device: exit $rc, $(first_line err); the device does not hold INFILE"
+    fi
+    rc=0; "$BIN" verify --expect restored chain2.diff "$device" >/dev/null 2>err || rc=$?
+    ((rc == 0)) || fail "$S" device "verify --expect restored on $device: exit $rc, $(first_line err)"
+    device_message="written and verified"
+  fi
+  summary+=("6  chains: $trials trials, $((${#failures[@]} - failed_before)) failed; one-pass restore into a new file (${one_pass_ms} ms) killed $killed_new times, nothing left under its name $left_nothing; chain restored in place killed $killed_chain times (target partly written $chain_partial), every rerun finished it; to standard output; onto a loop device: $device_message")
+}
+
 # === run ======================================================================================
-for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5}; do
+for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5 6}; do
   declare -F "scenario_$scenario" >/dev/null || { log "fault-campaign: no scenario $scenario"; exit 2; }
   "scenario_$scenario"
 done
