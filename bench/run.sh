@@ -8,8 +8,14 @@
 # `b3sum --num-threads 2 INFILE REFFILE`: the BLAKE3 reference implementation hashing the same
 # bytes on both cores, the floor for any backup that hashes both images.
 #
-# Every round times cat, b3sum, backup and restore one after the other, so that a noisy neighbour
-# slows all three alike; the medians over the rounds are reported, with backup/cat ratios.
+# Restore is timed beside its own floor, an original-style apply: a plain loop of pwrite of
+# the extents (read from a v1 diff of the same pair, as the original tool's restore reads its
+# diff) followed by fsync, with no checks at all. One-pass restore (restore --base) into a
+# new file is timed beside `cp --sparse=never REFFILE NEW && sync`, the floor for writing
+# the whole image.
+#
+# Every round times cat, b3sum, backup, restore and their floors one after the other, so that
+# a noisy neighbour slows all alike; the medians over the rounds are reported, with ratios.
 # The images stay in the page cache (the machine has memory to spare), as cat's do: what is
 # measured is diff-dd's own work, not the disk.
 set -euo pipefail
@@ -55,8 +61,48 @@ now() { date +%s%N; }
 seconds() { awk -v ns="$1" 'BEGIN { printf "%.3f", ns / 1e9 }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# The floor for restore: the extents of a v1 diff (u64 LE offset, one sector) with adjacent
+# sectors joined, prepared once as offset, length and data (so that the timed part is only
+# the writing): each written with one pwrite, then one fsync.
+floor_extents=$work/bench-extents.bin
+if [[ ! -s $floor_extents ]]; then
+  "$DIFF_DD" backup --format v1 "$new" "$base" "$work/bench-v1.diff"
+  python3 - "$work/bench-v1.diff" "$floor_extents" <<'PY'
+import sys
+sector, record = 512, 8 + 512
+data = open(sys.argv[1], "rb").read()
+extents, end = [], None
+for at in range(0, len(data), record):
+    offset = int.from_bytes(data[at:at + 8], "little")
+    if offset != end:
+        extents.append([offset, []])
+    extents[-1][1].append(data[at + 8:at + record])
+    end = offset + sector
+with open(sys.argv[2], "wb") as out:
+    for offset, sectors in extents:
+        joined = b"".join(sectors)
+        out.write(offset.to_bytes(8, "little") + len(joined).to_bytes(8, "little") + joined)
+PY
+fi
+apply_floor() { # TARGET
+  python3 - "$floor_extents" "$1" <<'PY'
+import os, sys
+data = memoryview(open(sys.argv[1], "rb").read())
+fd = os.open(sys.argv[2], os.O_WRONLY)
+at = 0
+while at < len(data):
+    offset = int.from_bytes(data[at:at + 8], "little")
+    length = int.from_bytes(data[at + 8:at + 16], "little")
+    os.pwrite(fd, data[at + 16:at + 16 + length], offset)
+    at += 16 + length
+os.fsync(fd)
+os.close(fd)
+PY
+}
+
 b3sum=$(command -v b3sum || true)
-declare -a cat_ns b3sum_ns backup_ns restore_ns
+one_pass=$work/one-pass.img copy=$work/copy.img
+declare -a cat_ns b3sum_ns backup_ns restore_ns floor_ns one_pass_ns copy_ns
 for ((round = 1; round <= runs; round++)); do
   start=$(now); cat "$new" "$base" >/dev/null; end=$(now)
   cat_ns+=($((end - start)))
@@ -64,6 +110,8 @@ for ((round = 1; round <= runs; round++)); do
   if [[ -n $b3sum ]]; then
     start=$(now); "$b3sum" --num-threads 2 "$new" "$base" >/dev/null; end=$(now)
     b3sum_ns+=($((end - start)))
+  else
+    b3sum_ns+=(0) # not installed: the column shows 0 and no ratio is printed
   fi
 
   rm -f "$diff"
@@ -77,9 +125,24 @@ for ((round = 1; round <= runs; round++)); do
   restore_ns+=($((end - start)))
   cmp -s "$target" "$new" || { echo "restore did not rebuild INFILE" >&2; exit 1; }
 
-  printf 'round %d: cat %ss  b3sum %ss  backup %ss  restore %ss\n' "$round" \
-    "$(seconds "${cat_ns[-1]}")" "$(seconds "${b3sum_ns[-1]:-0}")" \
-    "$(seconds "${backup_ns[-1]}")" "$(seconds "${restore_ns[-1]}")"
+  cp "$base" "$target" && sync "$target"
+  start=$(now); apply_floor "$target"; end=$(now)
+  floor_ns+=($((end - start)))
+  cmp -s "$target" "$new" || { echo "the floor did not rebuild INFILE" >&2; exit 1; }
+
+  rm -f "$one_pass" "$copy" && sync
+  start=$(now); "$DIFF_DD" restore --base "$base" "$diff" "$one_pass"; end=$(now)
+  one_pass_ns+=($((end - start)))
+  cmp -s "$one_pass" "$new" || { echo "one-pass restore did not rebuild INFILE" >&2; exit 1; }
+  rm -f "$one_pass" && sync
+  start=$(now); cp --sparse=never "$base" "$copy" && sync "$copy"; end=$(now)
+  copy_ns+=($((end - start)))
+  rm -f "$copy"
+
+  printf 'round %d: cat %ss  b3sum %ss  backup %ss  restore %ss  floor %ss  one-pass %ss  cp %ss\n' \
+    "$round" "$(seconds "${cat_ns[-1]}")" "$(seconds "${b3sum_ns[-1]}")" \
+    "$(seconds "${backup_ns[-1]}")" "$(seconds "${restore_ns[-1]}")" \
+    "$(seconds "${floor_ns[-1]}")" "$(seconds "${one_pass_ns[-1]}")" "$(seconds "${copy_ns[-1]}")"
 done
 
 cat_median=$(printf '%s\n' "${cat_ns[@]}" | median)
@@ -98,4 +161,13 @@ printf '  backup              %ss  (%sx cat' "$(seconds "$backup_median")" \
   "$(ratio "$backup_median" "$cat_median")"
 [[ -n $b3sum ]] && printf ', %sx b3sum' "$(ratio "$backup_median" "$b3sum_median")"
 printf ')\n'
-printf '  restore             %ss\n' "$(seconds "$restore_median")"
+floor_median=$(printf '%s\n' "${floor_ns[@]}" | median)
+one_pass_median=$(printf '%s\n' "${one_pass_ns[@]}" | median)
+copy_median=$(printf '%s\n' "${copy_ns[@]}" | median)
+printf '  pwrite + fsync      %ss  (original-style apply of the extents, no checks)\n' \
+  "$(seconds "$floor_median")"
+printf '  restore             %ss  (%sx pwrite + fsync)\n' "$(seconds "$restore_median")" \
+  "$(ratio "$restore_median" "$floor_median")"
+printf '  cp --sparse=never   %ss  (REFFILE to a new file, and sync)\n' "$(seconds "$copy_median")"
+printf '  restore --base      %ss  (%sx cp; into a new file, one pass)\n' \
+  "$(seconds "$one_pass_median")" "$(ratio "$one_pass_median" "$copy_median")"

@@ -189,19 +189,21 @@ impl<'a> Overlay<'a> {
 }
 
 impl Layer for Overlay<'_> {
-    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<()> {
+    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<bool> {
         let mut cursor = self.take_cursor(offset)?;
         let end = offset + slice.len() as u64;
+        let mut laid = false;
         cursor.walk(&self.diffs, offset, end, &mut |segment| {
             let into = (segment.offset - offset) as usize;
             slice[into..into + segment.data.len()].copy_from_slice(segment.data);
+            laid = true;
             Ok(())
         })?;
         self.cursors
             .lock()
             .map_err(|_| Error::Internal("a thread reading the overlay failed"))?
             .insert(thread::current().id(), cursor);
-        Ok(())
+        Ok(laid)
     }
 }
 

@@ -68,8 +68,9 @@ pub struct CompareTotals {
 /// reads it like any image and does not need to know what it is.
 pub trait Layer: Sync {
     /// Lays the layer's bytes for `offset..offset + slice.len()` over `slice`, which holds the
-    /// image's bytes there. Each reading thread asks for increasing offsets.
-    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<()>;
+    /// image's bytes there; false when the layer has none there. Each reading thread asks for
+    /// increasing offsets.
+    fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<bool>;
 }
 
 /// Reads `new` and `base` side by side (they must have the same size), hands every extent of
@@ -364,23 +365,56 @@ fn read_pieces_of_worker(
         .map(|_| vec![0u8; slice_size.min(plan.piece_size) as usize])
         .collect();
     let mut hashers: Vec<blake3::Hasher> = (0..hashed).map(|_| plan.piece_hasher(0)).collect();
+    // With a layer, each slice is hashed as a subtree of its own (a power of two of BLAKE3
+    // chunks at a multiple of its size), so that a slice the layer leaves as it is takes the
+    // value of the slice under it rather than being hashed again: the image seen through a
+    // chain is hashed at the cost of the bytes the chain changes, not of the whole image.
+    let slice_values = reading.layer.is_some()
+        && plan.independent
+        && slice_size.is_power_of_two()
+        && slice_size >= blake3::CHUNK_LEN as u64;
+    let mut slice_mergers: Vec<TreeMerger> = Vec::new();
     for index in (worker..plan.piece_count(image_size)).step_by(workers as usize) {
         let offset = index * plan.piece_size;
         let length = plan.piece_size.min(image_size - offset);
         if plan.independent {
             hashers = (0..hashed).map(|_| plan.piece_hasher(offset)).collect();
         }
+        if slice_values {
+            slice_mergers = (0..hashed).map(|_| TreeMerger::default()).collect();
+        }
         let mut changes = new_batch();
         let mut read = Ok(());
         let mut position = offset;
         while position < offset + length {
             let piece = slice_size.min(offset + length - position) as usize;
-            read = read_slice(reading, position, &mut slices, piece);
-            if read.is_err() {
-                break;
-            }
-            for (slice, hasher) in slices.iter().zip(&mut hashers) {
-                hasher.update(&slice[..piece]);
+            let laid = match read_slice(reading, position, &mut slices, piece) {
+                Ok(laid) => laid,
+                Err(error) => {
+                    read = Err(error);
+                    break;
+                }
+            };
+            if slice_values {
+                // The laid image comes last, right after the one under it.
+                let laid_image = images.len();
+                let mut under = None;
+                for (image, (slice, merger)) in slices.iter().zip(&mut slice_mergers).enumerate() {
+                    let value = match under {
+                        Some(value) if image == laid_image && !laid => value,
+                        _ => {
+                            let mut hasher = plan.piece_hasher(position);
+                            hasher.update(&slice[..piece]);
+                            piece_value(&hasher)
+                        }
+                    };
+                    merger.push(value);
+                    under = Some(value);
+                }
+            } else {
+                for (slice, hasher) in slices.iter().zip(&mut hashers) {
+                    hasher.update(&slice[..piece]);
+                }
             }
             if reading.compare {
                 if let (Some(new), Some(base)) = (slices.first(), slices.last()) {
@@ -407,13 +441,22 @@ fn read_pieces_of_worker(
             position += piece as u64;
         }
         let failed = read.is_err();
-        let found = read.map(|()| {
-            let values = if plan.independent {
+        let found = read.and_then(|()| {
+            let values = if slice_values {
+                std::mem::take(&mut slice_mergers)
+                    .into_iter()
+                    .map(|merger| {
+                        merger
+                            .finish_non_root()
+                            .ok_or(Error::Internal("a piece without slices"))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            } else if plan.independent {
                 hashers.iter().map(piece_value).collect()
             } else {
                 Vec::new()
             };
-            Found::PieceEnd(changes, values)
+            Ok(Found::PieceEnd(changes, values))
         });
         if results.send(found).is_err() || failed {
             return None; // The result was handed over, or nobody is listening any more.
@@ -423,13 +466,13 @@ fn read_pieces_of_worker(
 }
 
 /// Reads `length` bytes at `position` of every image into its slice and, with a layer, lays
-/// it over a copy of the last image's.
+/// it over a copy of the last image's. True when the layer laid any bytes there.
 fn read_slice(
     reading: &Reading<'_>,
     position: u64,
     slices: &mut [Vec<u8>],
     length: usize,
-) -> Result<()> {
+) -> Result<bool> {
     for (image, slice) in reading.images.iter().zip(slices.iter_mut()) {
         image.read_at(position, &mut slice[..length])?;
     }
@@ -439,7 +482,7 @@ fn read_slice(
             return Err(Error::Internal("a layer over no image"));
         };
         over[..length].copy_from_slice(&under[..length]);
-        layer.lay_over(position, &mut over[..length])?;
+        return layer.lay_over(position, &mut over[..length]);
     }
-    Ok(())
+    Ok(false)
 }

@@ -85,6 +85,16 @@ impl TreeMerger {
         }
     }
 
+    /// The chaining value of the subtree the values make, when they are the parts of one
+    /// piece (not the root): merged as [`TreeMerger::finish`] merges, without finalizing.
+    pub fn finish_non_root(mut self) -> Option<ChainingValue> {
+        let mut right = self.newest?;
+        while let Some(left) = self.stack.pop() {
+            right = merge_subtrees_non_root(&left, &right, Mode::Hash);
+        }
+        Some(right)
+    }
+
     /// The root hash. Needs at least two values: a single piece is the whole image, whose
     /// hash its own hasher gives with `finalize`.
     pub fn finish(mut self) -> Option<blake3::Hash> {
@@ -113,6 +123,39 @@ mod tests {
             merger.push(piece_value(&hasher));
         }
         merger.finish().unwrap()
+    }
+
+    /// Slices hashed apart and merged into their piece give the piece's value.
+    #[test]
+    fn merged_slices_equal_the_piece_value() {
+        let data: Vec<u8> = (0..300_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        let plan = PiecePlan::new(1 << 20, 65_536, 512);
+        for (offset, length) in [
+            (0, 65_536),
+            (65_536, 65_536),
+            (131_072, 131_072),
+            (131_072, 100_000),
+            (196_608, 1536),
+            (0, 300_000),
+        ] {
+            let piece = &data[offset..offset + length];
+            let mut whole = plan.piece_hasher(offset as u64);
+            whole.update(piece);
+            for slice_size in [1024, 4096, 65_536] {
+                let mut slices = TreeMerger::default();
+                for (index, slice) in piece.chunks(slice_size).enumerate() {
+                    let mut hasher = plan.piece_hasher((offset + index * slice_size) as u64);
+                    hasher.update(slice);
+                    slices.push(piece_value(&hasher));
+                }
+                assert!(
+                    slices.finish_non_root() == Some(piece_value(&whole)),
+                    "offset {offset} length {length} slices {slice_size}"
+                );
+            }
+        }
     }
 
     #[test]

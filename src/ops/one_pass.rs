@@ -95,6 +95,9 @@ pub fn restore_one_pass(
     }
 
     let overlay = chain.overlay();
+    // The reading threads write in turn: writes to one file from several threads at once
+    // contend for its inode lock in the kernel, which spins (measured: 22% of the CPU time).
+    let one_writer = Mutex::new(());
     let written = std::sync::atomic::AtomicU64::new(0);
     let count = |bytes: usize| {
         written.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
@@ -120,6 +123,7 @@ pub fn restore_one_pass(
                 false,
                 progress,
                 &|offset, bytes| {
+                    let _turn = one_writer.lock();
                     for (at, run) in nonzero_runs(bytes) {
                         let at_offset = offset + at as u64;
                         file.write_all_at(run, at_offset)
@@ -137,6 +141,7 @@ pub fn restore_one_pass(
             false,
             progress,
             &|offset, bytes| {
+                let _turn = one_writer.lock();
                 file.write_at(offset, bytes)?;
                 count(bytes.len());
                 Ok(())
