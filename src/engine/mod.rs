@@ -236,7 +236,7 @@ impl Reading<'_> {
 /// `on_piece` receives each piece's changes in order; the whole-image hashes come back in the
 /// images' order, the layer's last.
 ///
-/// Memory: per worker, one slice per image (and one for the layer) and at most three batches
+/// Memory: per worker, one slice per image (the layer is laid in place) and at most three batches
 /// of changed bytes (one being gathered, one waiting, one being taken).
 fn read_pieces(
     reading: &Reading<'_>,
@@ -361,7 +361,8 @@ fn read_pieces_of_worker(
     let hashed = reading.hashed();
     // Whole sectors per slice, so a sector never straddles two slices.
     let slice_size = (SLICE / sector_size).max(1) * sector_size;
-    let mut slices: Vec<Vec<u8>> = (0..hashed)
+    let mut slices: Vec<Vec<u8>> = images
+        .iter()
         .map(|_| vec![0u8; slice_size.min(plan.piece_size) as usize])
         .collect();
     let mut hashers: Vec<blake3::Hasher> = (0..hashed).map(|_| plan.piece_hasher(0)).collect();
@@ -388,32 +389,36 @@ fn read_pieces_of_worker(
         let mut position = offset;
         while position < offset + length {
             let piece = slice_size.min(offset + length - position) as usize;
-            let laid = match read_slice(reading, position, &mut slices, piece) {
-                Ok(laid) => laid,
-                Err(error) => {
-                    read = Err(error);
+            // Each image's slice is hashed as read; then the layer is laid over the last one in
+            // place, and the result hashed as the image seen through the layer.
+            let mut under = None;
+            for (index, (image, slice)) in images.iter().zip(&mut slices).enumerate() {
+                read = image.read_at(position, &mut slice[..piece]);
+                if read.is_err() {
                     break;
                 }
-            };
-            if slice_values {
-                // The laid image comes last, right after the one under it.
+                let merger = slice_mergers.get_mut(index);
+                under = hash_slice(plan, position, &slice[..piece], &mut hashers[index], merger);
+            }
+            if read.is_err() {
+                break;
+            }
+            if let (Some(layer), Some(slice)) = (reading.layer, slices.last_mut()) {
+                let laid = match layer.lay_over(position, &mut slice[..piece]) {
+                    Ok(laid) => laid,
+                    Err(error) => {
+                        read = Err(error);
+                        break;
+                    }
+                };
                 let laid_image = images.len();
-                let mut under = None;
-                for (image, (slice, merger)) in slices.iter().zip(&mut slice_mergers).enumerate() {
-                    let value = match under {
-                        Some(value) if image == laid_image && !laid => value,
-                        _ => {
-                            let mut hasher = plan.piece_hasher(position);
-                            hasher.update(&slice[..piece]);
-                            piece_value(&hasher)
-                        }
-                    };
-                    merger.push(value);
-                    under = Some(value);
-                }
-            } else {
-                for (slice, hasher) in slices.iter().zip(&mut hashers) {
-                    hasher.update(&slice[..piece]);
+                match (under, slice_mergers.get_mut(laid_image)) {
+                    // Left as it was: the value of the slice under it.
+                    (Some(value), Some(merger)) if !laid => merger.push(value),
+                    (_, merger) => {
+                        let hasher = &mut hashers[laid_image];
+                        hash_slice(plan, position, &slice[..piece], hasher, merger);
+                    }
                 }
             }
             if reading.compare {
@@ -465,24 +470,26 @@ fn read_pieces_of_worker(
     (!plan.independent).then(|| hashers.iter().map(|hasher| hasher.finalize()).collect())
 }
 
-/// Reads `length` bytes at `position` of every image into its slice and, with a layer, lays
-/// it over a copy of the last image's. True when the layer laid any bytes there.
-fn read_slice(
-    reading: &Reading<'_>,
+/// Hashes one slice of an image: into the piece's hasher, or, when slices are hashed on their
+/// own (`merger`), as a subtree whose value goes to the piece's merger and is returned.
+fn hash_slice(
+    plan: PiecePlan,
     position: u64,
-    slices: &mut [Vec<u8>],
-    length: usize,
-) -> Result<bool> {
-    for (image, slice) in reading.images.iter().zip(slices.iter_mut()) {
-        image.read_at(position, &mut slice[..length])?;
+    slice: &[u8],
+    hasher: &mut blake3::Hasher,
+    merger: Option<&mut TreeMerger>,
+) -> Option<ChainingValue> {
+    match merger {
+        Some(merger) => {
+            let mut subtree = plan.piece_hasher(position);
+            subtree.update(slice);
+            let value = piece_value(&subtree);
+            merger.push(value);
+            Some(value)
+        }
+        None => {
+            hasher.update(slice);
+            None
+        }
     }
-    if let Some(layer) = reading.layer {
-        let (read, laid) = slices.split_at_mut(reading.images.len());
-        let (Some(under), Some(over)) = (read.last(), laid.first_mut()) else {
-            return Err(Error::Internal("a layer over no image"));
-        };
-        over[..length].copy_from_slice(&under[..length]);
-        return layer.lay_over(position, &mut over[..length]);
-    }
-    Ok(false)
 }
