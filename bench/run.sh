@@ -63,7 +63,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 
 # The floor for restore: the extents of a v1 diff (u64 LE offset, one sector) with adjacent
 # sectors joined, prepared once as offset, length and data (so that the timed part is only
-# the writing): each written with one pwrite, then one fsync.
+# the writing), applied by bench/floor.rs: each written with one pwrite, then one fsync.
 floor_extents=$work/bench-extents.bin
 if [[ ! -s $floor_extents ]]; then
   "$DIFF_DD" backup --format v1 "$new" "$base" "$work/bench-v1.diff"
@@ -84,21 +84,9 @@ with open(sys.argv[2], "wb") as out:
         out.write(offset.to_bytes(8, "little") + len(joined).to_bytes(8, "little") + joined)
 PY
 fi
-apply_floor() { # TARGET
-  python3 - "$floor_extents" "$1" <<'PY'
-import os, sys
-data = memoryview(open(sys.argv[1], "rb").read())
-fd = os.open(sys.argv[2], os.O_WRONLY)
-at = 0
-while at < len(data):
-    offset = int.from_bytes(data[at:at + 8], "little")
-    length = int.from_bytes(data[at + 8:at + 16], "little")
-    os.pwrite(fd, data[at + 16:at + 16 + length], offset)
-    at += 16 + length
-os.fsync(fd)
-os.close(fd)
-PY
-}
+floor=$work/floor
+[[ $floor -nt bench/floor.rs ]] || rustc --edition 2021 -O -o "$floor" bench/floor.rs
+apply_floor() { "$floor" "$floor_extents" "$1"; } # TARGET
 
 b3sum=$(command -v b3sum || true)
 one_pass=$work/one-pass.img copy=$work/copy.img
