@@ -608,8 +608,10 @@ pub struct StoredRecords {
 
 impl StoredRecords {
     /// A run is full once its records hold this much data, decoded: so a run's buffers hold
-    /// at most this much beside one record.
-    pub const SIZE: u64 = 4 << 20;
+    /// at most this much beside one record. Small enough that a diff of a few tens of MB is
+    /// cut into enough runs to keep both threads busy (4 MiB runs left restore's check of a
+    /// 21 MB diff waiting on its first and last runs: 47-56 ms against 34-46 ms).
+    pub const SIZE: u64 = 1 << 20;
     /// Runs on the pool at once: one per thread on two cores.
     pub const IN_FLIGHT: u64 = 2;
 

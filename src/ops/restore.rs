@@ -13,6 +13,10 @@
 //! 4. Only then is the diff read a second time, each record's data checked against its hash
 //!    before it is written and the target checked again at the extent, and the target synced.
 //!
+//! For a native diff steps 1 and 3 are one pass ([`Pass::native`]): each run of records is
+//! checked and looked up in the target on the pool, and a wrong target is reported only once
+//! the whole diff, to its trailer, was found valid, so the order of the guarantees holds.
+//!
 //! Diffs of the original tool (v1, v2) hold no hashes and no image size: for them, step 1
 //! checks structure and bounds against the target's size, and steps 3 and 4 cannot check
 //! the target's contents or the data.
@@ -23,7 +27,9 @@ use crate::device::OpenFile;
 use crate::engine::{self, pool, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::v3::Decoder;
-use crate::format::{self, DiffReader, Format, ReadOptions, Record, RecordHashes, StoredRecords};
+use crate::format::{
+    self, DiffInfo, DiffReader, Format, ReadOptions, Record, RecordHashes, StoredRecords, Totals,
+};
 use crate::units;
 
 #[derive(Debug, Clone)]
@@ -64,24 +70,7 @@ pub fn restore(
         target_size: Some(target.size),
     };
 
-    let scan = super::scan_diff(diff, &read_options(true), Stage::CheckingDiff, progress)?;
-
-    let image_size = scan.info.image_size.unwrap_or(target.size);
-    if target.size != image_size {
-        return Err(Error::WrongTarget {
-            path: target.path.clone(),
-            extent: None,
-            offset: None,
-            written: Written::Nothing,
-            reason: format!(
-                "it has {} but the diff {} was made from an image of {}; nothing was written",
-                units::size(target.size),
-                diff.path.display(),
-                units::size(image_size)
-            ),
-        });
-    }
-
+    let format = format::detect(diff)?;
     let mut pass = Pass {
         diff,
         target,
@@ -89,14 +78,26 @@ pub fn restore(
         scratch: Vec::new(),
         record_data: Vec::new(),
     };
-    // Neither pass needs to check the whole diff again: each record's data is checked
-    // against its hash before use, and the target at each extent against the record's hashes.
-    progress.start(Stage::CheckingTarget, scan.totals.changed_bytes);
-    let planned = pass.run(&read_options(false), Written::Nothing, progress)?;
+    let (checked, planned) = if format == Format::V3 {
+        // One pass checks the whole diff and looks at the target at every extent, the records
+        // decoded, checked and looked up on the pool; a wrong target is reported only once
+        // the whole diff is known to be valid.
+        progress.start(Stage::CheckingDiff, diff.size);
+        pass.native(&read_options(true), Written::Nothing, progress)?
+    } else {
+        let scan = super::scan_diff(diff, &read_options(true), Stage::CheckingDiff, progress)?;
+        check_size(diff, target, &scan.info)?;
+        // The dry run need not check the whole diff again: each record's data is checked
+        // against its hash before use, and the target at each extent against its hashes.
+        progress.start(Stage::CheckingTarget, scan.totals.changed_bytes);
+        let planned = pass.run(&read_options(false), Written::Nothing, progress)?;
+        ((scan.info, scan.totals), planned)
+    };
+    let (info, totals) = checked;
     if planned.written > 0 {
-        progress.start(Stage::Restoring, scan.totals.changed_bytes);
-        if scan.info.format == Format::V3 {
-            pass.write_native(&read_options(false), progress)?;
+        progress.start(Stage::Restoring, totals.changed_bytes);
+        if format == Format::V3 {
+            pass.native(&read_options(false), Written::Partly, progress)?;
         } else {
             pass.run(&read_options(false), Written::Partly, progress)?;
         }
@@ -107,12 +108,33 @@ pub fn restore(
     target.sync()?;
 
     Ok(RestoreSummary {
-        format: scan.info.format,
-        holds_hashes: scan.totals.hashes.is_some(),
-        extent_count: scan.totals.extent_count,
+        format: info.format,
+        holds_hashes: totals.hashes.is_some(),
+        extent_count: totals.extent_count,
         written: planned.written,
         bytes_written: planned.bytes_written,
         already_restored: planned.already_restored,
+    })
+}
+
+/// The target must have the size of the image the diff was made from (legacy diffs, which do
+/// not record it, were bounded by the target's size instead).
+fn check_size(diff: &OpenFile, target: &OpenFile, info: &DiffInfo) -> Result<()> {
+    let image_size = info.image_size.unwrap_or(target.size);
+    if target.size == image_size {
+        return Ok(());
+    }
+    Err(Error::WrongTarget {
+        path: target.path.clone(),
+        extent: None,
+        offset: None,
+        written: Written::Nothing,
+        reason: format!(
+            "it has {} but the diff {} was made from an image of {}; nothing was written",
+            units::size(target.size),
+            diff.path.display(),
+            units::size(image_size)
+        ),
     })
 }
 
@@ -249,18 +271,39 @@ impl Pass<'_> {
         look_at_target(self.target, record, self.buffer_size, &mut self.scratch)
     }
 
-    /// The writing run for a native diff, the same decisions as [`Pass::run`] makes, with the
-    /// work spread: runs of records are read here, decoded, checked against their hashes and
-    /// looked up in the target on the engine's pool, then decided and written here in order.
-    /// Extents never overlap, so looking at one ahead of writing the ones before it sees what
-    /// looking just before writing it would.
-    fn write_native(&mut self, options: &ReadOptions, progress: &dyn Progress) -> Result<()> {
+    /// A run over a native diff, the same decisions as [`Pass::run`] makes, with the work
+    /// spread: runs of records are read here, decoded, checked against their hashes and looked
+    /// up in the target on the engine's pool, then decided (and, in the writing run, written)
+    /// here in order. Extents never overlap, so looking at one ahead of writing the ones
+    /// before it sees what looking just before writing it would.
+    ///
+    /// The dry run (`Written::Nothing`, with `check_data`) is also the check of the whole
+    /// diff: it reads every byte, checks the target's size once the header is read, and
+    /// reports a wrong target only after the last record and the trailer were found valid, so
+    /// that a damaged diff is always reported as such. It returns what the diff holds.
+    fn native(
+        &mut self,
+        options: &ReadOptions,
+        stage: Written,
+        progress: &dyn Progress,
+    ) -> Result<((DiffInfo, Totals), Planned)> {
+        let write = stage == Written::Partly;
         let mut reader = format::open_reader(self.diff, options)?;
+        if !write {
+            check_size(self.diff, self.target, reader.info())?;
+        }
         let (diff, target, buffer_size) = (self.diff, self.target, self.buffer_size);
         let spare = Cell::new(None);
         let mut frontier = Frontier::default();
+        let mut planned = Planned::default();
+        let mut wrong = None;
         let scratch = &mut self.scratch;
         let (mut writeback_from, mut written_since_writeback) = (0u64, 0u64);
+        let on_record = &mut |record: &Record| {
+            if !write {
+                progress.advance(record.stored.bytes_in_file(record.length));
+            }
+        };
         pool::scoped(
             engine::worker_count() as usize,
             StoredRecords::IN_FLIGHT,
@@ -277,19 +320,48 @@ impl Pass<'_> {
             |pool| {
                 let mut take = |(found, run): (Result<Vec<Found>>, StoredRecords)| {
                     for (position, (record, found)) in run.records.iter().zip(found?).enumerate() {
-                        progress.advance(record.length);
+                        if write {
+                            progress.advance(record.length);
+                        }
                         let data = run
                             .data(position)
                             .ok_or(Error::Internal("a record was handed out unchecked"))?;
+                        if wrong.is_some() {
+                            continue; // Only the diff is still being checked.
+                        }
                         match frontier.decide(record, found) {
-                            Decision::AlreadyRestored => continue,
+                            Decision::AlreadyRestored => {
+                                planned.already_restored += 1;
+                                continue;
+                            }
                             Decision::Write => {}
                             Decision::WriteIfTorn => {
-                                confirm_torn(target, record, data, scratch, Written::Partly)?
+                                confirm_torn(target, record, data, scratch, stage).or_else(
+                                    |error| match (write, error) {
+                                        (false, error @ Error::WrongTarget { .. }) => {
+                                            wrong = Some(error);
+                                            Ok(())
+                                        }
+                                        (_, error) => Err(error),
+                                    },
+                                )?;
+                                if wrong.is_some() {
+                                    continue;
+                                }
                             }
                             Decision::Wrong(fault) => {
-                                return Err(wrong_target(target, record, fault, Written::Partly))
+                                let error = wrong_target(target, record, fault, stage);
+                                if write {
+                                    return Err(error);
+                                }
+                                wrong = Some(error);
+                                continue;
                             }
+                        }
+                        planned.written += 1;
+                        planned.bytes_written += record.length;
+                        if !write {
+                            continue;
                         }
                         target.write_at(record.offset, data)?;
                         written_since_writeback += record.length;
@@ -305,10 +377,18 @@ impl Pass<'_> {
                     spare.set(Some(run));
                     Ok(())
                 };
-                format::give_runs(reader.as_mut(), pool, &mut |_| {}, &spare, &mut take)?;
+                format::give_runs(reader.as_mut(), pool, on_record, &spare, &mut take)?;
                 pool.finish(&mut take)
             },
-        )
+        )?;
+        if let Some(error) = wrong {
+            return Err(error);
+        }
+        let totals = reader
+            .totals()
+            .cloned()
+            .ok_or_else(|| Error::invalid_diff(&diff.path, None, "it ended without a trailer"))?;
+        Ok(((reader.info().clone(), totals), planned))
     }
 
     /// Writes a record. One with a hash is read whole and checked before any of it is
