@@ -91,6 +91,23 @@ impl<'a> Chain<'a> {
         &self.links[self.links.len() - 1]
     }
 
+    /// Refuses a FULL (the image the chain starts from) that is not of the chain's size.
+    pub fn check_full_size(&self, full: &OpenFile) -> Result<()> {
+        if full.size == self.image_size() {
+            return Ok(());
+        }
+        Err(Error::unusable(
+            "refusing FULL",
+            &full.path,
+            format!(
+                "it has {}, but {} is of an image of {}; nothing was written",
+                units::size(full.size),
+                self.first().diff.path.display(),
+                units::size(self.image_size())
+            ),
+        ))
+    }
+
     /// The chain as a layer over its base image.
     pub fn overlay(&self) -> Overlay<'_> {
         Overlay {

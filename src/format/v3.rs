@@ -60,6 +60,30 @@ pub struct Header {
     pub data_encoding: DataEncoding,
 }
 
+impl Header {
+    /// The header this version of diff-dd writes, its version as the tool's; record data
+    /// compressed with zstd, or raw.
+    pub fn of_this_version(
+        sector_size: u64,
+        image_size: u64,
+        record_size_limit: u64,
+        created_unix_seconds: i64,
+        compressed: bool,
+    ) -> Header {
+        Header {
+            sector_size,
+            image_size,
+            record_size_limit,
+            created_unix_seconds,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            data_encoding: match compressed {
+                true => DataEncoding::Zstd,
+                false => DataEncoding::Raw,
+            },
+        }
+    }
+}
+
 /// How the writer stored record data: `Raw` diffs hold raw and zero records only; `Zstd`
 /// diffs may also hold records compressed with zstd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

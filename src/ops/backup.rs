@@ -11,7 +11,7 @@ use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, pool, ChangedExtent, CompareSettings, CompareTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::legacy::V1Writer;
-use crate::format::v3::{self, DataEncoding, Header};
+use crate::format::v3::{self, Header};
 use crate::format::{self, Format, ImageHashes, ReadOptions};
 use crate::units;
 
@@ -163,17 +163,13 @@ pub fn backup(
         buffer_size: options.buffer_size,
         record_limit: v3::record_size_limit(options.sector_size),
     };
-    let header = Header {
-        sector_size: settings.sector_size,
-        image_size: new.size,
-        record_size_limit: settings.record_limit,
-        created_unix_seconds: options.created_unix_seconds,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        data_encoding: match options.compression {
-            Some(_) => DataEncoding::Zstd,
-            None => DataEncoding::Raw,
-        },
-    };
+    let header = Header::of_this_version(
+        settings.sector_size,
+        new.size,
+        settings.record_limit,
+        options.created_unix_seconds,
+        options.compression.is_some(),
+    );
     let write_failed =
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let buffered = BufWriter::with_capacity(1 << 20, output.file());

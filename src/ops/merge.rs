@@ -17,9 +17,8 @@ use crate::chain::{Chain, Segment};
 use crate::device::{OpenFile, Output};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
-use crate::format::v3::{self, DataEncoding, Header};
+use crate::format::v3::{self, Header};
 use crate::format::{self, ImageHashes, ReadOptions};
-use crate::units;
 
 #[derive(Debug, Clone)]
 pub struct MergeOptions {
@@ -68,34 +67,19 @@ pub fn merge(
         }
     }
     if let Some(full) = full {
-        if full.size != chain.image_size() {
-            return Err(Error::unusable(
-                "refusing FULL",
-                &full.path,
-                format!(
-                    "it has {}, but {} is of an image of {}",
-                    units::size(full.size),
-                    first.diff.path.display(),
-                    units::size(chain.image_size())
-                ),
-            ));
-        }
+        chain.check_full_size(full)?;
     }
     let hashes = ImageHashes {
         base: chain.base_hash(),
         image: chain.image_hash(),
     };
-    let header = Header {
+    let header = Header::of_this_version(
         sector_size,
-        image_size: chain.image_size(),
-        record_size_limit: v3::record_size_limit(sector_size),
-        created_unix_seconds: options.created_unix_seconds,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        data_encoding: match options.compression {
-            Some(_) => DataEncoding::Zstd,
-            None => DataEncoding::Raw,
-        },
-    };
+        chain.image_size(),
+        v3::record_size_limit(sector_size),
+        options.created_unix_seconds,
+        options.compression.is_some(),
+    );
     let write_failed =
         |error: std::io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let buffered = BufWriter::with_capacity(1 << 20, output.file());

@@ -68,18 +68,7 @@ pub fn restore_one_pass(
         }
         OnePassTarget::InPlace(file) => (file.path.clone(), Some(file.size)),
     };
-    if full.size != image_size {
-        return Err(Error::unusable(
-            "refusing FULL",
-            &full.path,
-            format!(
-                "it has {}, but {} is of an image of {}; nothing was written",
-                units::size(full.size),
-                chain.first().diff.path.display(),
-                units::size(image_size)
-            ),
-        ));
-    }
+    chain.check_full_size(full)?;
     if let Some(size) = target_size.filter(|&size| size != image_size) {
         return Err(Error::WrongTarget {
             path: target_path,
