@@ -4,14 +4,14 @@
 //! The overlay is what `backup --on` compares INFILE with and what one-pass restore copies
 //! into its target. The engine reads it like any image ([`Layer`]): nothing is materialized,
 //! and memory does not grow with the image nor with the number of diffs (each reading thread
-//! keeps one small reader per diff and the data of one record).
+//! keeps one small reader per diff and the data of two records).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::thread::{self, ThreadId};
 
 use crate::device::OpenFile;
-use crate::engine::{Layer, Progress, Stage};
+use crate::engine::{self, Layer, NoProgress, Progress, Stage};
 use crate::error::{Error, Result};
 use crate::format::{self, v3, DiffReader, Format, ImageHashes, ReadOptions, Record, Scan};
 use crate::units;
@@ -39,7 +39,13 @@ impl<'a> Chain<'a> {
         let mut links: Vec<Link<'a>> = Vec::with_capacity(diffs.len());
         for &diff in diffs {
             progress.start(Stage::CheckingDiff, diff.size);
-            let scan = format::scan(diff, &ReadOptions::checked(512, None), |record| {
+            // With the file's own hash, so that what was checked can be told from what is
+            // there later ([`Chain::check_unchanged`]).
+            let options = ReadOptions {
+                hash_file: true,
+                ..ReadOptions::checked(512, None)
+            };
+            let scan = format::scan(diff, &options, |record| {
                 progress.advance(record.stored.bytes_in_file(record.length))
             })?;
             let hashes = match (scan.info.format, scan.totals.hashes) {
@@ -89,6 +95,23 @@ impl<'a> Chain<'a> {
 
     pub fn last(&self) -> &Link<'a> {
         &self.links[self.links.len() - 1]
+    }
+
+    /// Fails unless every diff still holds the bytes that were checked: the overlay reads the
+    /// diffs again (checking each record's data against its header, but not the headers
+    /// against what was checked), so a command that wrote through it checks this after.
+    pub fn check_unchanged(&self, buffer_size: u64) -> Result<()> {
+        for link in &self.links {
+            let now = engine::hash_image(link.diff, buffer_size, false, &NoProgress)?;
+            if Some(now) != link.scan.file_hash {
+                return Err(Error::unusable(
+                    "a diff changed while it was used",
+                    &link.diff.path,
+                    "its bytes are not those that were checked before the first write",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Refuses a FULL (the image the chain starts from) that is not of the chain's size.
@@ -160,15 +183,21 @@ pub struct Overlay<'a> {
     cursors: Mutex<HashMap<ThreadId, Cursor<'a>>>,
 }
 
+/// A record's data, decoded and checked, with which diff's and which record it is.
+type LoadedRecord = (Option<(usize, u64)>, Vec<u8>);
+
 /// One thread's place in every diff of the chain.
 struct Cursor<'a> {
     /// Where the last slice it laid ended: it serves slices from here on.
     at: u64,
     /// Per diff, its reader (headers only) and its first record that ends after `at`.
     layers: Vec<(Box<dyn DiffReader + Send + 'a>, Option<Record>)>,
-    /// The data of one record, decoded and checked: which diff's and which record.
-    loaded: Option<(usize, u64)>,
-    data: Vec<u8>,
+    /// The data of the last two records laid, decoded and checked, with which diff's and
+    /// which record each is: two, so that small records of a later diff inside a long one of
+    /// an earlier diff do not have the long one read and decoded again after each of them.
+    loaded: [LoadedRecord; 2],
+    /// Which of the two was used last.
+    newest: usize,
     stored: Vec<u8>,
     decoder: v3::Decoder,
 }
@@ -197,11 +226,21 @@ impl<'a> Overlay<'a> {
         Ok(Cursor {
             at: 0,
             layers,
-            loaded: None,
-            data: Vec::new(),
+            loaded: Default::default(),
+            newest: 0,
             stored: Vec::new(),
             decoder: v3::Decoder::default(),
         })
+    }
+}
+
+impl Overlay<'_> {
+    /// Drops the reading threads' cursors (and the record data they hold), once a read
+    /// through the overlay is over.
+    pub fn forget_cursors(&self) {
+        if let Ok(mut cursors) = self.cursors.lock() {
+            cursors.clear();
+        }
     }
 }
 
@@ -285,17 +324,25 @@ impl Cursor<'_> {
             let until = (record.offset + record.length)
                 .min(next_start.unwrap_or(u64::MAX))
                 .min(end);
-            if self.loaded != Some((winner, record.index)) {
-                self.loaded = None;
-                format::load_record(
-                    diffs[winner],
-                    &record,
-                    &mut self.decoder,
-                    &mut self.stored,
-                    &mut self.data,
-                )?;
-                self.loaded = Some((winner, record.index));
-            }
+            let key = Some((winner, record.index));
+            let slot = match self.loaded.iter().position(|(loaded, _)| *loaded == key) {
+                Some(slot) => slot,
+                None => {
+                    let slot = 1 - self.newest;
+                    let (loaded, data) = &mut self.loaded[slot];
+                    *loaded = None;
+                    format::load_record(
+                        diffs[winner],
+                        &record,
+                        &mut self.decoder,
+                        &mut self.stored,
+                        data,
+                    )?;
+                    *loaded = key;
+                    slot
+                }
+            };
+            self.newest = slot;
             let over_earlier = self.layers[..winner]
                 .iter()
                 .any(|(_, earlier)| earlier.as_ref().is_some_and(|r| r.offset < until));
@@ -303,7 +350,7 @@ impl Cursor<'_> {
             let length = (until - position) as usize;
             on_segment(Segment {
                 offset: position,
-                data: &self.data[from..from + length],
+                data: &self.loaded[slot].1[from..from + length],
                 link: winner,
                 record: &record,
                 over_earlier,

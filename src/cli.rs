@@ -120,8 +120,8 @@ the segments of the chain's records (each byte from the diff that gives it last)
 its hash and the hash of the base bytes it replaces, so restore checks it like any diff. \
 Where a segment is a whole record of a diff no earlier diff touches there, its base hash is \
 that record's; anywhere else the base bytes are in no diff, and merge needs --base FULL, which \
-it reads only there. The merged diff is read back and checked whole before it appears under \
-its name.
+it reads only there; where the diffs know FULL's bytes, FULL must hold them. The merged diff \
+is read back and checked whole before it appears under its name.
 
 Exit status: 0 on success, 1 when the merge was refused or failed (an earlier OUTFILE is \
 kept), 2 for a usage error.";

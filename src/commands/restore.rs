@@ -79,6 +79,7 @@ pub fn run_one_pass(
         let target = device::follow_links(target)?;
         device::refuse_alias(&target, Role::Target, &inputs)?;
         if target.exists() {
+            refuse_a_diff_as_target(&target)?;
             in_place = device::open_target(&target)?;
             OnePassTarget::InPlace(&in_place)
         } else {
@@ -136,6 +137,27 @@ pub fn run_chain(
                 started.elapsed().as_secs_f64(),
             ),
         );
+    }
+    Ok(())
+}
+
+/// One-pass restore writes over whatever an existing OUTFILE holds, so a diff there (the last
+/// of the diffs, with OUTFILE left out) is refused rather than overwritten.
+fn refuse_a_diff_as_target(target: &Path) -> Result<()> {
+    let is_regular_file = std::fs::metadata(target).is_ok_and(|metadata| metadata.is_file());
+    if !is_regular_file {
+        return Ok(());
+    }
+    let existing = device::open_input(target, Role::Target)?;
+    if matches!(
+        diff_dd::format::detect(&existing),
+        Ok(diff_dd::format::Format::V2 | diff_dd::format::Format::V3)
+    ) {
+        return Err(diff_dd::error::Error::unusable(
+            "refusing to write target",
+            target,
+            "it is a diff, which restore --base would overwrite with the image: was OUTFILE left out? nothing was written",
+        ));
     }
     Ok(())
 }

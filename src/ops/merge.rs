@@ -118,6 +118,7 @@ pub fn merge(
     })?;
     writer.finish(hashes).map_err(write_failed)?;
     check_merged(&output, &merged.summary)?;
+    chain.check_unchanged(options.buffer_size)?;
     output.commit()?;
     Ok(merged.summary)
 }
@@ -144,7 +145,29 @@ impl Merged<'_> {
         segment: &Segment<'_>,
         write: &mut WriteRecord<'_>,
     ) -> Result<()> {
-        if self.full.is_some() {
+        if let Some(full) = self.full {
+            // Where the diffs know FULL's bytes (a whole record no earlier diff touches), FULL
+            // must hold them: a FULL that is not the chain's base is refused rather than
+            // written into the merged diff's base hashes.
+            let record = segment.record;
+            let whole =
+                segment.offset == record.offset && segment.data.len() as u64 == record.length;
+            if let (Some(hashes), true, false) = (record.hashes, whole, segment.over_earlier) {
+                let held =
+                    engine::hash_range(full, record.offset, record.length, &mut self.scratch)?;
+                if held != hashes.base {
+                    return Err(Error::unusable(
+                        "refusing FULL",
+                        &full.path,
+                        format!(
+                            "at offset {} it does not hold what {} was made against (its record {}): it is not the full image the chain starts from",
+                            record.offset,
+                            chain.links[segment.link].diff.path.display(),
+                            record.index
+                        ),
+                    ));
+                }
+            }
             // A segment is never longer than its record; a record of a diff made with another
             // limit is cut.
             let mut at = segment.offset;
@@ -193,11 +216,9 @@ impl Merged<'_> {
         let base_hash = engine::hash_range(full, self.pending_offset, length, &mut self.scratch)?;
         self.summary.base_bytes_read += length;
         let data = std::mem::take(&mut self.pending);
-        // Bytes the chain changed and changed back need no record.
-        let written = match blake3::hash(&data) == base_hash {
-            true => Ok(()),
-            false => self.record(self.pending_offset, &data, base_hash, write),
-        };
+        // A record whose data equals FULL's bytes is kept: dropping it would trust FULL to be
+        // the chain's base where nothing but its size was checked.
+        let written = self.record(self.pending_offset, &data, base_hash, write);
         self.pending = data;
         self.pending.clear();
         written

@@ -289,14 +289,13 @@ impl Pass<'_> {
     ) -> Result<((DiffInfo, Totals), Planned)> {
         let write = stage == Written::Partly;
         let mut reader = format::open_reader(self.diff, options)?;
-        if !write {
-            check_size(self.diff, self.target, reader.info())?;
-        }
+        // A target of the wrong size is not looked at, and is reported after the diff too.
+        let mut wrong = check_size(self.diff, self.target, reader.info()).err();
+        let look = wrong.is_none();
         let (diff, target, buffer_size) = (self.diff, self.target, self.buffer_size);
         let spare = Cell::new(None);
         let mut frontier = Frontier::default();
         let mut planned = Planned::default();
-        let mut wrong = None;
         let scratch = &mut self.scratch;
         let (mut writeback_from, mut written_since_writeback) = (0u64, 0u64);
         let on_record = &mut |record: &Record| {
@@ -312,7 +311,10 @@ impl Pass<'_> {
                 let found = run.check(&diff.path, decoder).and_then(|()| {
                     run.records
                         .iter()
-                        .map(|record| look_at_target(target, record, buffer_size, scratch))
+                        .map(|record| match look {
+                            true => look_at_target(target, record, buffer_size, scratch),
+                            false => Ok(Found::Neither),
+                        })
                         .collect::<Result<Vec<Found>>>()
                 });
                 (found, run)

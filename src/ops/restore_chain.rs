@@ -17,7 +17,8 @@
 //!    as it is.
 //! 3. Only then is every segment of the chain's records written where the target does not
 //!    hold it yet (each record checked against its hash again when it is read), and the
-//!    target synced.
+//!    target synced; last, every diff must still hash as it did when it was checked, or the
+//!    restore fails saying which changed.
 
 use crate::chain::{self, Chain};
 use crate::device::OpenFile;
@@ -61,6 +62,7 @@ pub fn restore_chain(
     let looked = engine::copy_image(target, &overlay, buffer_size, false, progress, &|_, _| {
         Ok(())
     })?;
+    overlay.forget_cursors();
     let mut summary = RestoreSummary {
         format: Format::V3,
         holds_hashes: true,
@@ -120,5 +122,7 @@ pub fn restore_chain(
         Ok(())
     })?;
     target.sync()?;
+    // The check above held for the diffs as they were read then.
+    chain.check_unchanged(buffer_size)?;
     Ok(summary)
 }

@@ -459,3 +459,50 @@ fn a_chain_of_diffs_that_do_not_overlap_merges_without_the_full_image() {
         .code(1);
     assert_eq!(fs::read(path("notes.txt")).unwrap(), b"keep me");
 }
+
+#[test]
+fn a_diff_as_one_pass_target_and_a_wrong_full_for_merge_are_refused() {
+    let week = Week::new("4");
+    // OUTFILE left out: the last diff would be the target.
+    let before = fs::read(week.path("d2.diff")).unwrap();
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args(["restore", "--base", "day0.img", "d1.diff", "d2.diff"])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("it is a diff"), "{stderr}");
+    assert_eq!(fs::read(week.path("d2.diff")).unwrap(), before);
+
+    // A FULL of the right size that is not the chain's base.
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args([
+            "merge", "--base", "day2.img", "d1.diff", "d2.diff", "m.diff",
+        ])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("refusing FULL: day2.img"), "{stderr}");
+    assert!(!week.path("m.diff").exists());
+}
+
+#[test]
+fn a_damaged_diff_on_a_target_of_the_wrong_size_is_reported_as_damaged() {
+    let week = Week::new("none");
+    let mut diff = fs::read(week.path("d1.diff")).unwrap();
+    let middle = diff.len() / 2;
+    diff[middle] ^= 0x10;
+    fs::write(week.path("bad.diff"), &diff).unwrap();
+    fs::write(week.path("small.img"), vec![0u8; 8192]).unwrap();
+    let refused = diff_dd()
+        .current_dir(week.work.path())
+        .args(["restore", "bad.diff", "small.img"])
+        .assert()
+        .failure()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(stderr.contains("invalid diff: bad.diff"), "{stderr}");
+}
