@@ -119,7 +119,10 @@ pub fn compare_images(
 
 /// Where [`copy_image`] puts what it reads: called on the reading threads, with the offset of
 /// each slice of the image, in increasing order per thread but not overall.
-pub type CopyTo<'a> = &'a (dyn Fn(u64, &[u8]) -> Result<()> + Sync);
+pub type CopyTo<'a> = &'a Copier<'a>;
+
+/// What takes the slices [`copy_image`] reads.
+pub type Copier<'a> = dyn Fn(u64, &[u8]) -> Result<()> + Sync + 'a;
 
 /// What [`copy_image`] read.
 #[derive(Debug, Clone, Copy)]

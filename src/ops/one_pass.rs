@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use crate::chain::{self, Chain};
 use crate::device::{OpenFile, Output};
-use crate::engine::{self, CopyTotals, Progress, Stage};
+use crate::engine::{self, Copier, CopyTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::units;
 
@@ -99,64 +99,58 @@ pub fn restore_one_pass(
         at: Some(offset),
         source,
     };
-    let totals = match &target {
+    // How each slice reaches the target: on the reading threads, which take turns (the
+    // stream in order, from one thread).
+    let stream = match &target {
+        OnePassTarget::Stream(output) => Some(Mutex::new(output.file())),
+        _ => None,
+    };
+    let write: Box<Copier<'_>> = match &target {
         OnePassTarget::New(output) => {
             let file = output.file();
             // The length first: what is never written reads back as zeros.
             file.set_len(image_size)
                 .map_err(|error| Error::io(Action::Write, Role::Target, &target_path, error))?;
-            engine::copy_image(
-                full,
-                &overlay,
-                options.buffer_size,
-                false,
-                progress,
-                &|offset, bytes| {
-                    let _turn = one_writer.lock();
-                    for (at, run) in nonzero_runs(bytes) {
-                        let at_offset = offset + at as u64;
-                        file.write_all_at(run, at_offset)
-                            .map_err(|error| failed_write(at_offset, error))?;
-                        count(run.len());
-                    }
-                    Ok(())
-                },
-            )?
-        }
-        OnePassTarget::InPlace(file) => engine::copy_image(
-            full,
-            &overlay,
-            options.buffer_size,
-            false,
-            progress,
-            &|offset, bytes| {
+            Box::new(move |offset, bytes| {
                 let _turn = one_writer.lock();
-                file.write_at(offset, bytes)?;
-                count(bytes.len());
+                for (at, run) in nonzero_runs(bytes) {
+                    let at_offset = offset + at as u64;
+                    file.write_all_at(run, at_offset)
+                        .map_err(|error| failed_write(at_offset, error))?;
+                    count(run.len());
+                }
                 Ok(())
-            },
-        )?,
-        OnePassTarget::Stream(output) => {
-            let stream = Mutex::new(output.file());
-            engine::copy_image(
-                full,
-                &overlay,
-                options.buffer_size,
-                true,
-                progress,
-                &|offset, bytes| {
-                    let mut stream = stream
-                        .lock()
-                        .map_err(|_| Error::Internal("a writer of standard output failed"))?;
-                    stream
-                        .write_all(bytes)
-                        .map_err(|error| failed_write(offset, error))?;
-                    count(bytes.len());
-                    Ok(())
-                },
-            )?
+            })
         }
+        OnePassTarget::InPlace(file) => Box::new(move |offset, bytes| {
+            let _turn = one_writer.lock();
+            file.write_at(offset, bytes)?;
+            count(bytes.len());
+            Ok(())
+        }),
+        OnePassTarget::Stream(_) => Box::new(|offset, bytes| {
+            let mut stream = stream
+                .as_ref()
+                .ok_or(Error::Internal("no standard output to write"))?
+                .lock()
+                .map_err(|_| Error::Internal("a writer of standard output failed"))?;
+            stream
+                .write_all(bytes)
+                .map_err(|error| failed_write(offset, error))?;
+            count(bytes.len());
+            Ok(())
+        }),
     };
+    let in_order = stream.is_some();
+    let totals = engine::copy_image(
+        full,
+        &overlay,
+        options.buffer_size,
+        in_order,
+        progress,
+        &*write,
+    )?;
+    drop(write);
     let kept = match &target {
         OnePassTarget::New(_) => "nothing was left under its name",
         OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => {
