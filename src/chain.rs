@@ -89,6 +89,14 @@ impl<'a> Chain<'a> {
         self.links[self.links.len() - 1].hashes.image
     }
 
+    /// The bytes the chain's records hold, diff by diff (overlapping records count twice).
+    pub fn changed_bytes(&self) -> u64 {
+        self.links
+            .iter()
+            .map(|link| link.scan.totals.changed_bytes)
+            .sum()
+    }
+
     pub fn first(&self) -> &Link<'a> {
         &self.links[0]
     }

@@ -674,14 +674,7 @@ impl StoredRecords {
             } else {
                 &self.stored[range.clone()]
             };
-            if let Some(hashes) = record.hashes {
-                if blake3::hash(data) != hashes.new {
-                    return Err(invalid(format!(
-                        "record {} (offset {}): its data does not match its BLAKE3 hash",
-                        record.index, record.offset
-                    )));
-                }
-            }
+            check_record_data(diff, record, data)?;
             self.checked.push((decoded, range));
         }
         Ok(())
@@ -738,13 +731,20 @@ pub fn load_record(
                 .map_err(invalid)?;
         }
     }
-    if let Some(hashes) = record.hashes {
-        if blake3::hash(out) != hashes.new {
-            return Err(invalid(format!(
+    check_record_data(&diff.path, record, out)
+}
+
+/// Fails, naming the record, unless `data` (decoded) matches `record`'s hash, when it has one.
+fn check_record_data(diff: &Path, record: &Record, data: &[u8]) -> Result<()> {
+    match record.hashes {
+        Some(hashes) if blake3::hash(data) != hashes.new => Err(Error::invalid_diff(
+            diff,
+            Some(record.index),
+            format!(
                 "record {} (offset {}): its data does not match its BLAKE3 hash",
                 record.index, record.offset
-            )));
-        }
+            ),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }

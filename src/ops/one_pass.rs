@@ -21,7 +21,7 @@ use crate::chain::{self, Chain};
 use crate::device::{OpenFile, Output};
 use crate::engine::{self, Copier, CopyTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
-use crate::units;
+use crate::ops::restore::require_size;
 
 #[derive(Debug, Clone)]
 pub struct OnePassOptions {
@@ -62,26 +62,14 @@ pub fn restore_one_pass(
 ) -> Result<OnePassSummary> {
     let chain = Chain::check(diffs, progress)?;
     let image_size = chain.image_size();
-    let (target_path, target_size) = match &target {
-        OnePassTarget::New(output) | OnePassTarget::Stream(output) => {
-            (output.path().to_path_buf(), None)
-        }
-        OnePassTarget::InPlace(file) => (file.path.clone(), Some(file.size)),
-    };
     chain.check_full_size(full)?;
-    if let Some(size) = target_size.filter(|&size| size != image_size) {
-        return Err(Error::WrongTarget {
-            path: target_path,
-            extent: None,
-            offset: None,
-            written: crate::error::Written::Nothing,
-            reason: format!(
-                "it has {}, but the image the chain gives has {}; nothing was written",
-                units::size(size),
-                units::size(image_size)
-            ),
-        });
-    }
+    let target_path = match &target {
+        OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.path().to_path_buf(),
+        OnePassTarget::InPlace(file) => {
+            require_size(file, image_size, || "the chain gives".into())?;
+            file.path.clone()
+        }
+    };
 
     let overlay = chain.overlay();
     // The reading threads write in turn: writes to one file from several threads at once
@@ -165,11 +153,7 @@ pub fn restore_one_pass(
     Ok(OnePassSummary {
         diff_count: chain.links.len() as u64,
         image_size,
-        changed_bytes: chain
-            .links
-            .iter()
-            .map(|link| link.scan.totals.changed_bytes)
-            .sum(),
+        changed_bytes: chain.changed_bytes(),
         bytes_written: written.into_inner(),
         image_hash: totals.copied_hash,
     })

@@ -121,6 +121,18 @@ pub fn restore(
 /// not record it, were bounded by the target's size instead).
 fn check_size(diff: &OpenFile, target: &OpenFile, info: &DiffInfo) -> Result<()> {
     let image_size = info.image_size.unwrap_or(target.size);
+    require_size(target, image_size, || {
+        format!("the diff {} was made from", diff.path.display())
+    })
+}
+
+/// Refuses a target that is not `image_size` bytes, saying whose image that is (`whose`,
+/// e.g. "the diff D was made from"): nothing was written.
+pub(super) fn require_size(
+    target: &OpenFile,
+    image_size: u64,
+    whose: impl FnOnce() -> String,
+) -> Result<()> {
     if target.size == image_size {
         return Ok(());
     }
@@ -130,9 +142,9 @@ fn check_size(diff: &OpenFile, target: &OpenFile, info: &DiffInfo) -> Result<()>
         offset: None,
         written: Written::Nothing,
         reason: format!(
-            "it has {} but the diff {} was made from an image of {}; nothing was written",
+            "it has {} but {} an image of {}; nothing was written",
             units::size(target.size),
-            diff.path.display(),
+            whose(),
             units::size(image_size)
         ),
     })
@@ -297,7 +309,7 @@ impl Pass<'_> {
         let mut frontier = Frontier::default();
         let mut planned = Planned::default();
         let scratch = &mut self.scratch;
-        let (mut writeback_from, mut written_since_writeback) = (0u64, 0u64);
+        let mut writeback = Writeback::default();
         let on_record = &mut |record: &Record| {
             if !write {
                 progress.advance(record.stored.bytes_in_file(record.length));
@@ -366,15 +378,7 @@ impl Pass<'_> {
                             continue;
                         }
                         target.write_at(record.offset, data)?;
-                        written_since_writeback += record.length;
-                        if written_since_writeback >= WRITEBACK_EVERY {
-                            target.start_writeback(
-                                writeback_from,
-                                record.offset + record.length - writeback_from,
-                            );
-                            writeback_from = record.offset + record.length;
-                            written_since_writeback = 0;
-                        }
+                        writeback.wrote(target, record.offset + record.length, record.length);
                     }
                     spare.set(Some(run));
                     Ok(())
@@ -491,6 +495,27 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
 /// How much restore writes before it asks the kernel to start writing it to the device
 /// ([`OpenFile::start_writeback`]).
 const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Asks the kernel every [`WRITEBACK_EVERY`] bytes written to start writing them to the
+/// device, so that it works while restore does and the final sync has little left. A hint
+/// only: the sync still decides.
+#[derive(Debug, Default)]
+pub(super) struct Writeback {
+    /// Where the bytes not yet handed to the kernel start, and how many were written since.
+    from: u64,
+    since: u64,
+}
+
+impl Writeback {
+    /// `length` bytes ending at `end` were written to `target`.
+    pub(super) fn wrote(&mut self, target: &OpenFile, end: u64, length: u64) {
+        self.since += length;
+        if self.since >= WRITEBACK_EVERY {
+            target.start_writeback(self.from, end - self.from);
+            (self.from, self.since) = (end, 0);
+        }
+    }
+}
 
 /// The page size of the page cache, which a killed write tears at.
 pub const PAGE_SIZE: u64 = 4096;

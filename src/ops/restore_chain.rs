@@ -25,12 +25,9 @@ use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::Format;
-use crate::units;
 
+use super::restore::{require_size, Writeback};
 use super::RestoreSummary;
-
-/// Restore starts the device's writeback every this many bytes written (see restore.rs).
-const WRITEBACK_EVERY: u64 = 16 << 20;
 
 /// Applies the chain `diffs` to `target`, which holds the image the first was made against
 /// (or, after an interrupted run, that image with some of the chain written).
@@ -42,20 +39,7 @@ pub fn restore_chain(
 ) -> Result<RestoreSummary> {
     let chain = Chain::check(diffs, progress)?;
     let image_size = chain.image_size();
-    let wrong = |reason: String| Error::WrongTarget {
-        path: target.path.clone(),
-        extent: None,
-        offset: None,
-        written: Written::Nothing,
-        reason,
-    };
-    if target.size != image_size {
-        return Err(wrong(format!(
-            "it has {} but the chain is of an image of {}; nothing was written",
-            units::size(target.size),
-            units::size(image_size)
-        )));
-    }
+    require_size(target, image_size, || "the chain is of".into())?;
 
     let overlay = chain.overlay();
     progress.start(Stage::CheckingTarget, image_size);
@@ -82,25 +66,24 @@ pub fn restore_chain(
         return Ok(summary);
     }
     if looked.copied_hash != chain.image_hash() {
-        return Err(wrong(format!(
+        return Err(Error::WrongTarget {
+            path: target.path.clone(),
+            extent: None,
+            offset: None,
+            written: Written::Nothing,
+            reason: format!(
             "it does not hold the image {} was made against where the chain leaves it as it is: laid over it, the chain gives an image with BLAKE3 {}..., not {}..., the image hash of {}; nothing was written",
             chain.first().diff.path.display(),
             chain::short(looked.copied_hash),
             chain::short(chain.image_hash()),
             chain.last().diff.path.display()
-        )));
+        ),
+        });
     }
 
-    progress.start(
-        Stage::Restoring,
-        chain
-            .links
-            .iter()
-            .map(|link| link.scan.totals.changed_bytes)
-            .sum(),
-    );
+    progress.start(Stage::Restoring, chain.changed_bytes());
     let mut held = Vec::new();
-    let (mut writeback_from, mut since_writeback) = (0u64, 0u64);
+    let mut writeback = Writeback::default();
     overlay.segments(&mut |segment| {
         summary.extent_count += 1;
         progress.advance(segment.data.len() as u64);
@@ -113,12 +96,8 @@ pub fn restore_chain(
         target.write_at(segment.offset, segment.data)?;
         summary.written += 1;
         summary.bytes_written += segment.data.len() as u64;
-        since_writeback += segment.data.len() as u64;
-        let end = segment.offset + segment.data.len() as u64;
-        if since_writeback >= WRITEBACK_EVERY {
-            target.start_writeback(writeback_from, end - writeback_from);
-            (writeback_from, since_writeback) = (end, 0);
-        }
+        let length = segment.data.len() as u64;
+        writeback.wrote(target, segment.offset + length, length);
         Ok(())
     })?;
     target.sync()?;
