@@ -19,6 +19,7 @@ use crate::device::{self, OpenFile};
 use crate::error::{Error, Result};
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
+pub use tree_hash::StreamHasher;
 use tree_hash::{piece_value, PiecePlan, TreeMerger};
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).

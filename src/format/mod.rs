@@ -17,8 +17,8 @@ use std::cell::Cell;
 use std::path::Path;
 
 use crate::device::OpenFile;
-use crate::engine;
 use crate::engine::pool::{self, Pool};
+use crate::engine::{self, StreamHasher};
 use crate::error::{Error, Result};
 use crate::units;
 
@@ -363,7 +363,7 @@ pub struct DiffSource<'a> {
     read_size: u64,
     position: u64,
     /// Hashes every byte read, while no byte has been skipped.
-    file_hasher: Option<blake3::Hasher>,
+    file_hasher: Option<StreamHasher>,
 }
 
 /// The most a [`DiffSource`] reads at once, and the least.
@@ -378,7 +378,7 @@ impl<'a> DiffSource<'a> {
             buffer_start: 0,
             read_size: SOURCE_FIRST_READ,
             position: 0,
-            file_hasher: hash_file.then(blake3::Hasher::new),
+            file_hasher: hash_file.then(StreamHasher::new),
         })
     }
 

@@ -24,6 +24,7 @@ use super::{
     Totals, SIGNATURE,
 };
 use crate::device::OpenFile;
+use crate::engine::StreamHasher;
 use crate::error::Result;
 
 pub const VERSION: u8 = 3;
@@ -302,7 +303,7 @@ pub struct Writer<W: Write> {
     encoder: Encoder,
     compressed: Vec<u8>,
     position: u64,
-    diff_hasher: blake3::Hasher,
+    diff_hasher: StreamHasher,
     extent_count: u64,
     changed_bytes: u64,
 }
@@ -315,7 +316,7 @@ impl<W: Write> Writer<W> {
             encoder: Encoder::new(header.data_encoding, level)?,
             compressed: Vec::new(),
             position: 0,
-            diff_hasher: blake3::Hasher::new(),
+            diff_hasher: StreamHasher::new(),
             extent_count: 0,
             changed_bytes: 0,
         };
@@ -462,7 +463,7 @@ pub struct Reader<'a> {
     check_data: bool,
     info: DiffInfo,
     header: Header,
-    diff_hasher: blake3::Hasher,
+    diff_hasher: StreamHasher,
     /// A compressed record's frame, and what it decodes to (reused from record to record).
     stored_frame: Vec<u8>,
     decoded: Vec<u8>,
@@ -574,7 +575,7 @@ impl<'a> Reader<'a> {
                 "it does not start with the signature of a version 3 diff",
             ));
         }
-        let mut diff_hasher = blake3::Hasher::new();
+        let mut diff_hasher = StreamHasher::new();
         diff_hasher.update(&signature);
         let (header, framed) = read_frame::<Header>(&mut source, Part::Header)?;
         diff_hasher.update(&framed);
