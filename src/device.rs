@@ -172,26 +172,6 @@ impl OpenFile {
             .map_err(|error| self.error(Action::Sync, None, error))
     }
 
-    /// Asks the kernel to start writing `length` bytes at `offset` to the device now, without
-    /// waiting: a restore that does so as it goes overlaps the device's writes with its own
-    /// work, instead of leaving them all to the final [`OpenFile::sync`] (the kernel would
-    /// otherwise start only once a tenth of memory is dirty). Only a hint: what fails here
-    /// fails again, and is reported, in that sync.
-    pub fn start_writeback(&self, offset: u64, length: u64) {
-        let (Ok(offset), Ok(length)) = (i64::try_from(offset), i64::try_from(length)) else {
-            return;
-        };
-        // SAFETY: a plain system call on a descriptor this process owns; it touches no memory.
-        unsafe {
-            libc::sync_file_range(
-                self.file.as_raw_fd(),
-                offset,
-                length,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-
     /// Drops the pages the kernel has cached for this file, so the next read comes from the
     /// device itself (dirty pages cannot be dropped, so they are flushed first).
     pub fn drop_cached_pages(&self) -> Result<()> {
@@ -849,5 +829,58 @@ mod tests {
             error.to_string().contains("ended before byte 105"),
             "{error}"
         );
+    }
+}
+
+/// How much is written before the kernel is asked to start writing it to the device.
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Asks the kernel, every [`WRITEBACK_EVERY`] bytes written to a file, to start writing them to
+/// the device now, without waiting: a restore that does so as it goes overlaps the device's
+/// writes with its own work, instead of leaving them all to the final sync (the kernel would
+/// otherwise start only once a tenth of memory is dirty). Only a hint: what fails here fails
+/// again, and is reported, in that sync.
+#[derive(Debug)]
+pub struct Writeback {
+    /// The range the bytes not yet handed to the kernel lie in, and how many there are.
+    from: u64,
+    to: u64,
+    since: u64,
+}
+
+impl Default for Writeback {
+    fn default() -> Writeback {
+        Writeback {
+            from: u64::MAX,
+            to: 0,
+            since: 0,
+        }
+    }
+}
+
+impl Writeback {
+    /// `length` bytes at `offset` were written to `file` (in any order: the range handed to
+    /// the kernel covers them all).
+    pub fn wrote(&mut self, file: &File, offset: u64, length: u64) {
+        self.from = self.from.min(offset);
+        self.to = self.to.max(offset.saturating_add(length));
+        self.since += length;
+        if self.since < WRITEBACK_EVERY {
+            return;
+        }
+        let (from, to) = (self.from, self.to);
+        *self = Writeback::default();
+        let (Ok(offset), Ok(length)) = (i64::try_from(from), i64::try_from(to - from)) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor the caller holds; it touches no memory.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
     }
 }

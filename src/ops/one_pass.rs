@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 
 use crate::chain::{self, Chain};
-use crate::device::{OpenFile, Output};
+use crate::device::{OpenFile, Output, Writeback};
 use crate::engine::{self, Copier, CopyTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::ops::restore::require_size;
@@ -74,7 +74,8 @@ pub fn restore_one_pass(
     let overlay = chain.overlay();
     // The reading threads write in turn: writes to one file from several threads at once
     // contend for its inode lock in the kernel, which spins (measured: 22% of the CPU time).
-    let one_writer = Mutex::new(());
+    // The writer whose turn it is also asks the kernel to write to the device as it goes.
+    let one_writer = Mutex::new(Writeback::default());
     let written = std::sync::atomic::AtomicU64::new(0);
     let count = |bytes: usize| {
         written.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
@@ -100,19 +101,21 @@ pub fn restore_one_pass(
             file.set_len(image_size)
                 .map_err(|error| Error::io(Action::Write, Role::Target, &target_path, error))?;
             Box::new(move |offset, bytes| {
-                let _turn = one_writer.lock();
+                let mut writeback = take_turn(&one_writer)?;
                 for (at, run) in nonzero_runs(bytes) {
                     let at_offset = offset + at as u64;
                     file.write_all_at(run, at_offset)
                         .map_err(|error| failed_write(at_offset, error))?;
+                    writeback.wrote(file, at_offset, run.len() as u64);
                     count(run.len());
                 }
                 Ok(())
             })
         }
         OnePassTarget::InPlace(file) => Box::new(move |offset, bytes| {
-            let _turn = one_writer.lock();
+            let mut writeback = take_turn(&one_writer)?;
             file.write_at(offset, bytes)?;
+            writeback.wrote(&file.file, offset, bytes.len() as u64);
             count(bytes.len());
             Ok(())
         }),
@@ -157,6 +160,13 @@ pub fn restore_one_pass(
         bytes_written: written.into_inner(),
         image_hash: totals.copied_hash,
     })
+}
+
+/// The turn at writing the target, with its writeback.
+fn take_turn(one_writer: &Mutex<Writeback>) -> Result<std::sync::MutexGuard<'_, Writeback>> {
+    one_writer
+        .lock()
+        .map_err(|_| Error::Internal("a writer of the target failed"))
 }
 
 /// FULL must be the chain's base, and then what was written is the chain's image, unless a

@@ -26,7 +26,7 @@
 
 use std::cell::Cell;
 
-use crate::device::OpenFile;
+use crate::device::{OpenFile, Writeback};
 use crate::engine::{self, pool, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::v3::Decoder;
@@ -394,7 +394,7 @@ impl Pass<'_> {
                             continue;
                         }
                         target.write_at(record.offset, data)?;
-                        writeback.wrote(target, record.offset + record.length, record.length);
+                        writeback.wrote(&target.file, record.offset, record.length);
                     }
                     spare.set(Some(run));
                     Ok(())
@@ -505,31 +505,6 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
         offset: Some(offset),
         written,
         reason: format!("{what}; {consequence}"),
-    }
-}
-
-/// How much restore writes before it asks the kernel to start writing it to the device
-/// ([`OpenFile::start_writeback`]).
-const WRITEBACK_EVERY: u64 = 16 << 20;
-
-/// Asks the kernel every [`WRITEBACK_EVERY`] bytes written to start writing them to the
-/// device, so that it works while restore does and the final sync has little left. A hint
-/// only: the sync still decides.
-#[derive(Debug, Default)]
-pub(super) struct Writeback {
-    /// Where the bytes not yet handed to the kernel start, and how many were written since.
-    from: u64,
-    since: u64,
-}
-
-impl Writeback {
-    /// `length` bytes ending at `end` were written to `target`.
-    pub(super) fn wrote(&mut self, target: &OpenFile, end: u64, length: u64) {
-        self.since += length;
-        if self.since >= WRITEBACK_EVERY {
-            target.start_writeback(self.from, end - self.from);
-            (self.from, self.since) = (end, 0);
-        }
     }
 }
 

@@ -21,12 +21,12 @@
 //!    restore fails saying which changed.
 
 use crate::chain::{self, Chain};
-use crate::device::OpenFile;
+use crate::device::{OpenFile, Writeback};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::Format;
 
-use super::restore::{require_size, Writeback};
+use super::restore::require_size;
 use super::RestoreSummary;
 
 /// Applies the chain `diffs` to `target`, which holds the image the first was made against
@@ -97,7 +97,7 @@ pub fn restore_chain(
         summary.written += 1;
         summary.bytes_written += segment.data.len() as u64;
         let length = segment.data.len() as u64;
-        writeback.wrote(target, segment.offset + length, length);
+        writeback.wrote(&target.file, segment.offset, length);
         Ok(())
     })?;
     target.sync()?;
