@@ -260,9 +260,12 @@ pub fn open_reader<'a>(
     options: &ReadOptions,
 ) -> Result<Box<dyn DiffReader + Send + 'a>> {
     let format = detect(diff)?;
-    let source = DiffSource::new(diff, options.check_data && options.hash_file)?;
+    let hash_file = options.check_data && options.hash_file;
+    // A native reader that checks data hashes every byte before the trailer already: it
+    // derives the file's hash from that, rather than the source hashing every byte again.
+    let source = DiffSource::new(diff, hash_file && format != Format::V3)?;
     Ok(match format {
-        Format::V3 => Box::new(v3::Reader::new(source, options.check_data)?),
+        Format::V3 => Box::new(v3::Reader::new(source, options.check_data, hash_file)?),
         Format::V2 | Format::V1 => Box::new(legacy::Reader::new(source, format, options)?),
     })
 }

@@ -474,6 +474,10 @@ pub struct Reader<'a> {
     stored_bytes: u64,
     open_record: Option<OpenRecord>,
     totals: Option<Totals>,
+    /// Keep the whole file's hash: the hash of the bytes before the trailer, which a read that
+    /// checks data computes anyway, continued over the trailer and the footer.
+    hash_file: bool,
+    file_hash: Option<blake3::Hash>,
 }
 
 /// The record whose data is being read.
@@ -566,7 +570,13 @@ impl Decoder {
 
 impl<'a> Reader<'a> {
     /// Reads the signature and the header; `source` is at the start of the diff.
-    pub fn new(mut source: DiffSource<'a>, check_data: bool) -> Result<Reader<'a>> {
+    /// With `check_data`, every byte is read and checked; with `hash_file` too, the hash of
+    /// the whole file is kept for [`DiffReader::file_hash`].
+    pub fn new(
+        mut source: DiffSource<'a>,
+        check_data: bool,
+        hash_file: bool,
+    ) -> Result<Reader<'a>> {
         let mut signature = [0u8; SIGNATURE.len() + 1];
         source.read_exact(&mut signature, Part::Signature)?;
         if signature[..SIGNATURE.len()] != SIGNATURE[..] || signature[SIGNATURE.len()] != VERSION {
@@ -592,6 +602,8 @@ impl<'a> Reader<'a> {
         Ok(Reader {
             source,
             check_data,
+            hash_file: check_data && hash_file,
+            file_hash: None,
             info,
             diff_hasher,
             stored_frame: Vec::new(),
@@ -790,6 +802,12 @@ impl<'a> Reader<'a> {
                 self.source.size() - self.source.position()
             ));
         }
+        if self.hash_file {
+            let mut whole_file = self.diff_hasher.clone();
+            whole_file.update(framed);
+            whole_file.update(&footer);
+            self.file_hash = Some(whole_file.finalize());
+        }
         self.totals = Some(Totals {
             stored_bytes: self.stored_bytes,
             extent_count: trailer.extent_count,
@@ -914,7 +932,7 @@ impl DiffReader for Reader<'_> {
     }
 
     fn file_hash(&self) -> Option<blake3::Hash> {
-        self.source.file_hash()
+        self.file_hash
     }
 
     fn require_data(&self, record: &Record) -> Result<()> {
