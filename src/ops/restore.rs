@@ -11,10 +11,7 @@
 //!    (the one record a killed restore may have left half-written is recognized by where it
 //!    is and by its contents: see [`Frontier`]).
 //! 4. Only then is the diff read a second time, each record's data checked against its hash
-//!    before it is written, and the target synced. A target the dry run found ready (base
-//!    data at every extent, the usual case) is not read again: it is held exclusively from
-//!    the dry run to the end. A rerun's target, a mix of written and unwritten extents, is
-//!    looked at again at each extent, since which ones to write is decided in order.
+//!    before it is written and the target checked again at the extent, and the target synced.
 //!
 //! For a native diff steps 1 and 3 are one pass ([`Pass::native`]): each run of records is
 //! checked and looked up in the target on the pool, and a wrong target is reported only once
@@ -80,7 +77,6 @@ pub fn restore(
         buffer_size: options.buffer_size,
         scratch: Vec::new(),
         record_data: Vec::new(),
-        ready: false,
     };
     let (checked, planned) = if format == Format::V3 {
         // One pass checks the whole diff and looks at the target at every extent, the records
@@ -98,9 +94,6 @@ pub fn restore(
         ((scan.info, scan.totals), planned)
     };
     let (info, totals) = checked;
-    // Every extent held base data: all are written, and looking at them again would only
-    // find that once more (the target is ours alone until we exit).
-    pass.ready = planned.written == totals.extent_count && !planned.torn;
     if planned.written > 0 {
         progress.start(Stage::Restoring, totals.changed_bytes);
         if format == Format::V3 {
@@ -166,9 +159,6 @@ struct Pass<'a> {
     /// One whole record's data, for records that carry a hash (bounded by the diff's record
     /// size limit, and by what the diff holds: the diff was checked whole before).
     record_data: Vec<u8>,
-    /// The dry run found base data at every extent: the writing run writes them all without
-    /// reading the target again.
-    ready: bool,
 }
 
 /// What the target holds where a record goes.
@@ -247,8 +237,6 @@ struct Planned {
     written: u64,
     bytes_written: u64,
     already_restored: u64,
-    /// A record was taken for the one a killed restore tore.
-    torn: bool,
 }
 
 impl Pass<'_> {
@@ -279,7 +267,6 @@ impl Pass<'_> {
                     let data = reader.read_record(&record, &mut self.record_data)?;
                     confirm_torn(self.target, &record, data, &mut self.scratch, stage)?;
                     loaded = true;
-                    planned.torn = true;
                 }
                 Decision::Wrong(fault) => return Err(self.wrong_target(&record, fault, stage)),
             }
@@ -316,9 +303,7 @@ impl Pass<'_> {
         let mut reader = format::open_reader(self.diff, options)?;
         // A target of the wrong size is not looked at, and is reported after the diff too.
         let mut wrong = check_size(self.diff, self.target, reader.info()).err();
-        // Nor is a target the dry run found ready, in the writing run: each extent is taken
-        // for base data, as the dry run found it.
-        let look = wrong.is_none() && !(write && self.ready);
+        let look = wrong.is_none();
         let (diff, target, buffer_size) = (self.diff, self.target, self.buffer_size);
         let spare = Cell::new(None);
         let mut frontier = Frontier::default();
@@ -340,7 +325,7 @@ impl Pass<'_> {
                         .iter()
                         .map(|record| match look {
                             true => look_at_target(target, record, buffer_size, scratch),
-                            false => Ok(Found::Base),
+                            false => Ok(Found::Neither),
                         })
                         .collect::<Result<Vec<Found>>>()
                 });
@@ -377,7 +362,6 @@ impl Pass<'_> {
                                 if wrong.is_some() {
                                     continue;
                                 }
-                                planned.torn = true;
                             }
                             Decision::Wrong(fault) => {
                                 let error = wrong_target(target, record, fault, stage);
