@@ -751,6 +751,59 @@ fn sync_parent_directory(path: &Path) -> io::Result<()> {
     File::open(parent_directory(path))?.sync_all()
 }
 
+/// How much is written before the kernel is asked to start writing it to the device.
+const WRITEBACK_EVERY: u64 = 16 << 20;
+
+/// Asks the kernel, every [`WRITEBACK_EVERY`] bytes written to a file, to start writing them to
+/// the device now, without waiting: a restore that does so as it goes overlaps the device's
+/// writes with its own work, instead of leaving them all to the final sync (the kernel would
+/// otherwise start only once a tenth of memory is dirty). Only a hint: what fails here fails
+/// again, and is reported, in that sync.
+#[derive(Debug)]
+pub struct Writeback {
+    /// The range the bytes not yet handed to the kernel lie in, and how many there are.
+    from: u64,
+    to: u64,
+    since: u64,
+}
+
+impl Default for Writeback {
+    fn default() -> Writeback {
+        Writeback {
+            from: u64::MAX,
+            to: 0,
+            since: 0,
+        }
+    }
+}
+
+impl Writeback {
+    /// `length` bytes at `offset` were written to `file` (in any order: the range handed to
+    /// the kernel covers them all).
+    pub fn wrote(&mut self, file: &File, offset: u64, length: u64) {
+        self.from = self.from.min(offset);
+        self.to = self.to.max(offset.saturating_add(length));
+        self.since += length;
+        if self.since < WRITEBACK_EVERY {
+            return;
+        }
+        let (from, to) = (self.from, self.to);
+        *self = Writeback::default();
+        let (Ok(offset), Ok(length)) = (i64::try_from(from), i64::try_from(to - from)) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor the caller holds; it touches no memory.
+        unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset,
+                length,
+                libc::SYNC_FILE_RANGE_WRITE,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -829,58 +882,5 @@ mod tests {
             error.to_string().contains("ended before byte 105"),
             "{error}"
         );
-    }
-}
-
-/// How much is written before the kernel is asked to start writing it to the device.
-const WRITEBACK_EVERY: u64 = 16 << 20;
-
-/// Asks the kernel, every [`WRITEBACK_EVERY`] bytes written to a file, to start writing them to
-/// the device now, without waiting: a restore that does so as it goes overlaps the device's
-/// writes with its own work, instead of leaving them all to the final sync (the kernel would
-/// otherwise start only once a tenth of memory is dirty). Only a hint: what fails here fails
-/// again, and is reported, in that sync.
-#[derive(Debug)]
-pub struct Writeback {
-    /// The range the bytes not yet handed to the kernel lie in, and how many there are.
-    from: u64,
-    to: u64,
-    since: u64,
-}
-
-impl Default for Writeback {
-    fn default() -> Writeback {
-        Writeback {
-            from: u64::MAX,
-            to: 0,
-            since: 0,
-        }
-    }
-}
-
-impl Writeback {
-    /// `length` bytes at `offset` were written to `file` (in any order: the range handed to
-    /// the kernel covers them all).
-    pub fn wrote(&mut self, file: &File, offset: u64, length: u64) {
-        self.from = self.from.min(offset);
-        self.to = self.to.max(offset.saturating_add(length));
-        self.since += length;
-        if self.since < WRITEBACK_EVERY {
-            return;
-        }
-        let (from, to) = (self.from, self.to);
-        *self = Writeback::default();
-        let (Ok(offset), Ok(length)) = (i64::try_from(from), i64::try_from(to - from)) else {
-            return;
-        };
-        // SAFETY: a plain system call on a descriptor the caller holds; it touches no memory.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset,
-                length,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
     }
 }

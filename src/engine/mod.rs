@@ -119,10 +119,10 @@ pub fn compare_images(
 }
 
 /// Where [`copy_image`] puts what it reads: called on the reading threads, with the offset of
-/// each slice of the image, in increasing order per thread but not overall.
+/// each piece of the image (the buffer size), in increasing order per thread but not overall.
 pub type CopyTo<'a> = &'a Copier<'a>;
 
-/// What takes the slices [`copy_image`] reads.
+/// What takes the pieces [`copy_image`] reads.
 pub type Copier<'a> = dyn Fn(u64, &[u8]) -> Result<()> + Sync + 'a;
 
 /// What [`copy_image`] read.
@@ -375,7 +375,8 @@ fn read_pieces_of_worker(
     let span_size = match reading.copy {
         Some(_) => plan.piece_size,
         None => slice_size.min(plan.piece_size),
-    };
+    }
+    .min(image_size.max(1));
     let mut buffers: Vec<Vec<u8>> = images
         .iter()
         .map(|_| vec![0u8; span_size as usize])
@@ -510,6 +511,82 @@ fn hash_slice(
         None => {
             hasher.update(slice);
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::error::Role;
+
+    /// A layer of runs of bytes that do not overlap, sorted by offset.
+    struct Runs(Vec<(u64, Vec<u8>)>);
+
+    impl Layer for Runs {
+        fn lay_over(&self, offset: u64, slice: &mut [u8]) -> Result<bool> {
+            let end = offset + slice.len() as u64;
+            let mut laid = false;
+            for (at, bytes) in &self.0 {
+                let (from, to) = ((*at).max(offset), (at + bytes.len() as u64).min(end));
+                if from < to {
+                    slice[(from - offset) as usize..(to - offset) as usize]
+                        .copy_from_slice(&bytes[(from - at) as usize..(to - at) as usize]);
+                    laid = true;
+                }
+            }
+            Ok(laid)
+        }
+    }
+
+    /// copy_image gives the image with the layer laid over it, and both hashes, whatever the
+    /// image size and the buffer size (powers of two or not, pieces shorter than a slice, a
+    /// short last piece), in order or not.
+    #[test]
+    fn copy_image_copies_the_image_seen_through_the_layer() {
+        for image_size in [1u64, 4095, 65_537, (1 << 20) + 4095, 3_000_001] {
+            let image: Vec<u8> = (0..image_size).map(|i| (i * 13 % 251) as u8).collect();
+            let file = tempfile::tempfile().unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &image, 0).unwrap();
+            let image_file = OpenFile::from_file(file, "image", Role::Reffile).unwrap();
+            // Runs across slice and piece boundaries, and one at the very end.
+            let layer = Runs(
+                [0, 60_000, 1_048_000, 2_999_990]
+                    .into_iter()
+                    .filter(|&at| at < image_size)
+                    .map(|at| {
+                        let length = 9_000.min(image_size - at);
+                        (at, vec![0xa5; length as usize])
+                    })
+                    .collect(),
+            );
+            let mut expected = image.clone();
+            layer.lay_over(0, &mut expected).unwrap();
+            for buffer_size in [512u64, 3000, 100_000, 1 << 20] {
+                for in_order in [false, true] {
+                    let copied = Mutex::new(vec![0u8; image_size as usize]);
+                    let copy = |offset: u64, bytes: &[u8]| {
+                        copied.lock().unwrap()[offset as usize..][..bytes.len()]
+                            .copy_from_slice(bytes);
+                        Ok(())
+                    };
+                    let totals = copy_image(
+                        &image_file,
+                        &layer,
+                        buffer_size,
+                        in_order,
+                        &NoProgress,
+                        &copy,
+                    )
+                    .unwrap();
+                    let case = format!("image {image_size}, buffer {buffer_size}, {in_order}");
+                    assert!(copied.into_inner().unwrap() == expected, "{case}");
+                    assert_eq!(totals.image_hash, blake3::hash(&image), "{case}");
+                    assert_eq!(totals.copied_hash, blake3::hash(&expected), "{case}");
+                }
+            }
         }
     }
 }

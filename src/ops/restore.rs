@@ -744,6 +744,71 @@ mod operation_tests {
         assert!(after == base);
     }
 
+    /// Moves a record of the diff to another offset when the writing run begins, as a diff
+    /// rewritten in place (or read back differently) between the two reads would. The writing
+    /// run reads record headers again without the whole-diff hash, so it is the look at the
+    /// target at each extent that catches this.
+    struct MoveRecordWhenWriting<'a> {
+        diff: &'a Path,
+        field_at: u64,
+        to_offset: u64,
+    }
+
+    impl Progress for MoveRecordWhenWriting<'_> {
+        fn start(&self, stage: Stage, _total_bytes: u64) {
+            if stage == Stage::Restoring {
+                use std::os::unix::fs::FileExt;
+                let diff = fs::OpenOptions::new().write(true).open(self.diff).unwrap();
+                diff.write_all_at(&self.to_offset.to_le_bytes(), self.field_at)
+                    .unwrap();
+            }
+        }
+        fn advance(&self, _bytes: u64) {}
+    }
+
+    #[test]
+    fn a_diff_that_changes_between_the_two_reads_writes_nothing_unchecked() {
+        let work = tempfile::tempdir().unwrap();
+        let (base, _) = backed_up(work.path());
+        let diff_path = work.path().join("d.diff");
+        // Record 1 starts at the sector holding byte 20,000; its offset is a u64 LE field.
+        let record_offset = 20_000 / 512 * 512u64;
+        let bytes = fs::read(&diff_path).unwrap();
+        let field = record_offset.to_le_bytes();
+        let places: Vec<usize> = (0..bytes.len() - 8)
+            .filter(|&at| bytes[at..at + 8] == field)
+            .collect();
+        assert_eq!(places.len(), 1, "the offset field is not found once");
+        let target_path = work.path().join("target.img");
+        fs::write(&target_path, &base).unwrap();
+        let diff = device::open_input(&diff_path, Role::Diff).unwrap();
+        let target = device::open_target(&target_path).unwrap();
+        let moved_to = 8192;
+        let hook = MoveRecordWhenWriting {
+            diff: &diff_path,
+            field_at: places[0] as u64,
+            to_offset: moved_to,
+        };
+        let options = RestoreOptions {
+            v1_sector_size: 512,
+            buffer_size: 1024,
+        };
+        let outcome = restore(&diff, &target, &options, &hook);
+        assert!(
+            matches!(
+                outcome,
+                Err(Error::WrongTarget {
+                    offset: Some(8192),
+                    written: Written::Partly,
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+        let after = fs::read(&target_path).unwrap();
+        assert!(after[moved_to as usize..][..2048] == base[moved_to as usize..][..2048]);
+    }
+
     #[test]
     fn compressed_and_zero_records_restore_and_rerun() {
         let work = tempfile::tempdir().unwrap();
