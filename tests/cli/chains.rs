@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use crate::util::{diff_dd, Random};
+use crate::util::{diff_dd, refused, Random};
 
 /// A full image and three days after it, each changing some of the day before (data and
 /// runs of zeros, some over what the day before changed), the zeros of the full image kept
@@ -84,6 +84,11 @@ impl Week {
             .collect();
         names.sort();
         names
+    }
+
+    /// diff-dd with `args`, in the work directory.
+    fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        diff_dd().current_dir(self.work.path()).args(args).assert()
     }
 
     /// `restore --base day0.img` of the diffs of `days` into `target`.
@@ -168,8 +173,7 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
         (&[1, 3], ["d3.diff", "d1.diff"]),
         (&[2], ["d2.diff", "day0.img"]),
     ] {
-        let refused = week.restore_one_pass(days, "new.img").failure().code(1);
-        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        let stderr = refused(week.restore_one_pass(days, "new.img"));
         for name in named {
             assert!(stderr.contains(name), "{days:?}: {stderr}");
         }
@@ -178,13 +182,7 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
     }
 
     // FULL that is not the chain's base: nothing appears under the new name.
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args(["restore", "--base", "day1.img", "d1.diff", "new.img"])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&["restore", "--base", "day1.img", "d1.diff", "new.img"]));
     assert!(
         stderr.contains("refusing FULL: day1.img") && stderr.contains("nothing was left"),
         "{stderr}"
@@ -193,13 +191,7 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
 
     // Into an existing file, the same mistake is reported as having written it.
     fs::write(week.path("existing.img"), vec![0u8; IMAGE_SIZE]).unwrap();
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args(["restore", "--base", "day1.img", "d1.diff", "existing.img"])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&["restore", "--base", "day1.img", "d1.diff", "existing.img"]));
     assert!(stderr.contains("does not hold the image"), "{stderr}");
 
     // An existing target of another size is refused before anything is written.
@@ -221,15 +213,12 @@ fn backup_on_a_chain_refuses_a_reffile_or_chain_that_does_not_link() {
         command.args(["day3.img", reffile, "new.diff"]).assert()
     };
     // REFFILE is not the full image the chain starts from.
-    let refused = backup(&[1, 2], "day1.img").failure().code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(backup(&[1, 2], "day1.img"));
     assert!(stderr.contains("refusing REFFILE: day1.img"), "{stderr}");
     // A link missing.
-    let refused = backup(&[2], "day0.img").failure().code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(backup(&[2], "day0.img"));
     assert!(stderr.contains("refusing REFFILE"), "{stderr}");
-    let refused = backup(&[1, 3], "day0.img").failure().code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(backup(&[1, 3], "day0.img"));
     assert!(
         stderr.contains("refusing the chain: d3.diff") && stderr.contains("d1.diff"),
         "{stderr}"
@@ -325,8 +314,7 @@ fn a_chain_restored_in_place_reruns_and_refuses_the_wrong_target() {
         * 512;
     wrong[untouched] ^= 1;
     fs::write(week.path("w.img"), &wrong).unwrap();
-    let refused = restore("w.img").failure().code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(restore("w.img"));
     assert!(
         stderr.contains("wrong target: w.img") && stderr.contains("nothing was written"),
         "{stderr}"
@@ -334,13 +322,7 @@ fn a_chain_restored_in_place_reruns_and_refuses_the_wrong_target() {
     assert!(fs::read(week.path("w.img")).unwrap() == wrong);
 
     // Out of order: refused before the target is read.
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args(["restore", "d2.diff", "d1.diff", "t.img"])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&["restore", "d2.diff", "d1.diff", "t.img"]));
     assert!(stderr.contains("refusing the chain: d1.diff"), "{stderr}");
 }
 
@@ -358,8 +340,7 @@ fn a_merged_chain_restores_and_verifies_like_the_chain() {
             .assert()
     };
     // These days overlap: the diffs alone do not hold the base bytes of every segment.
-    let refused = merge(&[], &[1, 2, 3], "week.diff").failure().code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(merge(&[], &[1, 2, 3], "week.diff"));
     assert!(stderr.contains("--base FULL"), "{stderr}");
     assert!(!week.path("week.diff").exists());
 
@@ -465,26 +446,14 @@ fn a_diff_as_one_pass_target_and_a_wrong_full_for_merge_are_refused() {
     let week = Week::new("4");
     // OUTFILE left out: the last diff would be the target.
     let before = fs::read(week.path("d2.diff")).unwrap();
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args(["restore", "--base", "day0.img", "d1.diff", "d2.diff"])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&["restore", "--base", "day0.img", "d1.diff", "d2.diff"]));
     assert!(stderr.contains("it is a diff"), "{stderr}");
     assert_eq!(fs::read(week.path("d2.diff")).unwrap(), before);
 
     // A FULL of the right size that is not the chain's base.
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args([
-            "merge", "--base", "day2.img", "d1.diff", "d2.diff", "m.diff",
-        ])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&[
+        "merge", "--base", "day2.img", "d1.diff", "d2.diff", "m.diff",
+    ]));
     assert!(stderr.contains("refusing FULL: day2.img"), "{stderr}");
     assert!(!week.path("m.diff").exists());
 }
@@ -497,12 +466,6 @@ fn a_damaged_diff_on_a_target_of_the_wrong_size_is_reported_as_damaged() {
     diff[middle] ^= 0x10;
     fs::write(week.path("bad.diff"), &diff).unwrap();
     fs::write(week.path("small.img"), vec![0u8; 8192]).unwrap();
-    let refused = diff_dd()
-        .current_dir(week.work.path())
-        .args(["restore", "bad.diff", "small.img"])
-        .assert()
-        .failure()
-        .code(1);
-    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    let stderr = refused(week.run(&["restore", "bad.diff", "small.img"]));
     assert!(stderr.contains("invalid diff: bad.diff"), "{stderr}");
 }

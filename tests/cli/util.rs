@@ -17,6 +17,12 @@ pub fn diff_dd() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("diff-dd").unwrap()
 }
 
+/// The standard error of a command that must have been refused (exit code 1).
+pub fn refused(assert: assert_cmd::assert::Assert) -> String {
+    let assert = assert.failure().code(1);
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
 /// The repository's root.
 pub fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
