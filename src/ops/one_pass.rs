@@ -88,12 +88,8 @@ pub fn restore_one_pass(
         at: Some(offset),
         source,
     };
-    // How each slice reaches the target: on the reading threads, which take turns (the
+    // How each piece reaches the target: on the reading threads, which take turns (the
     // stream in order, from one thread).
-    let stream = match &target {
-        OnePassTarget::Stream(output) => Some(Mutex::new(output.file())),
-        _ => None,
-    };
     let write: Box<Copier<'_>> = match &target {
         OnePassTarget::New(output) => {
             let file = output.file();
@@ -119,20 +115,21 @@ pub fn restore_one_pass(
             count(bytes.len());
             Ok(())
         }),
-        OnePassTarget::Stream(_) => Box::new(|offset, bytes| {
-            let mut stream = stream
-                .as_ref()
-                .ok_or(Error::Internal("no standard output to write"))?
-                .lock()
-                .map_err(|_| Error::Internal("a writer of standard output failed"))?;
-            stream
-                .write_all(bytes)
-                .map_err(|error| failed_write(offset, error))?;
-            count(bytes.len());
-            Ok(())
-        }),
+        OnePassTarget::Stream(output) => {
+            let stream = Mutex::new(output.file());
+            Box::new(move |offset, bytes| {
+                let mut stream = stream
+                    .lock()
+                    .map_err(|_| Error::Internal("a writer of standard output failed"))?;
+                stream
+                    .write_all(bytes)
+                    .map_err(|error| failed_write(offset, error))?;
+                count(bytes.len());
+                Ok(())
+            })
+        }
     };
-    let in_order = stream.is_some();
+    let in_order = matches!(target, OnePassTarget::Stream(_));
     let totals = engine::copy_image(
         full,
         &overlay,
