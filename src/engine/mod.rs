@@ -5,6 +5,7 @@
 //! extents, hashes with BLAKE3 and reports progress. The positional reads themselves are the
 //! device's ([`OpenFile::read_at`]).
 
+mod buffer;
 pub mod compare;
 pub mod pool;
 pub mod progress;
@@ -17,6 +18,7 @@ use blake3::hazmat::ChainingValue;
 
 use crate::device::{self, OpenFile};
 use crate::error::{Error, Result};
+pub use buffer::IoBuffer;
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
 pub use tree_hash::StreamHasher;
@@ -377,9 +379,9 @@ fn read_pieces_of_worker(
         None => slice_size.min(plan.piece_size),
     }
     .min(image_size.max(1));
-    let mut buffers: Vec<Vec<u8>> = images
+    let mut buffers: Vec<IoBuffer> = images
         .iter()
-        .map(|_| vec![0u8; span_size as usize])
+        .map(|_| IoBuffer::new(span_size as usize))
         .collect();
     let mut hashers: Vec<blake3::Hasher> = (0..hashed).map(|_| plan.piece_hasher(0)).collect();
     // With a layer, each slice is hashed as a subtree of its own (a power of two of BLAKE3
