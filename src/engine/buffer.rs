@@ -2,17 +2,22 @@
 
 /// Where in a page a buffer starts: half a page past a page boundary.
 ///
-/// The kernel copies file bytes between its page cache, whose pages start at page
-/// boundaries, and this buffer. When both addresses lie at (nearly) the same place in a page,
-/// each load of the copy looks to the CPU as if it might depend on a store just made 4 KiB
-/// away ("4K aliasing"), and the copy stalls. Measured on an AMD EPYC with 4 MiB buffers: a
-/// 2 GiB read and write took 2.6-2.9 times as long as `cp` with the buffer 0 or 16 bytes into
-/// a page (where `vec!` puts it), 1.0-1.1 times with it 128 to 2048 bytes in. Half a page is
-/// as far from both neighbours as a buffer can be, and keeps it aligned to cache lines.
+/// The kernel copies file bytes between its cache, whose pages start at page boundaries, and
+/// these buffers. On the AMD EPYC the benchmarks ran on, those copies were at times several
+/// times slower when the buffer started 16 bytes into a page, where `vec!` puts a large one:
+/// writing 2 GiB from a 4 MiB buffer took 1.7-2.9 times as long as `cp` 16 bytes in, and
+/// 0.7-1.0 times 2048 bytes in, in the same rounds; at a page boundary it was slow in some
+/// runs and fast in others, and 128 to 2048 bytes in was never slow. (Loads 4 KiB away from
+/// recent stores look to the CPU as if they might depend on them; that may be the reason.)
+/// Half a page is as far from both page boundaries as a buffer can be, and keeps it aligned
+/// to cache lines.
 const PAGE: usize = 4096;
 const START_IN_PAGE: usize = PAGE / 2;
 
-/// A zeroed byte buffer of a fixed length that starts [`START_IN_PAGE`] bytes into a page.
+/// A byte buffer that starts [`START_IN_PAGE`] bytes into a page, for the bytes the kernel
+/// copies in and out. It grows like a `Vec` given zeros (`resize`), moving to new storage
+/// when it must so that it still starts there.
+#[derive(Default)]
 pub struct IoBuffer {
     storage: Vec<u8>,
     start: usize,
@@ -20,9 +25,11 @@ pub struct IoBuffer {
 }
 
 impl IoBuffer {
+    /// `len` zeros.
     pub fn new(len: usize) -> IoBuffer {
         let storage = vec![0u8; len + PAGE];
-        // The storage is never grown, so its address, and with it the start, stay put.
+        // The storage is never grown in place, so its address, and with it the start, stay
+        // put.
         let address = storage.as_ptr() as usize;
         let start = (START_IN_PAGE + PAGE - address % PAGE) % PAGE;
         IoBuffer {
@@ -30,6 +37,23 @@ impl IoBuffer {
             start,
             len,
         }
+    }
+
+    /// Makes the buffer `len` bytes long: those it held up to there stay, any new ones are
+    /// zeros.
+    pub fn resize(&mut self, len: usize) {
+        if len > self.storage.len().saturating_sub(self.start) {
+            let mut grown = IoBuffer::new(len);
+            grown[..self.len].copy_from_slice(self);
+            *self = grown;
+        } else if len > self.len {
+            self.storage[self.start + self.len..self.start + len].fill(0);
+        }
+        self.len = len;
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
 }
 
@@ -58,5 +82,29 @@ mod tests {
             assert_eq!(buffer.as_ptr() as usize % PAGE, START_IN_PAGE);
             assert!(buffer.iter().all(|&byte| byte == 0));
         }
+    }
+
+    #[test]
+    fn a_resized_buffer_keeps_its_bytes_and_its_place_in_the_page() {
+        let mut buffer = IoBuffer::default();
+        assert!(buffer.is_empty());
+        let mut expected = Vec::new();
+        for len in [10, 3, 5000, 4999, 70_000, 0, 20] {
+            buffer.resize(len);
+            expected.resize(len, 0);
+            assert_eq!(&buffer[..], &expected[..]);
+            if len > 0 {
+                assert_eq!(buffer.as_ptr() as usize % PAGE, START_IN_PAGE);
+            }
+            // Bytes written now must survive the next resize, up to its length.
+            for (index, byte) in buffer.iter_mut().enumerate() {
+                *byte = index as u8 | 1;
+            }
+            for (index, byte) in expected.iter_mut().enumerate() {
+                *byte = index as u8 | 1;
+            }
+        }
+        buffer.clear();
+        assert!(buffer.is_empty());
     }
 }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use crate::device::OpenFile;
 use crate::engine::pool::{self, Pool};
-use crate::engine::{self, StreamHasher};
+use crate::engine::{self, IoBuffer, StreamHasher};
 use crate::error::{Error, Result};
 use crate::units;
 
@@ -359,7 +359,7 @@ impl std::fmt::Display for Part {
 pub struct DiffSource<'a> {
     diff: &'a OpenFile,
     /// Bytes of the file from `buffer_start`, read ahead.
-    buffer: Vec<u8>,
+    buffer: IoBuffer,
     buffer_start: u64,
     /// How much the next read takes: it grows while reading goes on where the last read ended
     /// and falls back after a skip, so that a reader of headers alone holds little memory.
@@ -377,7 +377,7 @@ impl<'a> DiffSource<'a> {
     pub fn new(diff: &'a OpenFile, hash_file: bool) -> Result<DiffSource<'a>> {
         Ok(DiffSource {
             diff,
-            buffer: Vec::new(),
+            buffer: IoBuffer::default(),
             buffer_start: 0,
             read_size: SOURCE_FIRST_READ,
             position: 0,
@@ -426,7 +426,7 @@ impl<'a> DiffSource<'a> {
                 SOURCE_FIRST_READ
             };
             let length = self.read_size.min(self.size() - self.position) as usize;
-            self.buffer.resize(length, 0);
+            self.buffer.resize(length);
             self.buffer_start = self.position;
             if let Err(error) = self.diff.read_at(self.position, &mut self.buffer) {
                 self.buffer.clear();

@@ -24,7 +24,7 @@
 use std::cell::Cell;
 
 use crate::device::{OpenFile, Writeback};
-use crate::engine::{self, pool, Progress, Stage};
+use crate::engine::{self, pool, IoBuffer, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::v3::Decoder;
 use crate::format::{
@@ -75,7 +75,7 @@ pub fn restore(
         diff,
         target,
         buffer_size: options.buffer_size,
-        scratch: Vec::new(),
+        scratch: IoBuffer::default(),
         record_data: Vec::new(),
     };
     let (checked, planned) = if format == Format::V3 {
@@ -155,7 +155,7 @@ struct Pass<'a> {
     diff: &'a OpenFile,
     target: &'a OpenFile,
     buffer_size: u64,
-    scratch: Vec<u8>,
+    scratch: IoBuffer,
     /// One whole record's data, for records that carry a hash (bounded by the diff's record
     /// size limit, and by what the diff holds: the diff was checked whole before).
     record_data: Vec<u8>,
@@ -318,7 +318,7 @@ impl Pass<'_> {
         pool::scoped(
             engine::worker_count() as usize,
             StoredRecords::IN_FLIGHT,
-            <(Decoder, Vec<u8>)>::default,
+            <(Decoder, IoBuffer)>::default,
             |(decoder, scratch), mut run: StoredRecords| {
                 let found = run.check(&diff.path, decoder).and_then(|()| {
                     run.records
@@ -414,7 +414,7 @@ impl Pass<'_> {
         }
         let piece_limit = self.buffer_size.min(record.length);
         self.scratch
-            .resize(self.scratch.len().max(piece_limit as usize), 0);
+            .resize(self.scratch.len().max(piece_limit as usize));
         let mut written = 0;
         while written < record.length {
             let piece = piece_limit.min(record.length - written) as usize;
@@ -437,13 +437,13 @@ fn look_at_target(
     target: &OpenFile,
     record: &Record,
     buffer_size: u64,
-    scratch: &mut Vec<u8>,
+    scratch: &mut IoBuffer,
 ) -> Result<Found> {
     let Some(RecordHashes { new, base }) = record.hashes else {
         return Ok(Found::Base);
     };
     let scratch_len = buffer_size.min(record.length) as usize;
-    scratch.resize(scratch.len().max(scratch_len), 0);
+    scratch.resize(scratch.len().max(scratch_len));
     let found = engine::hash_range(
         target,
         record.offset,
@@ -501,7 +501,7 @@ fn confirm_torn(
     target: &OpenFile,
     record: &Record,
     new_data: &[u8],
-    scratch: &mut Vec<u8>,
+    scratch: &mut IoBuffer,
     written: Written,
 ) -> Result<()> {
     if starts_torn(target, record, new_data, scratch)? {
@@ -517,10 +517,10 @@ fn starts_torn(
     target: &OpenFile,
     record: &Record,
     new_data: &[u8],
-    scratch: &mut Vec<u8>,
+    scratch: &mut IoBuffer,
 ) -> Result<bool> {
     if scratch.is_empty() {
-        scratch.resize(record.length.clamp(1, 64 << 10) as usize, 0);
+        scratch.resize(record.length.clamp(1, 64 << 10) as usize);
     }
     let first_page_end = (PAGE_SIZE - record.offset % PAGE_SIZE).min(record.length);
     let mut matching = 0u64;

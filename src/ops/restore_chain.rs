@@ -22,7 +22,7 @@
 
 use crate::chain::{self, Chain};
 use crate::device::{OpenFile, Writeback};
-use crate::engine::{self, Progress, Stage};
+use crate::engine::{self, IoBuffer, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::Format;
 
@@ -82,14 +82,14 @@ pub fn restore_chain(
     }
 
     progress.start(Stage::Restoring, chain.changed_bytes());
-    let mut held = Vec::new();
+    let mut held = IoBuffer::default();
     let mut writeback = Writeback::default();
     overlay.segments(&mut |segment| {
         summary.extent_count += 1;
         progress.advance(segment.data.len() as u64);
-        held.resize(segment.data.len(), 0);
+        held.resize(segment.data.len());
         target.read_at(segment.offset, &mut held)?;
-        if held == segment.data {
+        if *held == *segment.data {
             summary.already_restored += 1;
             return Ok(());
         }
