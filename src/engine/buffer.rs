@@ -1,4 +1,5 @@
-//! Buffers the engine reads images into and writes targets from.
+//! Buffers that file bytes are read into and written from: the engine's, the diff source's and
+//! restore's, placed in the page where the kernel copies into and out of them fastest.
 
 /// Where in a page a buffer starts: half a page past a page boundary.
 ///
