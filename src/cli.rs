@@ -250,10 +250,11 @@ pub struct RestoreArgs {
     /// it is checked whole before use [default: $TMPDIR, else /tmp]
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
-    /// Restore in one pass: read the full image FULL once, lay the diffs over it in order and
-    /// write the result into OUTFILE, which may then be a new file (appears only once it
-    /// holds the image, sparse where it is zeros), an existing file or block device of the
-    /// image's size, or '-' for standard output
+    /// Restore in one pass: read the full image FULL ('-': standard input, which must hold
+    /// exactly the image) once, lay the diffs over it in order and write the result into
+    /// OUTFILE, which may then be a new file (appears only once it holds the image, sparse
+    /// where it is zeros), an existing file or block device of the image's size, or '-' for
+    /// standard output
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
     /// The diff made by backup, or the diffs of a chain in order (the first made against the
@@ -718,8 +719,8 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Restore(args) if args.base.is_none() && dash(&args.target) => Err(
             "OUTFILE '-' would mean standard output, but restore writes into a target that holds the base image (with --base FULL it can write the image to standard output); a file named - is reached as ./-".into(),
         ),
-        Command::Restore(args) if args.base.as_ref().is_some_and(dash) => Err(
-            "FULL '-' would mean standard input, which is not supported: give the full image as a file or device; a file named - is reached as ./-".into(),
+        Command::Restore(args) if args.base.as_ref().is_some_and(dash) && args.difffiles.iter().any(dash) => Err(
+            "FULL and a diff cannot both be '-' (standard input): one of them must be a file or device; a file named - is reached as ./-".into(),
         ),
         Command::Merge(args) if args.difffiles.iter().chain(&args.base).chain([&args.outfile]).any(dash) => Err(
             "merge reads its diffs and FULL more than once and writes OUTFILE under its name: none can be '-'; a file named - is reached as ./-".into(),

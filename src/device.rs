@@ -26,10 +26,12 @@ pub struct OpenFile {
     pub path: PathBuf,
     pub role: Role,
     /// Size in bytes, taken from the device itself for block devices. For standard input,
-    /// the size it must turn out to have (see [`OpenFile::finish_stream`]).
+    /// the size it must turn out to have ([`OpenFile::expect_stream_size`]).
     pub size: u64,
     /// For standard input: how far it has been read, since it can only be read front to back.
     stream: Option<std::sync::Mutex<u64>>,
+    /// For standard input: what its size is, for errors when it turns out to be another.
+    size_is: &'static str,
 }
 
 /// How errors name standard input and output.
@@ -44,8 +46,9 @@ impl OpenFile {
         finish_open(file, &path, role)
     }
 
-    /// Standard input as an image read front to back (INFILE or REFFILE from a pipe). Its size
-    /// is not known until it ends: the caller sets `size` to what it must be.
+    /// Standard input as an image read front to back (INFILE, REFFILE or FULL from a pipe).
+    /// Its size is not known until it ends: the caller says what it must be
+    /// ([`OpenFile::expect_stream_size`]) before it is read.
     pub fn stdin(role: Role) -> Result<OpenFile> {
         use std::os::fd::AsFd;
         let path = Path::new(STANDARD_INPUT);
@@ -60,7 +63,17 @@ impl OpenFile {
             role,
             size: 0,
             stream: Some(std::sync::Mutex::new(0)),
+            size_is: "",
         })
+    }
+
+    /// For standard input: it must hold `size` bytes, which `size_is` says the origin of
+    /// ("the size of the other image"); checked as it is read and as it ends.
+    pub fn expect_stream_size(&mut self, size: u64, size_is: &'static str) {
+        if self.is_stream() {
+            self.size = size;
+            self.size_is = size_is;
+        }
     }
 
     /// True for standard input, which is read once, front to back.
@@ -82,8 +95,9 @@ impl OpenFile {
                 format!("cannot read {}", self.role),
                 &self.path,
                 format!(
-                    "it holds more than {}: the images must be the same size",
-                    units::size(self.size)
+                    "it holds more than {}, {}",
+                    units::size(self.size),
+                    self.size_is
                 ),
             ));
         }
@@ -145,9 +159,10 @@ impl OpenFile {
         (&self.file).read_exact(buffer).map_err(|error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
                 let reason = format!(
-                    "it ended before byte {} (it must hold {}, the size of the other image)",
+                    "it ended before byte {} (it must hold {}, {})",
                     offset + buffer.len() as u64,
-                    units::size(self.size)
+                    units::size(self.size),
+                    self.size_is
                 );
                 self.error(Action::Read, None, io::Error::new(error.kind(), reason))
             } else {
@@ -319,6 +334,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         role,
         size,
         stream: None,
+        size_is: "",
     })
 }
 

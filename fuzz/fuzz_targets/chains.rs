@@ -202,7 +202,7 @@ fn run(input: Input) {
         .iter()
         .map(|memfd| memfd.image(Role::Diff))
         .collect();
-    let full_image = files.full.image(Role::Reffile);
+    let mut full_image = files.full.image(Role::Reffile);
     let last = &days[links];
     let buffer_size = match input.buffer {
         Buffer::Small => 4096,
@@ -217,7 +217,7 @@ fn run(input: Input) {
             let chain: Vec<&OpenFile> = diffs.iter().collect();
             common::bounded("restore --base", || {
                 ops::restore_one_pass(
-                    &full_image,
+                    &mut full_image,
                     &chain,
                     OnePassTarget::InPlace(&target),
                     &OnePassOptions { buffer_size },

@@ -27,13 +27,10 @@ pub fn run(
     };
     let mut new = open(infile, Role::Infile)?;
     let mut base = open(reffile, Role::Reffile)?;
-    // Standard input must turn out to be as long as the other image (checked as it ends).
-    if new.is_stream() {
-        new.size = base.size;
-    }
-    if base.is_stream() {
-        base.size = new.size;
-    }
+    // Standard input must turn out to be as long as the other image.
+    const OTHER: &str = "the size of the other image: the images must be the same size";
+    new.expect_stream_size(base.size, OTHER);
+    base.expect_stream_size(new.size, OTHER);
     ops::backup::check_inputs(&new, &base, options)?;
     let chain = on
         .iter()

@@ -64,14 +64,16 @@ pub fn run_one_pass(
     printing: Printing,
 ) -> Result<()> {
     let started = Instant::now();
-    let full = device::open_input(full, Role::Reffile)?;
+    let mut full = match super::is_dash(full) {
+        true => OpenFile::stdin(Role::Reffile)?,
+        false => device::open_input(full, Role::Reffile)?,
+    };
     let diffs = difffiles
         .iter()
         .map(|path| super::open_diff(path, spool))
         .collect::<Result<Vec<OpenFile>>>()?;
-    let mut inputs: Vec<&OpenFile> = diffs.iter().collect();
-    let diffs = inputs.clone();
-    inputs.push(&full);
+    let diffs: Vec<&OpenFile> = diffs.iter().collect();
+    let inputs: Vec<&OpenFile> = diffs.iter().copied().chain([&full]).collect();
     let in_place;
     let target = if super::is_dash(target) {
         OnePassTarget::Stream(Output::stdout()?)
@@ -87,7 +89,7 @@ pub fn run_one_pass(
         }
     };
     let bars = Bars::new(!printing.quiet);
-    let summary = ops::restore_one_pass(&full, &diffs, target, options, &bars)?;
+    let summary = ops::restore_one_pass(&mut full, &diffs, target, options, &bars)?;
     drop(bars);
     if printing.verbose {
         super::summary(

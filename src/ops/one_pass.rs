@@ -52,9 +52,10 @@ pub struct OnePassSummary {
     pub image_hash: blake3::Hash,
 }
 
-/// Writes `full` with the chain `diffs` laid over it into `target`.
+/// Writes `full` with the chain `diffs` laid over it into `target`. FULL can be standard
+/// input: it must then hold exactly the chain's image size, and is read on one thread.
 pub fn restore_one_pass(
-    full: &OpenFile,
+    full: &mut OpenFile,
     diffs: &[&OpenFile],
     target: OnePassTarget<'_>,
     options: &OnePassOptions,
@@ -62,6 +63,8 @@ pub fn restore_one_pass(
 ) -> Result<OnePassSummary> {
     let chain = Chain::check(diffs, progress)?;
     let image_size = chain.image_size();
+    full.expect_stream_size(image_size, "the size of the image the diffs were made of");
+    let full = &*full;
     chain.check_full_size(full)?;
     let target_path = match &target {
         OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.path().to_path_buf(),
@@ -146,6 +149,21 @@ pub fn restore_one_pass(
         }
     };
     check_hashes(&chain, full, &target_path, &totals, kept)?;
+    // A FULL from standard input that goes on past the image is not the full image either,
+    // though what was written is the image the diffs give.
+    full.finish_stream().map_err(|error| match error {
+        Error::Unusable { what, path, reason } => {
+            let written = match &target {
+                OnePassTarget::New(_) => "nothing was left under its name",
+                OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => {
+                    "what was written is the image the diffs give"
+                }
+            };
+            let reason = format!("{reason}; {}: {written}", target_path.display());
+            Error::Unusable { what, path, reason }
+        }
+        other => other,
+    })?;
     match target {
         OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.commit()?,
         OnePassTarget::InPlace(file) => file.sync()?,

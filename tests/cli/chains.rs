@@ -164,6 +164,69 @@ fn one_pass_restore_writes_a_new_sparse_file_an_existing_one_and_standard_output
 }
 
 #[test]
+fn one_pass_restore_reads_full_from_standard_input() {
+    let week = Week::new("4");
+    let expected = &week.days[3];
+    let from_stdin = |full: &[u8], target: &str| {
+        diff_dd()
+            .current_dir(week.work.path())
+            .args(["-b", "1M", "restore", "--base", "-"])
+            .args(week.diffs(&[1, 2, 3]))
+            .arg(target)
+            .write_stdin(full.to_vec())
+            .assert()
+    };
+    from_stdin(&week.days[0], "new.img").success().stderr("");
+    assert!(&fs::read(week.path("new.img")).unwrap() == expected);
+    fs::write(week.path("existing.img"), vec![0x5a; IMAGE_SIZE]).unwrap();
+    from_stdin(&week.days[0], "existing.img").success();
+    assert!(&fs::read(week.path("existing.img")).unwrap() == expected);
+    let streamed = from_stdin(&week.days[0], "-").success();
+    assert!(&streamed.get_output().stdout == expected, "to stdout");
+
+    let before = week.names();
+    // Too short, too long, or not the chain's base: nothing appears under the new name.
+    let short = &week.days[0][..IMAGE_SIZE - 512];
+    let stderr = refused(from_stdin(short, "new2.img"));
+    assert!(
+        stderr.contains("standard input: it ended before byte")
+            && stderr.contains("the size of the image the diffs were made of"),
+        "{stderr}"
+    );
+    let mut long = week.days[0].clone();
+    long.push(0);
+    let stderr = refused(from_stdin(&long, "new2.img"));
+    assert!(
+        stderr.contains("standard input: it holds more than")
+            && stderr.contains("nothing was left under its name"),
+        "{stderr}"
+    );
+    let stderr = refused(from_stdin(&week.days[1], "new2.img"));
+    assert!(
+        stderr.contains("refusing FULL: standard input") && stderr.contains("nothing was left"),
+        "{stderr}"
+    );
+    assert_eq!(week.names(), before, "something was left behind");
+
+    // Written in place, a FULL that goes on past the image is still refused, and the
+    // message says what the target holds.
+    let stderr = refused(from_stdin(&long, "existing.img"));
+    assert!(
+        stderr.contains("what was written is the image the diffs give"),
+        "{stderr}"
+    );
+
+    // FULL and a diff cannot both come from standard input.
+    let usage = week
+        .run(&["restore", "--base", "-", "-", "new2.img"])
+        .failure()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&usage.get_output().stderr).into_owned();
+    assert!(stderr.contains("cannot both be '-'"), "{stderr}");
+    assert_eq!(week.names(), before);
+}
+
+#[test]
 fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
     let week = Week::new("4");
     let before = week.names();
