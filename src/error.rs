@@ -32,6 +32,8 @@ pub enum Role {
     Infile,
     /// The full image taken earlier, which a diff is made against.
     Reffile,
+    /// The full image a chain starts from, as `restore --base` and `merge --base` name it.
+    Full,
     /// The diff backup writes.
     Outfile,
     /// A diff that is read.
@@ -45,6 +47,7 @@ impl fmt::Display for Role {
         formatter.write_str(match self {
             Role::Infile => "INFILE",
             Role::Reffile => "REFFILE",
+            Role::Full => "FULL",
             Role::Outfile => "OUTFILE",
             Role::Diff => "diff",
             Role::Target => "target",

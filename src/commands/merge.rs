@@ -25,7 +25,7 @@ pub fn run(
         .map(|path| device::open_input(path, Role::Diff))
         .collect::<Result<Vec<OpenFile>>>()?;
     let full = full
-        .map(|path| device::open_input(path, Role::Reffile))
+        .map(|path| device::open_input(path, Role::Full))
         .transpose()?;
     let mut inputs: Vec<&OpenFile> = diffs.iter().collect();
     let diffs = inputs.clone();

@@ -65,8 +65,8 @@ pub fn run_one_pass(
 ) -> Result<()> {
     let started = Instant::now();
     let mut full = match super::is_dash(full) {
-        true => OpenFile::stdin(Role::Reffile)?,
-        false => device::open_input(full, Role::Reffile)?,
+        true => OpenFile::stdin(Role::Full)?,
+        false => device::open_input(full, Role::Full)?,
     };
     let diffs = difffiles
         .iter()

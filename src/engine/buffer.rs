@@ -90,7 +90,8 @@ mod tests {
         let mut buffer = IoBuffer::default();
         assert!(buffer.is_empty());
         let mut expected = Vec::new();
-        for len in [10, 3, 5000, 4999, 70_000, 0, 20] {
+        // Shrinking and growing again within the room it has must keep the bytes too.
+        for len in [10, 3, 5000, 4999, 70_000, 0, 20, 100, 40, 90] {
             buffer.resize(len);
             expected.resize(len, 0);
             assert_eq!(&buffer[..], &expected[..]);

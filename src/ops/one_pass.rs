@@ -133,37 +133,43 @@ pub fn restore_one_pass(
         }
     };
     let in_order = matches!(target, OnePassTarget::Stream(_));
-    let totals = engine::copy_image(
+    let copied = engine::copy_image(
         full,
         &overlay,
         options.buffer_size,
         in_order,
         progress,
         &*write,
-    )?;
+    );
     drop(write);
-    let kept = match &target {
-        OnePassTarget::New(_) => "nothing was left under its name",
-        OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => {
-            "it was written and does not hold the image"
-        }
+    let written_in_place = !matches!(target, OnePassTarget::New(_));
+    // What an error leaves in the target: a FULL from standard input that ends early, or a
+    // failed read or write, stops the restore with part of an existing target written.
+    let totals = copied.map_err(|error| {
+        let state = match written_in_place {
+            false => "nothing was left under its name",
+            true => "it was written in part and does not hold the image",
+        };
+        with_target_state(error, &target_path, state)
+    })?;
+    let kept = match written_in_place {
+        false => "nothing was left under its name",
+        true => "it was written and does not hold the image",
     };
     check_hashes(&chain, full, &target_path, &totals, kept)?;
     // A FULL from standard input that goes on past the image is not the full image either,
-    // though what was written is the image the diffs give.
-    full.finish_stream().map_err(|error| match error {
-        Error::Unusable { what, path, reason } => {
-            let written = match &target {
-                OnePassTarget::New(_) => "nothing was left under its name",
-                OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => {
-                    "what was written is the image the diffs give"
-                }
-            };
-            let reason = format!("{reason}; {}: {written}", target_path.display());
-            Error::Unusable { what, path, reason }
+    // though what was written is the image the diffs give (and is on the device, for a
+    // target written in place).
+    if let Err(error) = full.finish_stream() {
+        if let OnePassTarget::InPlace(file) = &target {
+            file.sync()?;
         }
-        other => other,
-    })?;
+        let state = match written_in_place {
+            false => "nothing was left under its name",
+            true => "what was written is the image the diffs give",
+        };
+        return Err(with_target_state(error, &target_path, state));
+    }
     match target {
         OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.commit()?,
         OnePassTarget::InPlace(file) => file.sync()?,
@@ -219,6 +225,41 @@ fn check_hashes(
         ));
     }
     Ok(())
+}
+
+/// `error` with what it left in the target named after it.
+fn with_target_state(error: Error, target: &std::path::Path, state: &str) -> Error {
+    let add = |reason: &dyn std::fmt::Display| format!("{reason}; {}: {state}", target.display());
+    match error {
+        Error::Io {
+            action,
+            role,
+            path,
+            at,
+            source,
+        } => Error::Io {
+            action,
+            role,
+            path,
+            at,
+            source: std::io::Error::new(source.kind(), add(&source)),
+        },
+        Error::Unusable { what, path, reason } => Error::Unusable {
+            what,
+            path,
+            reason: add(&reason),
+        },
+        Error::InvalidDiff {
+            path,
+            record,
+            reason,
+        } => Error::InvalidDiff {
+            path,
+            record,
+            reason: add(&reason),
+        },
+        other => other,
+    }
 }
 
 /// The runs of `bytes` that hold anything but zeros, in blocks of 4 KiB (the page and the

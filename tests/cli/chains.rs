@@ -209,12 +209,23 @@ fn one_pass_restore_reads_full_from_standard_input() {
     assert_eq!(week.names(), before, "something was left behind");
 
     // Written in place, a FULL that goes on past the image is still refused, and the
-    // message says what the target holds.
+    // message says what the target holds; one cut short says it was written in part.
     let stderr = refused(from_stdin(&long, "existing.img"));
     assert!(
         stderr.contains("what was written is the image the diffs give"),
         "{stderr}"
     );
+    assert!(&fs::read(week.path("existing.img")).unwrap() == expected);
+    for (target, named) in [("existing.img", "existing.img"), ("-", "standard output")] {
+        let stderr = refused(from_stdin(short, target));
+        assert!(
+            stderr.contains("cannot read FULL: standard input: it ended before byte")
+                && stderr.contains(&format!(
+                    "{named}: it was written in part and does not hold the image"
+                )),
+            "{target}: {stderr}"
+        );
+    }
 
     // FULL and a diff cannot both come from standard input.
     let usage = week
