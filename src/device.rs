@@ -28,9 +28,15 @@ pub struct OpenFile {
     /// Size in bytes, taken from the device itself for block devices. For standard input,
     /// the size it must turn out to have ([`OpenFile::expect_stream_size`]).
     pub size: u64,
-    /// For standard input: how far it has been read, since it can only be read front to back.
-    stream: Option<std::sync::Mutex<u64>>,
-    /// For standard input: what its size is, for errors when it turns out to be another.
+    /// For standard input, which can only be read front to back.
+    stream: Option<Stream>,
+}
+
+/// Standard input as an image: how far it has been read, and what its size is (for errors
+/// when it turns out to be another).
+#[derive(Debug)]
+struct Stream {
+    position: std::sync::Mutex<u64>,
     size_is: &'static str,
 }
 
@@ -62,17 +68,19 @@ impl OpenFile {
             path: path.to_path_buf(),
             role,
             size: 0,
-            stream: Some(std::sync::Mutex::new(0)),
-            size_is: "",
+            stream: Some(Stream {
+                position: std::sync::Mutex::new(0),
+                size_is: "",
+            }),
         })
     }
 
     /// For standard input: it must hold `size` bytes, which `size_is` says the origin of
     /// ("the size of the other image"); checked as it is read and as it ends.
     pub fn expect_stream_size(&mut self, size: u64, size_is: &'static str) {
-        if self.is_stream() {
+        if let Some(stream) = &mut self.stream {
             self.size = size;
-            self.size_is = size_is;
+            stream.size_is = size_is;
         }
     }
 
@@ -83,9 +91,9 @@ impl OpenFile {
 
     /// For standard input, once `size` bytes have been read: fails unless it ends there.
     pub fn finish_stream(&self) -> Result<()> {
-        if !self.is_stream() {
+        let Some(stream) = &self.stream else {
             return Ok(());
-        }
+        };
         let mut extra = [0u8; 1];
         let more = (&self.file)
             .read(&mut extra)
@@ -97,7 +105,7 @@ impl OpenFile {
                 format!(
                     "it holds more than {}, {}",
                     units::size(self.size),
-                    self.size_is
+                    stream.size_is
                 ),
             ));
         }
@@ -127,8 +135,8 @@ impl OpenFile {
     /// Reads exactly `buffer.len()` bytes at `offset`. A file that ends early changed size
     /// while it was being read, which is an error, never a short result.
     pub fn read_at(&self, offset: u64, buffer: &mut [u8]) -> Result<()> {
-        if let Some(position) = &self.stream {
-            return self.read_stream(position, offset, buffer);
+        if let Some(stream) = &self.stream {
+            return self.read_stream(stream, offset, buffer);
         }
         self.file.read_exact_at(buffer, offset).map_err(|error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
@@ -144,13 +152,9 @@ impl OpenFile {
     }
 
     /// Standard input read front to back: `offset` must be where the last read ended.
-    fn read_stream(
-        &self,
-        position: &std::sync::Mutex<u64>,
-        offset: u64,
-        buffer: &mut [u8],
-    ) -> Result<()> {
-        let mut position = position
+    fn read_stream(&self, stream: &Stream, offset: u64, buffer: &mut [u8]) -> Result<()> {
+        let mut position = stream
+            .position
             .lock()
             .map_err(|_| Error::Internal("a reader of standard input failed"))?;
         if *position != offset {
@@ -162,7 +166,7 @@ impl OpenFile {
                     "it ended before byte {} (it must hold {}, {})",
                     offset + buffer.len() as u64,
                     units::size(self.size),
-                    self.size_is
+                    stream.size_is
                 );
                 self.error(Action::Read, None, io::Error::new(error.kind(), reason))
             } else {
@@ -334,7 +338,6 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         role,
         size,
         stream: None,
-        size_is: "",
     })
 }
 

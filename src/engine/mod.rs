@@ -32,7 +32,7 @@ pub fn hash_range(
     scratch: &mut [u8],
 ) -> Result<blake3::Hash> {
     if scratch.is_empty() {
-        return hash_range(image, offset, length, &mut IoBuffer::new(4096));
+        return hash_range(image, offset, length, &mut [0u8; 4096]);
     }
     let mut hasher = blake3::Hasher::new();
     let mut position = offset;

@@ -142,20 +142,19 @@ pub fn restore_one_pass(
         &*write,
     );
     drop(write);
-    let written_in_place = !matches!(target, OnePassTarget::New(_));
-    // What an error leaves in the target: a FULL from standard input that ends early, or a
-    // failed read or write, stops the restore with part of an existing target written.
+    // What the target holds when the restore stops short: a new file is not under its name,
+    // anything else holds `in_place`.
+    let holds = |in_place: &'static str| match target {
+        OnePassTarget::New(_) => "nothing was left under its name",
+        OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => in_place,
+    };
+    // A FULL from standard input that ends early, or a failed read or write, stops the copy
+    // with part of an existing target written.
     let totals = copied.map_err(|error| {
-        let state = match written_in_place {
-            false => "nothing was left under its name",
-            true => "it was written in part and does not hold the image",
-        };
+        let state = holds("it was written in part and does not hold the image");
         with_target_state(error, &target_path, state)
     })?;
-    let kept = match written_in_place {
-        false => "nothing was left under its name",
-        true => "it was written and does not hold the image",
-    };
+    let kept = holds("it was written and does not hold the image");
     check_hashes(&chain, full, &target_path, &totals, kept)?;
     // A FULL from standard input that goes on past the image is not the full image either,
     // though what was written is the image the diffs give (and is on the device, for a
@@ -164,10 +163,7 @@ pub fn restore_one_pass(
         if let OnePassTarget::InPlace(file) = &target {
             file.sync()?;
         }
-        let state = match written_in_place {
-            false => "nothing was left under its name",
-            true => "what was written is the image the diffs give",
-        };
+        let state = holds("what was written is the image the diffs give");
         return Err(with_target_state(error, &target_path, state));
     }
     match target {
