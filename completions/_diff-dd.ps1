@@ -63,7 +63,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             break
         }
         'diff-dd;restore' {
-            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
+            [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where each diff (a file, or ''-'' for standard input) is copied first, as an unnamed file no other process can open, so that what is written is what was checked; needs room for the diffs [default: $TMPDIR, else /tmp]')
             [CompletionResult]::new('--base', '--base', [CompletionResultType]::ParameterName, 'Restore in one pass: read the full image FULL (''-'': standard input, which must hold exactly the image) once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image''s size, or ''-'' for standard output')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')

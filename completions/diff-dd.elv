@@ -58,7 +58,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'diff-dd;restore'= {
-            cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
+            cand --spool 'Where each diff (a file, or ''-'' for standard input) is copied first, as an unnamed file no other process can open, so that what is written is what was checked; needs room for the diffs [default: $TMPDIR, else /tmp]'
             cand --base 'Restore in one pass: read the full image FULL (''-'': standard input, which must hold exactly the image) once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image''s size, or ''-'' for standard output'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'

@@ -246,8 +246,9 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Where a diff read from standard input ('-') is copied first, as an unnamed file, so that
-    /// it is checked whole before use [default: $TMPDIR, else /tmp]
+    /// Where each diff (a file, or '-' for standard input) is copied first, as an unnamed file
+    /// no other process can open, so that what is written is what was checked; needs room for
+    /// the diffs [default: $TMPDIR, else /tmp]
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// Restore in one pass: read the full image FULL ('-': standard input, which must hold

@@ -30,6 +30,8 @@ pub struct OpenFile {
     pub size: u64,
     /// For standard input, which can only be read front to back.
     stream: Option<Stream>,
+    /// A copy no other process can reach ([`private_copy`]): it cannot change while read.
+    private: bool,
 }
 
 /// Standard input as an image: how far it has been read, and what its size is (for errors
@@ -72,6 +74,7 @@ impl OpenFile {
                 position: std::sync::Mutex::new(0),
                 size_is: "",
             }),
+            private: false,
         })
     }
 
@@ -82,6 +85,11 @@ impl OpenFile {
             self.size = size;
             stream.size_is = size_is;
         }
+    }
+
+    /// True for a private copy ([`private_copy`]), which no other process can change.
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     /// True for standard input, which is read once, front to back.
@@ -338,6 +346,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         role,
         size,
         stream: None,
+        private: false,
     })
 }
 
@@ -360,7 +369,94 @@ pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
         io::ErrorKind::WriteZero | io::ErrorKind::StorageFull => spool_failed(error),
         _ => Error::io(Action::Read, Role::Diff, path, error),
     })?;
-    finish_open(spool, path, Role::Diff)
+    let mut spooled = finish_open(spool, path, Role::Diff)?;
+    spooled.private = true;
+    Ok(spooled)
+}
+
+/// A private copy of `diff`, an unnamed temporary file in `directory` (`O_TMPFILE`) that no
+/// other process can open by name, for a command that writes what it read from a diff after
+/// checking it: the check and the writing then read the same bytes, whatever happens to the
+/// diff meanwhile (rewritten in place, truncated, replaced). A diff from standard input is
+/// such a copy already. Errors name the diff by its own path.
+///
+/// The copy is made by the kernel (`copy_file_range`), which clones the extents instead when
+/// `directory` is on the diff's filesystem and it can (btrfs, XFS): then it costs no space.
+pub fn private_copy(diff: OpenFile, directory: &Path) -> Result<OpenFile> {
+    if diff.private {
+        return Ok(diff);
+    }
+    let spool_failed = |error: io::Error| {
+        Error::unusable(
+            "cannot copy the diff",
+            directory,
+            format!(
+                "{error}: restore reads a private copy of {}, so that what it writes is what it checked; give --spool DIR with room for {}",
+                diff.path.display(),
+                units::size(diff.size)
+            ),
+        )
+    };
+    let copy = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(directory)
+        .map_err(spool_failed)?;
+    let mut copied = 0u64;
+    let mut by_kernel = true;
+    let mut buffer = Vec::new();
+    while copied < diff.size {
+        let wanted = diff.size - copied;
+        if by_kernel {
+            let (mut from, mut to) = (copied as libc::loff_t, copied as libc::loff_t);
+            // SAFETY: both descriptors are open for the whole call, and the offsets are ours.
+            let done = unsafe {
+                libc::copy_file_range(
+                    diff.file.as_raw_fd(),
+                    &mut from,
+                    copy.as_raw_fd(),
+                    &mut to,
+                    wanted.min(1 << 30) as usize,
+                    0,
+                )
+            };
+            match done {
+                0 => {
+                    let reason = format!(
+                        "it ended before byte {} (did it change size while being read?)",
+                        diff.size
+                    );
+                    let ended = io::Error::new(io::ErrorKind::UnexpectedEof, reason);
+                    return Err(diff.error(Action::Read, None, ended));
+                }
+                done if done > 0 => copied += done as u64,
+                _ => {
+                    let error = io::Error::last_os_error();
+                    match error.raw_os_error() {
+                        // Not between these two files: copied through memory instead.
+                        Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                            by_kernel = false
+                        }
+                        Some(libc::EINTR) => {}
+                        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG) => {
+                            return Err(spool_failed(error))
+                        }
+                        _ => return Err(diff.error(Action::Read, Some(copied), error)),
+                    }
+                }
+            }
+            continue;
+        }
+        buffer.resize(wanted.min(1 << 20) as usize, 0);
+        diff.read_at(copied, &mut buffer)?;
+        copy.write_all_at(&buffer, copied).map_err(spool_failed)?;
+        copied += buffer.len() as u64;
+    }
+    let mut copy = finish_open(copy, &diff.path, Role::Diff)?;
+    copy.private = true;
+    Ok(copy)
 }
 
 /// Standard input from a terminal is a forgotten pipe: refused, rather than waiting for typing.

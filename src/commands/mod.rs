@@ -120,6 +120,16 @@ fn open_diff(path: &Path, spool: &Path) -> Result<OpenFile> {
     }
 }
 
+/// The diffs a command writes from, each as a private copy in `spool` taken after the
+/// command's own checks on the originals (aliasing, the target's lock): what is written is
+/// then what was checked, whatever happens to the original meanwhile.
+fn private_copies(diffs: Vec<OpenFile>, spool: &Path) -> Result<Vec<OpenFile>> {
+    diffs
+        .into_iter()
+        .map(|diff| device::private_copy(diff, spool))
+        .collect()
+}
+
 /// Prints the one-line summary `-v` asks for.
 fn summary(command: &str, text: std::fmt::Arguments<'_>) {
     eprintln!("diff-dd: {command}: {text}");

@@ -25,6 +25,7 @@ pub fn run(
     let diff = super::open_diff(difffile, spool)?;
     device::refuse_alias(target, Role::Target, &[&diff])?;
     let target = device::open_target(target)?;
+    let diff = device::private_copy(diff, spool)?;
     let bars = Bars::new(!printing.quiet);
     let summary = ops::restore(&diff, &target, options, &bars)?;
     drop(bars);
@@ -72,8 +73,7 @@ pub fn run_one_pass(
         .iter()
         .map(|path| super::open_diff(path, spool))
         .collect::<Result<Vec<OpenFile>>>()?;
-    let diffs: Vec<&OpenFile> = diffs.iter().collect();
-    let inputs: Vec<&OpenFile> = diffs.iter().copied().chain([&full]).collect();
+    let inputs: Vec<&OpenFile> = diffs.iter().chain([&full]).collect();
     let in_place;
     let target = if super::is_dash(target) {
         OnePassTarget::Stream(Output::stdout()?)
@@ -88,6 +88,8 @@ pub fn run_one_pass(
             OnePassTarget::New(Output::create(&target, false)?)
         }
     };
+    let diffs = super::private_copies(diffs, spool)?;
+    let diffs: Vec<&OpenFile> = diffs.iter().collect();
     let bars = Bars::new(!printing.quiet);
     let summary = ops::restore_one_pass(&mut full, &diffs, target, options, &bars)?;
     drop(bars);
@@ -120,9 +122,10 @@ pub fn run_chain(
         .iter()
         .map(|path| super::open_diff(path, spool))
         .collect::<Result<Vec<OpenFile>>>()?;
-    let diffs: Vec<&OpenFile> = diffs.iter().collect();
-    device::refuse_alias(target, Role::Target, &diffs)?;
+    device::refuse_alias(target, Role::Target, &diffs.iter().collect::<Vec<_>>())?;
     let target = device::open_target(target)?;
+    let diffs = super::private_copies(diffs, spool)?;
+    let diffs: Vec<&OpenFile> = diffs.iter().collect();
     let bars = Bars::new(!printing.quiet);
     let summary = ops::restore_chain(&diffs, &target, buffer_size, &bars)?;
     drop(bars);
