@@ -13,7 +13,9 @@ use std::thread::{self, ThreadId};
 use crate::device::OpenFile;
 use crate::engine::{self, Layer, NoProgress, Progress, Stage};
 use crate::error::{Error, Result};
-use crate::format::{self, v3, DiffReader, Format, ImageHashes, ReadOptions, Record, Scan};
+use crate::format::{
+    self, v3, DiffReader, Format, ImageHashes, ReadOptions, Record, RecordPieces, Scan,
+};
 use crate::units;
 
 /// A diff of a chain, read and checked in full.
@@ -209,6 +211,11 @@ struct Cursor<'a> {
     newest: usize,
     stored: Vec<u8>,
     decoder: v3::Decoder,
+    /// A record longer than [`format::LONG_RECORD`], which diffs with large sectors hold:
+    /// never loaded whole but read front to back, a piece of at most [`format::PIECE`] bytes
+    /// at a time into `piece`; with which diff's and which record it is.
+    long: Option<(usize, u64, RecordPieces<'a>)>,
+    piece: Vec<u8>,
 }
 
 impl<'a> Overlay<'a> {
@@ -239,6 +246,8 @@ impl<'a> Overlay<'a> {
             newest: 0,
             stored: Vec::new(),
             decoder: v3::Decoder::default(),
+            long: None,
+            piece: Vec::new(),
         })
     }
 }
@@ -295,11 +304,11 @@ impl Overlay<'_> {
     }
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     /// Hands `on_segment` every segment between `offset` and `end`, in order.
     fn walk(
         &mut self,
-        diffs: &[&OpenFile],
+        diffs: &[&'a OpenFile],
         offset: u64,
         end: u64,
         on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>,
@@ -330,9 +339,27 @@ impl Cursor<'_> {
                 .1
                 .clone()
                 .ok_or(Error::Internal("the overlay lost the record it lays"))?;
-            let until = (record.offset + record.length)
+            let mut until = (record.offset + record.length)
                 .min(next_start.unwrap_or(u64::MAX))
                 .min(end);
+            let over_earlier = self.layers[..winner]
+                .iter()
+                .any(|(_, earlier)| earlier.as_ref().is_some_and(|r| r.offset < until));
+            if record.length > format::LONG_RECORD {
+                until = until.min(position + format::PIECE);
+                let from = position - record.offset;
+                self.read_long(diffs[winner], winner, &record, from, until - position)?;
+                on_segment(Segment {
+                    offset: position,
+                    data: &self.piece[..(until - position) as usize],
+                    link: winner,
+                    record: &record,
+                    over_earlier,
+                })?;
+                position = until;
+                self.pass_records_ending_by(position)?;
+                continue;
+            }
             let key = Some((winner, record.index));
             let slot = match self.loaded.iter().position(|(loaded, _)| *loaded == key) {
                 Some(slot) => slot,
@@ -352,9 +379,6 @@ impl Cursor<'_> {
                 }
             };
             self.newest = slot;
-            let over_earlier = self.layers[..winner]
-                .iter()
-                .any(|(_, earlier)| earlier.as_ref().is_some_and(|r| r.offset < until));
             let from = (position - record.offset) as usize;
             let length = (until - position) as usize;
             on_segment(Segment {
@@ -369,6 +393,32 @@ impl Cursor<'_> {
         }
         self.at = end;
         Ok(())
+    }
+
+    /// Reads `length` bytes of the long record `record` of diff `link` from byte `from` of its
+    /// data into `piece`, going on from where the last read of it ended (reading it again
+    /// from its start only when a thread went back). The record's hash is checked when its
+    /// last byte is read: the diffs were checked whole before, and a restore reads private
+    /// copies of them that cannot change.
+    fn read_long(
+        &mut self,
+        diff: &'a OpenFile,
+        link: usize,
+        record: &Record,
+        from: u64,
+        length: u64,
+    ) -> Result<()> {
+        let reusable = matches!(&self.long, Some((held_link, index, pieces))
+            if *held_link == link && *index == record.index && pieces.position() <= from);
+        if !reusable {
+            self.long = Some((link, record.index, RecordPieces::new(diff, record)?));
+        }
+        let Some((_, _, pieces)) = self.long.as_mut() else {
+            return Err(Error::Internal("the overlay lost the long record it reads"));
+        };
+        self.piece.resize(format::PIECE as usize, 0);
+        pieces.skip(from - pieces.position(), &mut self.piece)?;
+        pieces.read(&mut self.piece[..length as usize])
     }
 
     /// Moves every diff on to its first record that ends after `position`.

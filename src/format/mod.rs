@@ -11,7 +11,10 @@
 //! from the diff beyond the limits checked first.
 
 pub mod legacy;
+mod pieces;
 pub mod v3;
+
+pub use pieces::{RecordPieces, LONG_RECORD, PIECE};
 
 use std::cell::Cell;
 use std::path::Path;
@@ -604,8 +607,9 @@ pub struct StoredRecords {
     stored: Vec<u8>,
     /// The decoded data of the zero and compressed ones, back to back.
     plain: Vec<u8>,
-    /// Per record, once checked: where its data is (in `plain` or else in `stored`).
-    checked: Vec<(bool, std::ops::Range<usize>)>,
+    /// Per record, once checked: where its data is (in `plain` or else in `stored`), or None
+    /// for a long record, whose data is not held.
+    checked: Vec<Option<(bool, std::ops::Range<usize>)>>,
     length: u64,
 }
 
@@ -628,8 +632,16 @@ impl StoredRecords {
         self
     }
 
-    /// Takes `record`, the reader's open record, and its data as stored.
+    /// Takes `record`, the reader's open record, and its data as stored. A record longer than
+    /// [`LONG_RECORD`] is taken without its data, which is never held whole: the reader
+    /// checks it in pieces as it moves past it (when it checks data), and whoever acts on it
+    /// reads it in pieces ([`RecordPieces`]).
     pub fn take(&mut self, reader: &mut dyn DiffReader, record: Record) -> Result<()> {
+        if record.length > LONG_RECORD {
+            self.records.push(record);
+            self.length = self.length.max(Self::SIZE);
+            return Ok(());
+        }
         reader.take_stored(&record, &mut self.stored)?;
         self.length += record.length;
         self.records.push(record);
@@ -647,6 +659,11 @@ impl StoredRecords {
         self.plain.clear();
         let mut at = 0;
         for record in &self.records {
+            if record.length > LONG_RECORD {
+                // Checked in pieces by the reader; its data is not here.
+                self.checked.push(None);
+                continue;
+            }
             let in_file = record.stored.bytes_in_file(record.length) as usize;
             let stored = at..at + in_file;
             at += in_file;
@@ -678,20 +695,32 @@ impl StoredRecords {
                 &self.stored[range.clone()]
             };
             check_record_data(diff, record, data)?;
-            self.checked.push((decoded, range));
+            self.checked.push(Some((decoded, range)));
         }
         Ok(())
     }
 
-    /// The data of the `position`th record of the run, once the run is checked.
-    pub fn data(&self, position: usize) -> Option<&[u8]> {
-        let (decoded, range) = self.checked.get(position)?;
-        Some(if *decoded {
+    /// The data of the `position`th record of the run, once the run is checked: `Held` for a
+    /// record held whole, `Long` for one that is read in pieces ([`RecordPieces`]).
+    pub fn data(&self, position: usize) -> Option<RecordData<'_>> {
+        let Some((decoded, range)) = self.checked.get(position)? else {
+            return Some(RecordData::Long);
+        };
+        Some(RecordData::Held(if *decoded {
             &self.plain[range.clone()]
         } else {
             &self.stored[range.clone()]
-        })
+        }))
     }
+}
+
+/// Where a checked record's data is.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordData<'a> {
+    /// In memory, whole.
+    Held(&'a [u8]),
+    /// Only in the diff: a record longer than [`LONG_RECORD`], read in pieces.
+    Long,
 }
 
 /// The data of `record`, a native record of `diff`, read where the diff stores it (whatever

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::device::OpenFile;
 use crate::engine::StreamHasher;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub const VERSION: u8 = 3;
 
@@ -661,6 +661,36 @@ impl<'a> Reader<'a> {
         let found = match record.stored {
             Stored::Raw => return Ok(()),
             Stored::Zero => zeros_hash(length),
+            Stored::Zstd { stored_length } if length > super::LONG_RECORD => {
+                // Too long to hold whole: its frame goes into the whole-diff hash as it is
+                // read, and is decoded and checked in pieces from the file.
+                let what = Part::RecordData(index);
+                match self.check_data {
+                    true => {
+                        let diff_hasher = &mut self.diff_hasher;
+                        self.source
+                            .read_through(stored_length, what, |bytes| diff_hasher.update(bytes))?;
+                    }
+                    false => self.source.skip(stored_length, what)?,
+                }
+                let record = Record {
+                    index,
+                    offset,
+                    length,
+                    hashes: None,
+                    stored: Stored::Zstd { stored_length },
+                    data_at: self.source.position() - stored_length,
+                };
+                let mut pieces = super::RecordPieces::new(self.source.diff, &record)?;
+                let mut hasher = blake3::Hasher::new();
+                let mut piece = vec![0u8; super::PIECE as usize];
+                while pieces.position() < length {
+                    let size = (length - pieces.position()).min(super::PIECE) as usize;
+                    pieces.read(&mut piece[..size])?;
+                    hasher.update(&piece[..size]);
+                }
+                hasher.finalize()
+            }
             Stored::Zstd { stored_length } => {
                 self.stored_frame.resize(stored_length as usize, 0);
                 self.source
@@ -908,6 +938,11 @@ impl DiffReader for Reader<'_> {
                 record.remaining -= out.len() as u64;
                 record.stored_left = record.remaining;
                 return record.check_hash(&self.source);
+            }
+            Stored::Zstd { .. } if record.length > super::LONG_RECORD => {
+                return Err(Error::Internal(
+                    "a long compressed record is read in pieces, not through the reader",
+                ))
             }
             Stored::Zero | Stored::Zstd { .. } => {
                 if done == 0 {

@@ -66,6 +66,20 @@ pub fn merge(
             ));
         }
     }
+    if v3::record_size_limit(sector_size) > format::LONG_RECORD {
+        // A merged record is gathered whole before it is written (its hashes come first in
+        // the file); records of one sector longer than this would take memory by a size the
+        // diffs state.
+        return Err(Error::unusable(
+            "refusing to merge",
+            &first.diff.path,
+            format!(
+                "its sectors are of {} bytes, and merge holds each record it writes whole, up to {} bytes: restore the chain with restore --base and back the result up again instead",
+                sector_size,
+                format::LONG_RECORD
+            ),
+        ));
+    }
     if let Some(full) = full {
         chain.check_full_size(full)?;
     }

@@ -28,7 +28,8 @@ use crate::engine::{self, pool, IoBuffer, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::v3::Decoder;
 use crate::format::{
-    self, DiffInfo, DiffReader, Format, ReadOptions, Record, RecordHashes, StoredRecords, Totals,
+    self, DiffInfo, DiffReader, Format, ReadOptions, Record, RecordData, RecordHashes,
+    RecordPieces, StoredRecords, Totals, PIECE,
 };
 use crate::units;
 
@@ -265,7 +266,15 @@ impl Pass<'_> {
                 Decision::Write => {}
                 Decision::WriteIfTorn => {
                     let data = reader.read_record(&record, &mut self.record_data)?;
-                    confirm_torn(self.target, &record, data, &mut self.scratch, stage)?;
+                    let data = RecordData::Held(data);
+                    confirm_torn(
+                        self.diff,
+                        self.target,
+                        &record,
+                        data,
+                        &mut self.scratch,
+                        stage,
+                    )?;
                     loaded = true;
                 }
                 Decision::Wrong(fault) => return Err(self.wrong_target(&record, fault, stage)),
@@ -309,6 +318,7 @@ impl Pass<'_> {
         let mut frontier = Frontier::default();
         let mut planned = Planned::default();
         let scratch = &mut self.scratch;
+        let mut piece = Vec::new();
         let mut writeback = Writeback::default();
         let on_record = &mut |record: &Record| {
             if !write {
@@ -350,7 +360,7 @@ impl Pass<'_> {
                             }
                             Decision::Write => {}
                             Decision::WriteIfTorn => {
-                                confirm_torn(target, record, data, scratch, stage).or_else(
+                                confirm_torn(diff, target, record, data, scratch, stage).or_else(
                                     |error| match (write, error) {
                                         (false, error @ Error::WrongTarget { .. }) => {
                                             wrong = Some(error);
@@ -377,7 +387,7 @@ impl Pass<'_> {
                         if !write {
                             continue;
                         }
-                        target.write_at(record.offset, data)?;
+                        write_data(diff, target, record, data, &mut piece)?;
                         writeback.wrote(&target.file, record.offset, record.length);
                     }
                     spare.set(Some(run));
@@ -495,16 +505,40 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
 /// The page size of the page cache, which a killed write tears at.
 pub const PAGE_SIZE: u64 = 4096;
 
+/// Writes `record`'s checked data into the target: from memory, or for a long record in
+/// pieces from the diff (`piece` holds one on the way).
+fn write_data(
+    diff: &OpenFile,
+    target: &OpenFile,
+    record: &Record,
+    data: RecordData<'_>,
+    piece: &mut Vec<u8>,
+) -> Result<()> {
+    if let RecordData::Held(data) = data {
+        return target.write_at(record.offset, data);
+    }
+    let mut pieces = RecordPieces::new(diff, record)?;
+    piece.resize(PIECE.min(record.length) as usize, 0);
+    while pieces.position() < record.length {
+        let at = pieces.position();
+        let size = (record.length - at).min(PIECE) as usize;
+        pieces.read(&mut piece[..size])?;
+        target.write_at(record.offset + at, &piece[..size])?;
+    }
+    Ok(())
+}
+
 /// Writing a record that holds neither its base nor its new data is right only if it is the
 /// one a killed restore tore: anything else is the wrong target, with what was `written`.
 fn confirm_torn(
+    diff: &OpenFile,
     target: &OpenFile,
     record: &Record,
-    new_data: &[u8],
+    new_data: RecordData<'_>,
     scratch: &mut IoBuffer,
     written: Written,
 ) -> Result<()> {
-    if starts_torn(target, record, new_data, scratch)? {
+    if starts_torn(diff, target, record, new_data, scratch)? {
         Ok(())
     } else {
         Err(wrong_target(target, record, Fault::Neither, written))
@@ -514,21 +548,36 @@ fn confirm_torn(
 /// True when the target holds `new_data` at least up to the first page boundary inside the
 /// record, but not all of it: what a restore killed while writing this record leaves.
 fn starts_torn(
+    diff: &OpenFile,
     target: &OpenFile,
     record: &Record,
-    new_data: &[u8],
+    new_data: RecordData<'_>,
     scratch: &mut IoBuffer,
 ) -> Result<bool> {
     if scratch.is_empty() {
         scratch.resize(record.length.clamp(1, 64 << 10) as usize);
     }
+    // A long record's data is read from the diff beside the target's, a piece at a time.
+    let mut long = match new_data {
+        RecordData::Held(_) => None,
+        RecordData::Long => Some((RecordPieces::new(diff, record)?, vec![0u8; scratch.len()])),
+    };
     let first_page_end = (PAGE_SIZE - record.offset % PAGE_SIZE).min(record.length);
     let mut matching = 0u64;
     while matching < record.length {
         let piece = (scratch.len() as u64).min(record.length - matching) as usize;
         let held = &mut scratch[..piece];
         target.read_at(record.offset + matching, held)?;
-        let expected = &new_data[matching as usize..][..piece];
+        let expected = match (&mut long, new_data) {
+            (Some((pieces, buffer)), _) => {
+                pieces.read(&mut buffer[..piece])?;
+                &buffer[..piece]
+            }
+            (None, RecordData::Held(data)) => &data[matching as usize..][..piece],
+            (None, RecordData::Long) => {
+                return Err(Error::Internal("a long record was not opened"))
+            }
+        };
         match held.iter().zip(expected).position(|(a, b)| a != b) {
             Some(first_difference) => {
                 matching += first_difference as u64;

@@ -14,6 +14,7 @@ mod faults;
 mod format;
 mod generated;
 mod legacy;
+mod memory;
 mod races;
 mod slips;
 mod streams;
