@@ -1139,6 +1139,27 @@ mod tests {
     }
 
     #[test]
+    fn the_zstd_library_holds_no_decoder_of_the_formats_before_zstd_1_0() {
+        // zstd v0.1 to v0.7 framed data under these magic numbers; diff-dd never wrote them.
+        // With their decoders linked, zstd takes such a start for a frame (of unknown size);
+        // without, for no frame at all.
+        for magic in [
+            0x1EB5_2FFDu32,
+            0xFD2F_B522,
+            0xFD2F_B523,
+            0xFD2F_B524,
+            0xFD2F_B525,
+            0xFD2F_B526,
+            0xFD2F_B527,
+        ] {
+            let mut start = magic.to_le_bytes().to_vec();
+            start.extend([0u8; 14]);
+            let size = zstd::zstd_safe::get_frame_content_size(&start);
+            assert!(size.is_err(), "{magic:#x}: {size:?}");
+        }
+    }
+
+    #[test]
     fn the_header_payload_is_44_bytes_and_the_tool_version() {
         for version in ["", "0.1.0", "a longer version string"] {
             let header = Header {
