@@ -5,6 +5,73 @@ use std::fs;
 
 use crate::util::{Fixture, Random};
 
+/// How a record of [`native_diff`] stores its data.
+#[derive(Clone)]
+enum StoredAs {
+    Raw,
+    Zero,
+    /// These bytes, meant to be a zstd frame of the data.
+    Zstd(Vec<u8>),
+}
+
+/// A native diff of new.img against base.img, built byte by byte as man/diff-dd.5 lays it
+/// out (compressed records allowed), from `(offset, length, stored)` records: so that a
+/// test can store what diff-dd would never write, with every hash right.
+fn native_diff(fixture: &Fixture, sector_size: u64, records: &[(u64, u64, StoredAs)]) -> Vec<u8> {
+    let framed = |payload: Vec<u8>| {
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend(payload);
+        frame
+    };
+    let mut diff = b"diff-dd image\x03".to_vec();
+    let mut header = Vec::new();
+    for field in [sector_size, fixture.new.len() as u64, 4 << 20, 0] {
+        header.extend(field.to_le_bytes());
+    }
+    header.extend(4u64.to_le_bytes());
+    header.extend(b"test");
+    header.extend(1u32.to_le_bytes());
+    diff.extend(framed(header));
+    let mut changed_bytes = 0;
+    for (offset, length, stored) in records {
+        let range = *offset as usize..(offset + length) as usize;
+        let mut record = Vec::new();
+        let variant: u32 = match stored {
+            StoredAs::Raw => 0,
+            StoredAs::Zero => 2,
+            StoredAs::Zstd(_) => 3,
+        };
+        record.extend(variant.to_le_bytes());
+        record.extend(offset.to_le_bytes());
+        record.extend(length.to_le_bytes());
+        if let StoredAs::Zstd(frame) = stored {
+            record.extend((frame.len() as u64).to_le_bytes());
+        }
+        record.extend(blake3::hash(&fixture.new[range.clone()]).as_bytes());
+        record.extend(blake3::hash(&fixture.base[range.clone()]).as_bytes());
+        diff.extend(framed(record));
+        match stored {
+            StoredAs::Raw => diff.extend(&fixture.new[range]),
+            StoredAs::Zero => {}
+            StoredAs::Zstd(frame) => diff.extend(frame),
+        }
+        changed_bytes += length;
+    }
+    let trailer_offset = diff.len() as u64;
+    let mut trailer = 1u32.to_le_bytes().to_vec();
+    trailer.extend((records.len() as u64).to_le_bytes());
+    trailer.extend(changed_bytes.to_le_bytes());
+    trailer.extend(blake3::hash(&fixture.base).as_bytes());
+    trailer.extend(blake3::hash(&fixture.new).as_bytes());
+    trailer.extend(blake3::hash(&diff).as_bytes());
+    let trailer = framed(trailer);
+    diff.extend(&trailer);
+    diff.extend(trailer_offset.to_le_bytes());
+    diff.extend(blake3::hash(&trailer).as_bytes());
+    diff.extend(b"diff-dd\x03");
+    diff
+}
+
 /// A native diff of one record of `changed` bytes (-s 1), which is `expected_size` bytes:
 /// sizes a v1 reader would take (8 + 512, 8 + 4096).
 fn native_diff_of_size(changed: usize, expected_size: usize) -> (Fixture, Vec<u8>) {
@@ -170,5 +237,104 @@ fn a_diff_dd_image_of_another_version_is_refused() {
         let expected =
             format!("a diff-dd image of version {version}, which this version cannot read");
         assert!(stderr.contains(&expected), "{stderr}");
+    }
+}
+
+/// base.img and new.img of 8 KiB, new.img with a compressible run at 512..1536 and zeros at
+/// 4096..4608.
+fn compressible_pair() -> Fixture {
+    let base = Random(34).bytes(8192);
+    let mut new = base.clone();
+    for (at, byte) in new[512..1536].iter_mut().enumerate() {
+        *byte = b"restore only what was checked "[at % 30];
+    }
+    new[4096..4608].fill(0);
+    Fixture::new(base, new)
+}
+
+/// `data` as one zstd frame at level 3, with or without its content size.
+fn zstd_frame(data: &[u8], content_size: bool) -> Vec<u8> {
+    let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(content_size))
+        .unwrap();
+    compressor.compress(data).unwrap()
+}
+
+#[test]
+fn a_diff_built_from_the_page_alone_restores() {
+    let fixture = compressible_pair();
+    let run = &fixture.new[512..1536];
+    let diff = native_diff(
+        &fixture,
+        512,
+        &[
+            (0, 512, StoredAs::Raw),
+            (512, 1024, StoredAs::Zstd(zstd_frame(run, true))),
+            (4096, 512, StoredAs::Zero),
+        ],
+    );
+    let (output, after) = fixture.restore("page", &diff, &fixture.base);
+    assert!(output.status.success(), "{output:?}");
+    assert!(after == fixture.new, "restore did not rebuild new.img");
+}
+
+#[test]
+fn a_compressed_record_that_is_not_exactly_one_plain_zstd_frame_is_refused() {
+    let fixture = compressible_pair();
+    let run = &fixture.new[512..1536];
+    let frame = zstd_frame(run, true);
+    let half = zstd_frame(&run[..512], false);
+    let mut skippable = 0x184D_2A50u32.to_le_bytes().to_vec();
+    skippable.extend(4u32.to_le_bytes());
+    skippable.extend(b"skip");
+    skippable.extend(&frame);
+    // A one-byte dictionary ID after the descriptor of a single-segment frame.
+    assert_eq!(
+        frame[4] & 0x23,
+        0x20,
+        "not a single-segment frame without dictionary"
+    );
+    let mut dictionary = frame[..5].to_vec();
+    dictionary[4] |= 0x01;
+    dictionary.push(7);
+    dictionary.extend(&frame[5..]);
+    // 2^24 bytes in the window descriptor of a frame without a content size.
+    let mut large_window = zstd_frame(run, false);
+    large_window[5] = 14 << 3;
+    let empty = zstd_frame(&[], true);
+    for (label, stored, reason) in [
+        ("skippable", skippable, "skippable frame"),
+        (
+            "two-frames",
+            [&half[..], &half].concat(),
+            "follow its zstd frame",
+        ),
+        (
+            "empty-frame-after",
+            [&frame[..], &empty].concat(),
+            "follow its zstd frame",
+        ),
+        ("dictionary", dictionary, "needs dictionary 7"),
+        (
+            "window",
+            large_window,
+            "window of 16777216 bytes, more than 8 MiB",
+        ),
+    ] {
+        let diff = native_diff(&fixture, 512, &[(512, 1024, StoredAs::Zstd(stored))]);
+        let (output, after) = fixture.restore(label, &diff, &fixture.base);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{label}: {stderr}");
+        assert!(stderr.contains(reason), "{label}: {stderr}");
+        assert!(after == fixture.base, "{label}: the target changed");
+        fs::write(fixture.path("bad.diff"), &diff).unwrap();
+        let output = fixture
+            .command()
+            .args(["verify", "bad.diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{label}: verify: {stderr}");
     }
 }
