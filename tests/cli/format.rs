@@ -3,7 +3,36 @@
 
 use std::fs;
 
-use crate::util::{Fixture, Random};
+use crate::util::{repository, Fixture, Random};
+
+/// The text of the section of man/diff-dd.5 titled `title`, as a reader sees it: macros and
+/// escapes gone, lines joined, so that a sentence can be looked for whole.
+fn page_section(title: &str) -> String {
+    let page = fs::read_to_string(repository().join("man/diff-dd.5")).unwrap();
+    let start = page
+        .find(&format!(".SH {title}\n"))
+        .unwrap_or_else(|| panic!("man/diff-dd.5 has no section {title}"));
+    let section = &page[start..];
+    let end = section[1..]
+        .find("\n.SH ")
+        .map_or(section.len(), |end| end + 1);
+    let mut text = Vec::new();
+    for line in section[..end].lines().skip(1) {
+        let line = match line.split_once(' ') {
+            Some((".B" | ".I" | ".BR" | ".IR" | ".RB" | ".RI", rest)) => rest.replace('"', ""),
+            _ if line.starts_with('.') => continue,
+            _ => line.to_string(),
+        };
+        text.push(
+            line.replace("\\-", "-")
+                .replace("\\(ha", "^")
+                .replace("\\(<=", "<=")
+                .replace("\\fR", "")
+                .replace("\\fI", ""),
+        );
+    }
+    text.join(" ")
+}
 
 /// How a record of [`native_diff`] stores its data.
 #[derive(Clone)]
@@ -277,6 +306,12 @@ fn a_diff_built_from_the_page_alone_restores() {
     let (output, after) = fixture.restore("page", &diff, &fixture.base);
     assert!(output.status.success(), "{output:?}");
     assert!(after == fixture.new, "restore did not rebuild new.img");
+    // Variants 0, 2 and 3 are records, 1 the trailer; data_encoding 1 allows compression.
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("the variant is 0 (raw record), 1 (trailer), 2 (zero record) or 3 (compressed record), data_encoding is 0 or 1"),
+        "{validity}"
+    );
 }
 
 #[test]
@@ -337,4 +372,9 @@ fn a_compressed_record_that_is_not_exactly_one_plain_zstd_frame_is_refused() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(3), "{label}: verify: {stderr}");
     }
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("A restore refused for any reason on this page exits with status 1"),
+        "{validity}"
+    );
 }
