@@ -233,19 +233,52 @@ fn an_empty_v2_diff_is_the_diff_of_identical_images() {
 }
 
 #[test]
-fn a_v1_record_beyond_any_device_is_refused_without_a_target() {
+fn a_legacy_record_may_end_at_2_63_minus_1_without_a_target() {
     let fixture = Fixture::new(vec![0; 512], vec![0; 512]);
-    let mut diff = ((1u64 << 63) - 256).to_le_bytes().to_vec();
-    diff.extend([7u8; 512]);
-    fs::write(fixture.path("far.diff"), &diff).unwrap();
-    let output = fixture
-        .command()
-        .args(["inspect", "far.diff"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("beyond any device"), "{stderr}");
+    let bound = (1u64 << 63) - 1;
+    // (format, diff of one record ending at `end`)
+    let v1 = |end: u64| {
+        let mut diff = (end - 512).to_le_bytes().to_vec();
+        diff.extend([7u8; 512]);
+        diff
+    };
+    let v2 = |end: u64| {
+        let mut diff = b"diff-dd image\x02".to_vec();
+        diff.extend((end - 10).to_be_bytes());
+        diff.extend(10u32.to_be_bytes());
+        diff.extend([7u8; 10]);
+        diff
+    };
+    for (format, diff) in [("v1", &v1 as &dyn Fn(u64) -> Vec<u8>), ("v2", &v2)] {
+        for (end, code) in [(bound, 0), (bound + 1, 3)] {
+            fs::write(fixture.path("far.diff"), diff(end)).unwrap();
+            let output = fixture
+                .command()
+                .args(["inspect", "far.diff"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{format}, end {end}: {stderr}"
+            );
+            if code != 0 {
+                assert!(stderr.contains("beyond any device"), "{stderr}");
+            }
+        }
+    }
+    for section in [
+        "VERSION 1 (ORIGINAL C TOOL)",
+        "VERSION 2 (ORIGINAL C++ TOOL)",
+    ] {
+        let text = page_section(section);
+        assert!(text.contains("at most 2^63-1"), "{section}: {text}");
+        assert!(
+            text.contains("ending past that is refused") && text.contains("exactly there"),
+            "{section}: {text}"
+        );
+    }
 }
 
 #[test]
