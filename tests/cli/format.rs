@@ -411,3 +411,51 @@ fn a_compressed_record_that_is_not_exactly_one_plain_zstd_frame_is_refused() {
         "{validity}"
     );
 }
+
+#[test]
+fn a_file_too_short_for_the_version_byte_is_a_diff_cut_short_or_v1() {
+    let fixture = Fixture::new(vec![0; 4096], vec![0; 4096]);
+    // "diff-dd i" at -s 1 has the size of one v1 record, at an offset of about 2^61.
+    for length in [1, 9, 12, 13] {
+        fs::write(fixture.path("short.diff"), &b"diff-dd image"[..length]).unwrap();
+        for (arguments, code) in [
+            (vec!["inspect", "-s", "1", "short.diff"], 3),
+            (vec!["verify", "-s", "1", "short.diff"], 3),
+            (vec!["restore", "-s", "1", "short.diff", "t.img"], 1),
+        ] {
+            let target = fixture.target("t.img");
+            let output = fixture.command().args(&arguments).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{length} bytes: {arguments:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("{length} bytes long")) && stderr.contains("cut short"),
+                "{length} bytes: {stderr}"
+            );
+            assert!(
+                fs::read(target).unwrap() == fixture.base,
+                "the target changed"
+            );
+        }
+    }
+    // Anything else that short is a v1 diff, or none: 12 bytes are one record at -s 4.
+    let mut v1 = 8u64.to_le_bytes().to_vec();
+    v1.extend(b"data");
+    fs::write(fixture.path("short.diff"), &v1).unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "-s", "4", "short.diff"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["format"].as_str(), Some("v1"));
+    let detection = page_section("DETECTION");
+    assert!(
+        detection.contains("(the 13, or fewer) is a diff cut short, and is refused"),
+        "{detection}"
+    );
+}
