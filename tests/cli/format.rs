@@ -459,3 +459,98 @@ fn a_file_too_short_for_the_version_byte_is_a_diff_cut_short_or_v1() {
         "{detection}"
     );
 }
+
+#[test]
+fn the_footer_s_trailer_offset_is_compared_never_followed() {
+    let (fixture, diff) = native_diff_of_size(197, 520);
+    let footer = diff.len() - 48;
+    let trailer = u64::from_le_bytes(diff[footer..][..8].try_into().unwrap());
+    for offset in [0, trailer - 1, trailer + 1, diff.len() as u64, u64::MAX] {
+        let mut damaged = diff.clone();
+        damaged[footer..][..8].copy_from_slice(&offset.to_le_bytes());
+        fs::write(fixture.path("bad.diff"), &damaged).unwrap();
+        let output = fixture
+            .command()
+            .args(["verify", "bad.diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{offset}: {stderr}");
+        assert!(
+            stderr.contains("the footer does not point at the trailer"),
+            "{offset}: {stderr}"
+        );
+        let (output, after) = fixture.restore("bad", &damaged, &fixture.base);
+        assert_eq!(output.status.code(), Some(1), "{offset}: {output:?}");
+        assert!(after == fixture.base, "{offset}: the target changed");
+    }
+    // Without signature and end mark, an offset out of range marks nothing: the 520 bytes
+    // are then a v1 record at -s 512, as the page says a damaged diff can be.
+    let mut unmarked = diff.clone();
+    unmarked[..13].fill(0);
+    let last = unmarked.len() - 1;
+    unmarked[last] ^= 0xff;
+    unmarked[footer..][..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    fs::write(fixture.path("unmarked.diff"), &unmarked).unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "unmarked.diff"])
+        .output()
+        .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["format"].as_str(), Some("v1"), "{output:?}");
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("any other offset, before the trailer, after it or past the end of the file, is refused"),
+        "{validity}"
+    );
+    let detection = page_section("DETECTION");
+    assert!(
+        detection.contains("points at no frame and marks nothing"),
+        "{detection}"
+    );
+}
+
+#[test]
+fn a_v1_or_v2_diff_is_no_link_of_a_chain() {
+    let fixture = Fixture::vectors();
+    let native = crate::util::vector("native/v3-s512.diff");
+    fs::copy(native, fixture.path("native.diff")).unwrap();
+    for legacy in ["legacy/v1-s512.diff", "legacy/v2.diff"] {
+        fs::copy(crate::util::vector(legacy), fixture.path("old.diff")).unwrap();
+        let target = fixture.target("t.img");
+        let attempts: [&[&str]; 4] = [
+            &["restore", "native.diff", "old.diff", "t.img"],
+            &["restore", "--base", "base.img", "old.diff", "out.img"],
+            &["merge", "old.diff", "merged.diff"],
+            &[
+                "backup",
+                "--on",
+                "old.diff",
+                "new.img",
+                "base.img",
+                "next.diff",
+            ],
+        ];
+        for arguments in attempts {
+            let output = fixture.command().args(arguments).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{arguments:?}: {stderr}");
+            assert!(
+                stderr.contains("only native diffs hold"),
+                "{arguments:?}: {stderr}"
+            );
+            assert!(
+                fs::read(&target).unwrap() == fixture.base,
+                "the target changed"
+            );
+        }
+        let names = ["base.img", "native.diff", "new.img", "old.diff", "t.img"];
+        assert_eq!(fixture.names(), names, "{legacy}: a refusal left a file");
+    }
+    let chains = page_section("CHAINS");
+    assert!(
+        chains.contains("So every link is a version 3 diff: versions 1 and 2 hold no hashes, and a chain that holds one is refused"),
+        "{chains}"
+    );
+}
