@@ -19,6 +19,11 @@ use crate::error::Result;
 
 pub const V2_VERSION: u8 = 2;
 
+/// No record of a v1 or v2 diff ends further into the image (offset + length) than this,
+/// target or not: 2^63-1, the largest size a file or device can have (an off_t), as for a
+/// native diff's image_size. Without a target it is the only bound.
+pub const MAX_END: u64 = i64::MAX as u64;
+
 /// Reads a v1 or v2 diff. See [`DiffReader`].
 pub struct Reader<'a> {
     source: DiffSource<'a>,
@@ -163,8 +168,10 @@ impl<'a> Reader<'a> {
                 ));
             }
         }
-        if end.is_none_or(|end| end > i64::MAX as u64) {
-            return fault("it ends beyond any device".into());
+        if end.is_none_or(|end| end > MAX_END) {
+            return fault(format!(
+                "its offset + length is past 2^63-1 ({MAX_END}), beyond any device"
+            ));
         }
         let left_in_file = self.source.size() - self.source.position();
         if length > left_in_file {

@@ -240,6 +240,14 @@ pub fn detect(diff: &OpenFile) -> Result<Format> {
     let mut start = [0u8; SIGNATURE.len() + 1];
     let available = start.len().min(diff.size as usize);
     diff.read_at(0, &mut start[..available])?;
+    // Too short for the version byte, and nothing but the signature's first bytes: what a
+    // native or v2 diff cut short leaves. Read as v1 it could pass: at -s 1, "diff-dd i" is
+    // a record at an offset of about 2^61.
+    if available <= SIGNATURE.len() && start[..available] == SIGNATURE[..available] {
+        return Err(invalid(format!(
+            "it is {available} bytes long, all of them the start of the signature \"diff-dd image\", and has no version byte: a diff cut short"
+        )));
+    }
     if &start[..SIGNATURE.len()] != SIGNATURE {
         return match v3::native_marks(diff, &start[..available])? {
             Some(mark) => Err(invalid(format!(

@@ -275,8 +275,12 @@ impl Encoder {
             let mut cursor = io::Cursor::new(&mut *compressed);
             cursor.set_position(start as u64);
             let stored = compressor.compress_to_buffer(data, &mut cursor)?;
-            // Only when it saves space: a record never stores more than its data.
-            if (stored as u64) < length {
+            // Only when it saves space: a record never stores more than its data. And only a
+            // frame the reader takes: levels 1 to 19 always make one, but should a zstd
+            // release not, the record is stored raw rather than the diff refused.
+            if (stored as u64) < length
+                && check_zstd_frame_header(&compressed[start..], length).is_ok()
+            {
                 return Ok(EncodedRecord {
                     entry: Entry::ZstdRecord(ZstdRecordHeader {
                         offset,
@@ -529,6 +533,101 @@ fn zeros_hash(length: u64) -> blake3::Hash {
     hasher.finalize()
 }
 
+/// The magic number that opens a zstd frame of data (RFC 8878), read little-endian.
+const ZSTD_FRAME_MAGIC: u32 = 0xFD2F_B528;
+/// Skippable frames (RFC 8878) have any of these 16 magic numbers: the last 4 bits are free.
+const ZSTD_SKIPPABLE_MAGIC: u32 = 0x184D_2A50;
+/// The largest window a compressed record's frame may ask for, 8 MiB: what zstd's levels 1 to
+/// 19, all that diff-dd writes, use at most. It bounds what a decoder must hold, whatever a
+/// crafted frame asks.
+pub const MAX_ZSTD_WINDOW_LOG: u32 = 23;
+/// The longest zstd frame header with its magic number: magic 4, descriptor 1, window 1,
+/// dictionary ID 4, content size 8. [`check_zstd_frame_header`] needs no more.
+pub const MAX_ZSTD_FRAME_HEADER: usize = 18;
+
+/// What is wrong with the frame header at `frame_start`, the start of the stored bytes of a
+/// compressed record of `length` bytes, if anything: the rules of man/diff-dd.5 (Records)
+/// that the first bytes decide. The frame must be a zstd frame of data, not a skippable one;
+/// need no dictionary; ask for a window of at most 8 MiB; and state no content size, or
+/// `length`. It reads at most [`MAX_ZSTD_FRAME_HEADER`] bytes, so that a decoder that
+/// streams the frame can check it before decoding any of it. That the stored bytes hold one
+/// frame and nothing after it is checked by [`Decoder::decode_zstd`], which has them all.
+pub fn check_zstd_frame_header(frame_start: &[u8], length: u64) -> Result<(), String> {
+    let cut_short = || "its zstd frame header is cut short".to_string();
+    let magic = match frame_start.first_chunk::<4>() {
+        Some(magic) => u32::from_le_bytes(*magic),
+        None => return Err(cut_short()),
+    };
+    if magic & !0xF == ZSTD_SKIPPABLE_MAGIC {
+        return Err(
+            "its stored bytes start with a zstd skippable frame, not with the frame of its data"
+                .into(),
+        );
+    }
+    if magic != ZSTD_FRAME_MAGIC {
+        return Err(format!(
+            "its stored bytes do not start with the zstd frame magic number 0xFD2FB528 but {magic:#010X}"
+        ));
+    }
+    let descriptor = *frame_start.get(4).ok_or_else(cut_short)?;
+    // RFC 8878, 3.1.1.1.1: content size flag (2 bits), single segment, unused, reserved,
+    // checksum, dictionary ID flag (2 bits).
+    let single_segment = descriptor & 0x20 != 0;
+    if descriptor & 0x08 != 0 {
+        return Err("its zstd frame header sets the reserved bit".into());
+    }
+    let window_bytes = usize::from(!single_segment);
+    let dictionary_bytes = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
+    let content_size_bytes = match descriptor >> 6 {
+        0 => usize::from(single_segment),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let header = frame_start
+        .get(5..5 + window_bytes + dictionary_bytes + content_size_bytes)
+        .ok_or_else(cut_short)?;
+    let (window_descriptor, rest) = header.split_at(window_bytes);
+    let (dictionary_id, content_size) = rest.split_at(dictionary_bytes);
+    let little_endian = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .rev()
+            .fold(0u64, |value, &byte| value << 8 | u64::from(byte))
+    };
+    let dictionary_id = little_endian(dictionary_id);
+    if dictionary_id != 0 {
+        return Err(format!(
+            "its zstd frame needs dictionary {dictionary_id}; diff-dd uses none"
+        ));
+    }
+    let content_size = match content_size.len() {
+        0 => None,
+        // A 2-byte field counts from 256 (RFC 8878, 3.1.1.1.4).
+        2 => Some(little_endian(content_size) + 256),
+        _ => Some(little_endian(content_size)),
+    };
+    if let Some(size) = content_size.filter(|&size| size != length) {
+        return Err(format!(
+            "its zstd frame states a content size of {size} bytes, not its length {length}"
+        ));
+    }
+    // RFC 8878, 3.1.1.1.2: a single-segment frame's window is its content, which it states.
+    let window = match window_descriptor.first() {
+        Some(&byte) => {
+            let base = 1u64 << (10 + (byte >> 3));
+            base + base / 8 * u64::from(byte & 0x07)
+        }
+        None => content_size.unwrap_or(length),
+    };
+    if window > 1 << MAX_ZSTD_WINDOW_LOG {
+        return Err(format!(
+            "its zstd frame asks for a window of {window} bytes, more than 8 MiB"
+        ));
+    }
+    Ok(())
+}
+
 /// Decodes compressed records: one per thread, its zstd context made when first needed.
 #[derive(Default)]
 pub struct Decoder {
@@ -548,11 +647,38 @@ impl Decoder {
         out: &mut [u8],
     ) -> std::result::Result<(), String> {
         let length = out.len();
+        let fault = |reason: String| format!("record {index} (offset {offset}): {reason}");
+        check_zstd_frame_header(frame, length as u64).map_err(fault)?;
+        // zstd decodes frame after frame, skipping skippable ones: only the end of the first
+        // frame tells one frame from several.
+        match zstd::zstd_safe::find_frame_compressed_size(frame) {
+            Ok(size) if size == frame.len() => {}
+            Ok(size) => {
+                return Err(fault(format!(
+                    "{} bytes follow its zstd frame ({size} bytes) in its stored bytes",
+                    frame.len() - size
+                )))
+            }
+            Err(code) => {
+                return Err(fault(format!(
+                    "its zstd frame cannot be delimited: {}",
+                    zstd::zstd_safe::get_error_name(code)
+                )))
+            }
+        }
         let decompressor = match &mut self.decompressor {
             Some(decompressor) => decompressor,
-            None => self
-                .decompressor
-                .insert(zstd::bulk::Decompressor::new().map_err(|error| error.to_string())?),
+            None => {
+                let mut decompressor =
+                    zstd::bulk::Decompressor::new().map_err(|error| error.to_string())?;
+                // Checked above already; zstd holds to it as well.
+                decompressor
+                    .set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+                        MAX_ZSTD_WINDOW_LOG,
+                    ))
+                    .map_err(|error| error.to_string())?;
+                self.decompressor.insert(decompressor)
+            }
         };
         let decoded = decompressor
             .decompress_to_buffer(frame, out)
@@ -1114,8 +1240,19 @@ mod tests {
     }
 
     /// A zstd diff of one compressed record that claims 100 bytes of ones, whose frame
-    /// decodes to `decoded` bytes of ones.
+    /// decodes to `decoded` bytes of ones. The frame states no content size, which would
+    /// give it away before decoding.
     fn compressed_record_decoding_to(decoded: usize) -> Vec<u8> {
+        let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(false))
+            .unwrap();
+        compressed_record_storing(compressor.compress(&vec![1u8; decoded]).unwrap())
+    }
+
+    /// A zstd diff of one compressed record that claims 100 bytes of ones and stores
+    /// `stored` (the diff ends after it).
+    fn compressed_record_storing(stored: Vec<u8>) -> Vec<u8> {
         let header = Header {
             image_size: 4096,
             record_size_limit: 4096,
@@ -1125,7 +1262,6 @@ mod tests {
         let mut bytes = SIGNATURE.to_vec();
         bytes.push(VERSION);
         bytes.extend(frame(&header).unwrap());
-        let stored = zstd::bulk::compress(&vec![1u8; decoded], 3).unwrap();
         let record = Entry::ZstdRecord(ZstdRecordHeader {
             offset: 0,
             length: 100,
@@ -1171,6 +1307,209 @@ mod tests {
             reader.read_record(&record, &mut buffer).unwrap(),
             &[1u8; 100][..]
         );
+    }
+
+    /// 100 ones as one zstd frame, compressed with `parameters`.
+    fn ones_frame(parameters: &[zstd::zstd_safe::CParameter]) -> Vec<u8> {
+        let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+        for &parameter in parameters {
+            compressor.set_parameter(parameter).unwrap();
+        }
+        compressor.compress(&[1u8; 100]).unwrap()
+    }
+
+    /// Reads the one record of a diff storing `stored` for 100 ones: its data, or why not.
+    fn read_ones(stored: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+        let diff = image(&compressed_record_storing(stored));
+        let mut reader = open_reader(&diff, &ReadOptions::checked(512, None)).unwrap();
+        let record = reader.next_record().unwrap().unwrap();
+        let mut buffer = Vec::new();
+        match reader.read_record(&record, &mut buffer) {
+            Ok(data) => Ok(data.to_vec()),
+            Err(Error::InvalidDiff {
+                record: Some(0),
+                reason,
+                ..
+            }) => Err(reason),
+            Err(other) => panic!("not refused as an invalid record: {other:?}"),
+        }
+    }
+
+    /// What `read_ones` refuses `stored` for, which must name `why`.
+    fn assert_refused_for(stored: Vec<u8>, why: &str) {
+        match read_ones(stored) {
+            Err(reason) => assert!(reason.contains(why), "{why}: refused for {reason}"),
+            Ok(_) => panic!("{why}: read"),
+        }
+    }
+
+    use zstd::zstd_safe::CParameter::{ChecksumFlag, ContentSizeFlag};
+
+    #[test]
+    fn a_compressed_record_stores_one_zstd_frame_and_nothing_else() {
+        let ones = ones_frame(&[]);
+        // The frame alone, with or without a content size or a checksum, is read.
+        for stored in [
+            ones.clone(),
+            ones_frame(&[ContentSizeFlag(false)]),
+            ones_frame(&[ChecksumFlag(true)]),
+        ] {
+            assert_eq!(read_ones(stored).unwrap(), [1u8; 100]);
+        }
+        // A skippable frame (magic 0x184D2A5?, a 4-byte length, that many bytes) first.
+        for magic in [0x184D_2A50u32, 0x184D_2A5F] {
+            let mut stored = magic.to_le_bytes().to_vec();
+            stored.extend(4u32.to_le_bytes());
+            stored.extend(b"skip");
+            stored.extend(&ones);
+            assert_refused_for(stored, "skippable frame");
+        }
+        // Two frames that decode to the 100 bytes together: the data is right, the form not.
+        let half = {
+            let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+            compressor.set_parameter(ContentSizeFlag(false)).unwrap();
+            compressor.compress(&[1u8; 50]).unwrap()
+        };
+        assert_refused_for([&half[..], &half].concat(), "follow its zstd frame");
+        // The frame, then an empty frame.
+        let empty = zstd::bulk::compress(&[], 3).unwrap();
+        assert_refused_for([&ones[..], &empty].concat(), "follow its zstd frame");
+        // A frame of a format before zstd 1.0 (v0.7's magic number).
+        let mut old = ones.clone();
+        old[0] = 0x27;
+        assert_refused_for(old, "magic number");
+        // The header cut short.
+        assert_refused_for(ones[..5].to_vec(), "cut short");
+    }
+
+    /// `frame` with a dictionary ID field of `bytes` (1, 2 or 4) holding `id`.
+    fn with_dictionary_id(frame: &[u8], bytes: usize, id: u32) -> Vec<u8> {
+        let descriptor = frame[4];
+        assert_eq!(
+            descriptor & 0x03,
+            0,
+            "the frame has a dictionary ID already"
+        );
+        let flag = match bytes {
+            1 => 1,
+            2 => 2,
+            _ => 3,
+        };
+        // The ID follows the descriptor and the window descriptor, if any.
+        let at = 5 + usize::from(descriptor & 0x20 == 0);
+        let mut edited = frame[..at].to_vec();
+        edited[4] |= flag;
+        edited.extend(&id.to_le_bytes()[..bytes]);
+        edited.extend(&frame[at..]);
+        edited
+    }
+
+    #[test]
+    fn a_compressed_record_needs_no_dictionary() {
+        let ones = ones_frame(&[]);
+        for bytes in [1, 2, 4] {
+            assert_refused_for(with_dictionary_id(&ones, bytes, 7), "dictionary 7");
+            // An ID of 0 is no dictionary (RFC 8878): the same frame.
+            let no_dictionary = with_dictionary_id(&ones, bytes, 0);
+            assert_eq!(read_ones(no_dictionary).unwrap(), [1u8; 100]);
+        }
+    }
+
+    #[test]
+    fn a_compressed_record_asks_for_a_window_of_at_most_8_mib() {
+        // Without a content size the frame is not single-segment: it has a window descriptor
+        // (exponent in bits 3 to 7, counting from 2^10; eighths of that in bits 0 to 2),
+        // right after the frame header descriptor.
+        let frame = ones_frame(&[ContentSizeFlag(false)]);
+        assert_eq!(frame[4] & 0x20, 0, "a single-segment frame");
+        let with_window = |descriptor: u8| {
+            let mut edited = frame.clone();
+            edited[5] = descriptor;
+            edited
+        };
+        // 2^23 is 8 MiB; 2^23 + 2^20 and 2^24 are more.
+        assert_eq!(read_ones(with_window(13 << 3)).unwrap(), [1u8; 100]);
+        assert_refused_for(with_window(13 << 3 | 1), "window of 9437184 bytes");
+        assert_refused_for(with_window(14 << 3), "window of 16777216 bytes");
+        // A single-segment frame's window is its content size.
+        let mut single_segment = ZSTD_FRAME_MAGIC.to_le_bytes().to_vec();
+        single_segment.extend([0xa0]);
+        single_segment.extend(((8 << 20) + 1u32).to_le_bytes());
+        assert_eq!(
+            check_zstd_frame_header(&single_segment, (8 << 20) + 1),
+            Err("its zstd frame asks for a window of 8388609 bytes, more than 8 MiB".into())
+        );
+        single_segment[5..].copy_from_slice(&(8u32 << 20).to_le_bytes());
+        assert_eq!(check_zstd_frame_header(&single_segment, 8 << 20), Ok(()));
+        // So does zstd itself, with a window log of 24 and no content size to shrink it to.
+        let mut compressor = zstd::stream::raw::Encoder::new(3).unwrap();
+        use zstd::stream::raw::Operation;
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::WindowLog(24))
+            .unwrap();
+        let mut output = vec![0u8; 1024];
+        let mut out = zstd::stream::raw::OutBuffer::around(&mut output[..]);
+        let mut input = zstd::stream::raw::InBuffer::around(&[1u8; 100][..]);
+        compressor.run(&mut input, &mut out).unwrap();
+        compressor.finish(&mut out, true).unwrap();
+        let written = out.pos();
+        assert_refused_for(output[..written].to_vec(), "window of 16777216 bytes");
+    }
+
+    #[test]
+    fn a_compressed_record_states_no_content_size_or_its_length() {
+        // 100 ones at level 3: a single-segment frame whose content size is one byte.
+        let ones = ones_frame(&[]);
+        assert_eq!((ones[4], ones[5]), (0x20, 100));
+        let mut other_size = ones.clone();
+        other_size[5] = 99;
+        assert_refused_for(other_size, "content size of 99 bytes, not its length 100");
+        let mut reserved = ones;
+        reserved[4] |= 0x08;
+        assert_refused_for(reserved, "reserved bit");
+    }
+
+    #[test]
+    fn every_level_diff_dd_writes_makes_frames_the_reader_takes() {
+        // Past 8 MiB, where zstd no longer fits the window to the data: each level's own
+        // window, which must be at most 8 MiB.
+        let data: Vec<u8> = (0..(8 << 20) + 4096)
+            .map(|i: u32| (i % 251) as u8)
+            .collect();
+        for level in 1..=19 {
+            let mut encoder = Encoder::new(DataEncoding::Zstd, level).unwrap();
+            let mut stored = Vec::new();
+            let record = encoder
+                .encode(0, &data, blake3::hash(b""), &mut stored)
+                .unwrap();
+            assert!(
+                matches!(record.entry, Entry::ZstdRecord(_)),
+                "level {level}: stored raw"
+            );
+            check_zstd_frame_header(&stored, data.len() as u64)
+                .unwrap_or_else(|reason| panic!("level {level}: {reason}"));
+        }
+    }
+
+    #[test]
+    fn the_zstd_library_holds_no_decoder_of_the_formats_before_zstd_1_0() {
+        // zstd v0.1 to v0.7 framed data under these magic numbers; diff-dd never wrote them.
+        // With their decoders linked, zstd takes such a start for a frame (of unknown size);
+        // without, for no frame at all.
+        for magic in [
+            0x1EB5_2FFDu32,
+            0xFD2F_B522,
+            0xFD2F_B523,
+            0xFD2F_B524,
+            0xFD2F_B525,
+            0xFD2F_B526,
+            0xFD2F_B527,
+        ] {
+            let mut start = magic.to_le_bytes().to_vec();
+            start.extend([0u8; 14]);
+            let size = zstd::zstd_safe::get_frame_content_size(&start);
+            assert!(size.is_err(), "{magic:#x}: {size:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,103 @@
 
 use std::fs;
 
-use crate::util::{Fixture, Random};
+use crate::util::{repository, Fixture, Random};
+
+/// The text of the section of man/diff-dd.5 titled `title`, as a reader sees it: macros and
+/// escapes gone, lines joined, so that a sentence can be looked for whole.
+fn page_section(title: &str) -> String {
+    let page = fs::read_to_string(repository().join("man/diff-dd.5")).unwrap();
+    let start = page
+        .find(&format!(".SH {title}\n"))
+        .unwrap_or_else(|| panic!("man/diff-dd.5 has no section {title}"));
+    let section = &page[start..];
+    let end = section[1..]
+        .find("\n.SH ")
+        .map_or(section.len(), |end| end + 1);
+    let mut text = Vec::new();
+    for line in section[..end].lines().skip(1) {
+        let line = match line.split_once(' ') {
+            Some((".B" | ".I" | ".BR" | ".IR" | ".RB" | ".RI", rest)) => rest.replace('"', ""),
+            _ if line.starts_with('.') => continue,
+            _ => line.to_string(),
+        };
+        text.push(
+            line.replace("\\-", "-")
+                .replace("\\(ha", "^")
+                .replace("\\(<=", "<=")
+                .replace("\\fR", "")
+                .replace("\\fI", ""),
+        );
+    }
+    text.join(" ")
+}
+
+/// How a record of [`native_diff`] stores its data.
+#[derive(Clone)]
+enum StoredAs {
+    Raw,
+    Zero,
+    /// These bytes, meant to be a zstd frame of the data.
+    Zstd(Vec<u8>),
+}
+
+/// A native diff of new.img against base.img, built byte by byte as man/diff-dd.5 lays it
+/// out (compressed records allowed), from `(offset, length, stored)` records: so that a
+/// test can store what diff-dd would never write, with every hash right.
+fn native_diff(fixture: &Fixture, sector_size: u64, records: &[(u64, u64, StoredAs)]) -> Vec<u8> {
+    let framed = |payload: Vec<u8>| {
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend(payload);
+        frame
+    };
+    let mut diff = b"diff-dd image\x03".to_vec();
+    let mut header = Vec::new();
+    for field in [sector_size, fixture.new.len() as u64, 4 << 20, 0] {
+        header.extend(field.to_le_bytes());
+    }
+    header.extend(4u64.to_le_bytes());
+    header.extend(b"test");
+    header.extend(1u32.to_le_bytes());
+    diff.extend(framed(header));
+    let mut changed_bytes = 0;
+    for (offset, length, stored) in records {
+        let range = *offset as usize..(offset + length) as usize;
+        let mut record = Vec::new();
+        let variant: u32 = match stored {
+            StoredAs::Raw => 0,
+            StoredAs::Zero => 2,
+            StoredAs::Zstd(_) => 3,
+        };
+        record.extend(variant.to_le_bytes());
+        record.extend(offset.to_le_bytes());
+        record.extend(length.to_le_bytes());
+        if let StoredAs::Zstd(frame) = stored {
+            record.extend((frame.len() as u64).to_le_bytes());
+        }
+        record.extend(blake3::hash(&fixture.new[range.clone()]).as_bytes());
+        record.extend(blake3::hash(&fixture.base[range.clone()]).as_bytes());
+        diff.extend(framed(record));
+        match stored {
+            StoredAs::Raw => diff.extend(&fixture.new[range]),
+            StoredAs::Zero => {}
+            StoredAs::Zstd(frame) => diff.extend(frame),
+        }
+        changed_bytes += length;
+    }
+    let trailer_offset = diff.len() as u64;
+    let mut trailer = 1u32.to_le_bytes().to_vec();
+    trailer.extend((records.len() as u64).to_le_bytes());
+    trailer.extend(changed_bytes.to_le_bytes());
+    trailer.extend(blake3::hash(&fixture.base).as_bytes());
+    trailer.extend(blake3::hash(&fixture.new).as_bytes());
+    trailer.extend(blake3::hash(&diff).as_bytes());
+    let trailer = framed(trailer);
+    diff.extend(&trailer);
+    diff.extend(trailer_offset.to_le_bytes());
+    diff.extend(blake3::hash(&trailer).as_bytes());
+    diff.extend(b"diff-dd\x03");
+    diff
+}
 
 /// A native diff of one record of `changed` bytes (-s 1), which is `expected_size` bytes:
 /// sizes a v1 reader would take (8 + 512, 8 + 4096).
@@ -137,19 +233,52 @@ fn an_empty_v2_diff_is_the_diff_of_identical_images() {
 }
 
 #[test]
-fn a_v1_record_beyond_any_device_is_refused_without_a_target() {
+fn a_legacy_record_may_end_at_2_63_minus_1_without_a_target() {
     let fixture = Fixture::new(vec![0; 512], vec![0; 512]);
-    let mut diff = ((1u64 << 63) - 256).to_le_bytes().to_vec();
-    diff.extend([7u8; 512]);
-    fs::write(fixture.path("far.diff"), &diff).unwrap();
-    let output = fixture
-        .command()
-        .args(["inspect", "far.diff"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
-    assert!(stderr.contains("beyond any device"), "{stderr}");
+    let bound = (1u64 << 63) - 1;
+    // (format, diff of one record ending at `end`)
+    let v1 = |end: u64| {
+        let mut diff = (end - 512).to_le_bytes().to_vec();
+        diff.extend([7u8; 512]);
+        diff
+    };
+    let v2 = |end: u64| {
+        let mut diff = b"diff-dd image\x02".to_vec();
+        diff.extend((end - 10).to_be_bytes());
+        diff.extend(10u32.to_be_bytes());
+        diff.extend([7u8; 10]);
+        diff
+    };
+    for (format, diff) in [("v1", &v1 as &dyn Fn(u64) -> Vec<u8>), ("v2", &v2)] {
+        for (end, code) in [(bound, 0), (bound + 1, 3)] {
+            fs::write(fixture.path("far.diff"), diff(end)).unwrap();
+            let output = fixture
+                .command()
+                .args(["inspect", "far.diff"])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{format}, end {end}: {stderr}"
+            );
+            if code != 0 {
+                assert!(stderr.contains("beyond any device"), "{stderr}");
+            }
+        }
+    }
+    for section in [
+        "VERSION 1 (ORIGINAL C TOOL)",
+        "VERSION 2 (ORIGINAL C++ TOOL)",
+    ] {
+        let text = page_section(section);
+        assert!(text.contains("at most 2^63-1"), "{section}: {text}");
+        assert!(
+            text.contains("ending past that is refused") && text.contains("exactly there"),
+            "{section}: {text}"
+        );
+    }
 }
 
 #[test]
@@ -171,4 +300,257 @@ fn a_diff_dd_image_of_another_version_is_refused() {
             format!("a diff-dd image of version {version}, which this version cannot read");
         assert!(stderr.contains(&expected), "{stderr}");
     }
+}
+
+/// base.img and new.img of 8 KiB, new.img with a compressible run at 512..1536 and zeros at
+/// 4096..4608.
+fn compressible_pair() -> Fixture {
+    let base = Random(34).bytes(8192);
+    let mut new = base.clone();
+    for (at, byte) in new[512..1536].iter_mut().enumerate() {
+        *byte = b"restore only what was checked "[at % 30];
+    }
+    new[4096..4608].fill(0);
+    Fixture::new(base, new)
+}
+
+/// `data` as one zstd frame at level 3, with or without its content size.
+fn zstd_frame(data: &[u8], content_size: bool) -> Vec<u8> {
+    let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(content_size))
+        .unwrap();
+    compressor.compress(data).unwrap()
+}
+
+#[test]
+fn a_diff_built_from_the_page_alone_restores() {
+    let fixture = compressible_pair();
+    let run = &fixture.new[512..1536];
+    let diff = native_diff(
+        &fixture,
+        512,
+        &[
+            (0, 512, StoredAs::Raw),
+            (512, 1024, StoredAs::Zstd(zstd_frame(run, true))),
+            (4096, 512, StoredAs::Zero),
+        ],
+    );
+    let (output, after) = fixture.restore("page", &diff, &fixture.base);
+    assert!(output.status.success(), "{output:?}");
+    assert!(after == fixture.new, "restore did not rebuild new.img");
+    // Variants 0, 2 and 3 are records, 1 the trailer; data_encoding 1 allows compression.
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("the variant is 0 (raw record), 1 (trailer), 2 (zero record) or 3 (compressed record), data_encoding is 0 or 1"),
+        "{validity}"
+    );
+}
+
+#[test]
+fn a_compressed_record_that_is_not_exactly_one_plain_zstd_frame_is_refused() {
+    let fixture = compressible_pair();
+    let run = &fixture.new[512..1536];
+    let frame = zstd_frame(run, true);
+    let half = zstd_frame(&run[..512], false);
+    let mut skippable = 0x184D_2A50u32.to_le_bytes().to_vec();
+    skippable.extend(4u32.to_le_bytes());
+    skippable.extend(b"skip");
+    skippable.extend(&frame);
+    // A one-byte dictionary ID after the descriptor of a single-segment frame.
+    assert_eq!(
+        frame[4] & 0x23,
+        0x20,
+        "not a single-segment frame without dictionary"
+    );
+    let mut dictionary = frame[..5].to_vec();
+    dictionary[4] |= 0x01;
+    dictionary.push(7);
+    dictionary.extend(&frame[5..]);
+    // 2^24 bytes in the window descriptor of a frame without a content size.
+    let mut large_window = zstd_frame(run, false);
+    large_window[5] = 14 << 3;
+    let empty = zstd_frame(&[], true);
+    for (label, stored, reason) in [
+        ("skippable", skippable, "skippable frame"),
+        (
+            "two-frames",
+            [&half[..], &half].concat(),
+            "follow its zstd frame",
+        ),
+        (
+            "empty-frame-after",
+            [&frame[..], &empty].concat(),
+            "follow its zstd frame",
+        ),
+        ("dictionary", dictionary, "needs dictionary 7"),
+        (
+            "window",
+            large_window,
+            "window of 16777216 bytes, more than 8 MiB",
+        ),
+    ] {
+        let diff = native_diff(&fixture, 512, &[(512, 1024, StoredAs::Zstd(stored))]);
+        let (output, after) = fixture.restore(label, &diff, &fixture.base);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{label}: {stderr}");
+        assert!(stderr.contains(reason), "{label}: {stderr}");
+        assert!(after == fixture.base, "{label}: the target changed");
+        fs::write(fixture.path("bad.diff"), &diff).unwrap();
+        let output = fixture
+            .command()
+            .args(["verify", "bad.diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{label}: verify: {stderr}");
+    }
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("A restore refused for any reason on this page exits with status 1"),
+        "{validity}"
+    );
+}
+
+#[test]
+fn a_file_too_short_for_the_version_byte_is_a_diff_cut_short_or_v1() {
+    let fixture = Fixture::new(vec![0; 4096], vec![0; 4096]);
+    // "diff-dd i" at -s 1 has the size of one v1 record, at an offset of about 2^61.
+    for length in [1, 9, 12, 13] {
+        fs::write(fixture.path("short.diff"), &b"diff-dd image"[..length]).unwrap();
+        for (arguments, code) in [
+            (vec!["inspect", "-s", "1", "short.diff"], 3),
+            (vec!["verify", "-s", "1", "short.diff"], 3),
+            (vec!["restore", "-s", "1", "short.diff", "t.img"], 1),
+        ] {
+            let target = fixture.target("t.img");
+            let output = fixture.command().args(&arguments).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(code),
+                "{length} bytes: {arguments:?}: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("{length} bytes long")) && stderr.contains("cut short"),
+                "{length} bytes: {stderr}"
+            );
+            assert!(
+                fs::read(target).unwrap() == fixture.base,
+                "the target changed"
+            );
+        }
+    }
+    // Anything else that short is a v1 diff, or none: 12 bytes are one record at -s 4.
+    let mut v1 = 8u64.to_le_bytes().to_vec();
+    v1.extend(b"data");
+    fs::write(fixture.path("short.diff"), &v1).unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "-s", "4", "short.diff"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["format"].as_str(), Some("v1"));
+    let detection = page_section("DETECTION");
+    assert!(
+        detection.contains("(the 13, or fewer) is a diff cut short, and is refused"),
+        "{detection}"
+    );
+}
+
+#[test]
+fn the_footer_s_trailer_offset_is_compared_never_followed() {
+    let (fixture, diff) = native_diff_of_size(197, 520);
+    let footer = diff.len() - 48;
+    let trailer = u64::from_le_bytes(diff[footer..][..8].try_into().unwrap());
+    for offset in [0, trailer - 1, trailer + 1, diff.len() as u64, u64::MAX] {
+        let mut damaged = diff.clone();
+        damaged[footer..][..8].copy_from_slice(&offset.to_le_bytes());
+        fs::write(fixture.path("bad.diff"), &damaged).unwrap();
+        let output = fixture
+            .command()
+            .args(["verify", "bad.diff"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(3), "{offset}: {stderr}");
+        assert!(
+            stderr.contains("the footer does not point at the trailer"),
+            "{offset}: {stderr}"
+        );
+        let (output, after) = fixture.restore("bad", &damaged, &fixture.base);
+        assert_eq!(output.status.code(), Some(1), "{offset}: {output:?}");
+        assert!(after == fixture.base, "{offset}: the target changed");
+    }
+    // Without signature and end mark, an offset out of range marks nothing: the 520 bytes
+    // are then a v1 record at -s 512, as the page says a damaged diff can be.
+    let mut unmarked = diff.clone();
+    unmarked[..13].fill(0);
+    let last = unmarked.len() - 1;
+    unmarked[last] ^= 0xff;
+    unmarked[footer..][..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    fs::write(fixture.path("unmarked.diff"), &unmarked).unwrap();
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "unmarked.diff"])
+        .output()
+        .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["format"].as_str(), Some("v1"), "{output:?}");
+    let validity = page_section("VALIDITY");
+    assert!(
+        validity.contains("any other offset, before the trailer, after it or past the end of the file, is refused"),
+        "{validity}"
+    );
+    let detection = page_section("DETECTION");
+    assert!(
+        detection.contains("points at no frame and marks nothing"),
+        "{detection}"
+    );
+}
+
+#[test]
+fn a_v1_or_v2_diff_is_no_link_of_a_chain() {
+    let fixture = Fixture::vectors();
+    let native = crate::util::vector("native/v3-s512.diff");
+    fs::copy(native, fixture.path("native.diff")).unwrap();
+    for legacy in ["legacy/v1-s512.diff", "legacy/v2.diff"] {
+        fs::copy(crate::util::vector(legacy), fixture.path("old.diff")).unwrap();
+        let target = fixture.target("t.img");
+        let attempts: [&[&str]; 4] = [
+            &["restore", "native.diff", "old.diff", "t.img"],
+            &["restore", "--base", "base.img", "old.diff", "out.img"],
+            &["merge", "old.diff", "merged.diff"],
+            &[
+                "backup",
+                "--on",
+                "old.diff",
+                "new.img",
+                "base.img",
+                "next.diff",
+            ],
+        ];
+        for arguments in attempts {
+            let output = fixture.command().args(arguments).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(1), "{arguments:?}: {stderr}");
+            assert!(
+                stderr.contains("only native diffs hold"),
+                "{arguments:?}: {stderr}"
+            );
+            assert!(
+                fs::read(&target).unwrap() == fixture.base,
+                "the target changed"
+            );
+        }
+        let names = ["base.img", "native.diff", "new.img", "old.diff", "t.img"];
+        assert_eq!(fixture.names(), names, "{legacy}: a refusal left a file");
+    }
+    let chains = page_section("CHAINS");
+    assert!(
+        chains.contains("So every link is a version 3 diff: versions 1 and 2 hold no hashes, and a chain that holds one is refused"),
+        "{chains}"
+    );
 }
