@@ -6,7 +6,7 @@
 //! Shorter records are held whole where that is faster (runs on the pool, the overlay's loaded
 //! records): at most [`LONG_RECORD`] bytes each, a constant.
 
-use super::{Record, Stored};
+use super::{v3, Record, Stored};
 use crate::device::OpenFile;
 use crate::error::{Error, Result};
 
@@ -19,15 +19,6 @@ pub const PIECE: u64 = 1 << 20;
 
 /// How much of a compressed record's frame is read from the file at once.
 const FRAME_READ: usize = 64 << 10;
-
-/// The most a record's zstd frame may ask a decoder to keep of what it decoded (its window):
-/// 2^23 bytes, 8 MiB. Every level diff-dd writes (1 to 19) stays within it; a frame that asks
-/// for more is refused rather than given the memory.
-pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
-
-/// The zstd frame magic number as it is stored (little-endian). A record's frame starts with
-/// it: a skippable frame, or anything else, is refused.
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// A record's decoded data, handed out front to back. After its last byte, its hash (when it
 /// has one) has been checked, and a compressed record's frame was found to end exactly where
@@ -74,16 +65,18 @@ impl<'d> RecordPieces<'d> {
         }
         let zstd = match record.stored {
             Stored::Zstd { stored_length } => {
-                let mut magic = [0u8; 4];
-                if stored_length >= 4 {
-                    diff.read_at(record.data_at, &mut magic)?;
-                }
-                if magic != ZSTD_MAGIC {
-                    return Err(invalid(format!(
-                        "record {} (offset {}): its stored data is not a zstd frame",
+                // The frame's rules that its first bytes show (one plain frame, no dictionary,
+                // a window within the cap): checked before anything is decoded.
+                let mut start = [0u8; v3::MAX_ZSTD_FRAME_HEADER];
+                let start =
+                    &mut start[..stored_length.min(v3::MAX_ZSTD_FRAME_HEADER as u64) as usize];
+                diff.read_at(record.data_at, start)?;
+                v3::check_zstd_frame_header(start, record.length).map_err(|reason| {
+                    invalid(format!(
+                        "record {} (offset {}): {reason}",
                         record.index, record.offset
-                    )));
-                }
+                    ))
+                })?;
                 let decoder = new_decoder().map_err(|reason| invalid(reason.to_string()))?;
                 Some(ZstdInput {
                     decoder,
@@ -167,11 +160,11 @@ impl<'d> RecordPieces<'d> {
     }
 }
 
-/// A decoder that refuses frames asking for a window over 2^[`ZSTD_WINDOW_LOG_MAX`] bytes.
+/// A decoder that refuses frames asking for a window over 2^[`v3::MAX_ZSTD_WINDOW_LOG`] bytes.
 fn new_decoder() -> std::io::Result<zstd::stream::raw::Decoder<'static>> {
     let mut decoder = zstd::stream::raw::Decoder::new()?;
     decoder.set_parameter(zstd::stream::raw::DParameter::WindowLogMax(
-        ZSTD_WINDOW_LOG_MAX,
+        v3::MAX_ZSTD_WINDOW_LOG,
     ))?;
     Ok(decoder)
 }
