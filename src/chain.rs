@@ -299,8 +299,19 @@ impl Overlay<'_> {
     /// Every segment of the chain's records, front to back: where no diff has a record, the
     /// base image shows through and there is no segment.
     pub fn segments(&self, on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>) -> Result<()> {
+        self.segments_within(0, u64::MAX, on_segment)
+    }
+
+    /// The segments between bytes `start` and `end` (cut there), front to back, read by a
+    /// cursor of their own: so a range can be read again while [`Overlay::segments`] goes on.
+    pub fn segments_within(
+        &self,
+        start: u64,
+        end: u64,
+        on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>,
+    ) -> Result<()> {
         let mut cursor = self.new_cursor()?;
-        cursor.walk(&self.diffs, 0, u64::MAX, on_segment)
+        cursor.walk(&self.diffs, start, end, on_segment)
     }
 }
 

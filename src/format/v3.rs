@@ -310,6 +310,16 @@ pub struct Writer<W: Write> {
     diff_hasher: StreamHasher,
     extent_count: u64,
     changed_bytes: u64,
+    /// The long record being written in pieces, if any.
+    long: Option<LongRecord>,
+}
+
+/// A record written in pieces ([`Writer::begin_long_record`]).
+struct LongRecord {
+    data_left: u64,
+    hasher: blake3::Hasher,
+    expected: blake3::Hash,
+    zero: bool,
 }
 
 impl<W: Write> Writer<W> {
@@ -323,6 +333,7 @@ impl<W: Write> Writer<W> {
             diff_hasher: StreamHasher::new(),
             extent_count: 0,
             changed_bytes: 0,
+            long: None,
         };
         writer.put(SIGNATURE)?;
         writer.put(&[VERSION])?;
@@ -379,6 +390,68 @@ impl<W: Write> Writer<W> {
         self.put(&frame(&record.entry)?)?;
         self.put(stored)?;
         Ok(stored.len() as u64)
+    }
+
+    /// Begins a record too long to be held whole ([`super::LONG_RECORD`]), from what the
+    /// caller computed over its data in a first pass: its hash, the base hash, and whether it
+    /// is all zeros (then it is a zero record and takes no data). A raw one's data follows in
+    /// pieces ([`Writer::put_long_data`]), hashed again as it goes and compared at
+    /// [`Writer::end_long_record`], so that a second pass that read other bytes than the
+    /// first is an error, never a record that does not match its hash.
+    pub fn begin_long_record(
+        &mut self,
+        offset: u64,
+        length: u64,
+        new_hash: blake3::Hash,
+        base_hash: blake3::Hash,
+        zero: bool,
+    ) -> io::Result<()> {
+        let header = RecordHeader {
+            offset,
+            length,
+            new_blake3: Digest::from(new_hash),
+            base_blake3: Digest::from(base_hash),
+        };
+        self.extent_count += 1;
+        self.changed_bytes += length;
+        let (entry, data_left) = match zero {
+            true => (Entry::ZeroRecord(header), 0),
+            false => (Entry::Record(header), length),
+        };
+        self.put(&frame(&entry)?)?;
+        self.long = Some(LongRecord {
+            data_left,
+            hasher: blake3::Hasher::new(),
+            expected: new_hash,
+            zero,
+        });
+        Ok(())
+    }
+
+    /// The next piece of the long record begun last.
+    pub fn put_long_data(&mut self, piece: &[u8]) -> io::Result<()> {
+        let long = self
+            .long
+            .as_mut()
+            .filter(|long| piece.len() as u64 <= long.data_left && !long.zero)
+            .ok_or_else(|| io::Error::other("a long record was given more data than it holds"))?;
+        long.data_left -= piece.len() as u64;
+        long.hasher.update(piece);
+        self.put(piece)
+    }
+
+    /// Ends the long record begun last. Returns the bytes its data takes in the diff.
+    pub fn end_long_record(&mut self, length: u64) -> io::Result<u64> {
+        let long = self.long.take();
+        match long {
+            Some(long) if long.zero => Ok(0),
+            Some(long) if long.data_left == 0 && long.hasher.finalize() == long.expected => {
+                Ok(length)
+            }
+            _ => Err(io::Error::other(
+                "a long record's data changed between the pass that hashed it and the one that wrote it",
+            )),
+        }
     }
 
     /// Writes the trailer and footer, flushes, and hands back the output.

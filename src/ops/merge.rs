@@ -13,12 +13,12 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::os::fd::AsRawFd;
 
-use crate::chain::{Chain, Segment};
+use crate::chain::{Chain, Overlay, Segment};
 use crate::device::{OpenFile, Output};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::v3::{self, Header};
-use crate::format::{self, ImageHashes, ReadOptions};
+use crate::format::{self, ImageHashes, ReadOptions, Record};
 
 #[derive(Debug, Clone)]
 pub struct MergeOptions {
@@ -66,20 +66,6 @@ pub fn merge(
             ));
         }
     }
-    if v3::record_size_limit(sector_size) > format::LONG_RECORD {
-        // A merged record is gathered whole before it is written (its hashes come first in
-        // the file); records of one sector longer than this would take memory by a size the
-        // diffs state.
-        return Err(Error::unusable(
-            "refusing to merge",
-            &first.diff.path,
-            format!(
-                "its sectors are of {} bytes, and merge holds each record it writes whole, up to {} bytes: restore the chain with restore --base and back the result up again instead",
-                sector_size,
-                format::LONG_RECORD
-            ),
-        ));
-    }
     if let Some(full) = full {
         chain.check_full_size(full)?;
     }
@@ -117,14 +103,32 @@ pub fn merge(
     };
     progress.start(Stage::Merging, chain.image_size());
     let overlay = chain.overlay();
-    overlay.segments(&mut |segment| {
-        progress.advance(segment.data.len() as u64);
-        merged.add(&chain, &segment, &mut |offset, data, base_hash| {
-            writer
-                .write_record(offset, data, base_hash)
-                .map_err(write_failed)
-        })
-    })?;
+    if header.record_size_limit > format::LONG_RECORD {
+        // Records of one sector longer than any held whole: each sector a record, written
+        // in two passes over the overlay (the first hashes it, the second writes it).
+        let image_size = chain.image_size();
+        let mut written_to = 0;
+        overlay.segments(&mut |segment| {
+            progress.advance(segment.data.len() as u64);
+            if segment.offset < written_to {
+                return Ok(()); // Within the sector written last.
+            }
+            let sector = segment.offset / sector_size * sector_size;
+            let length = sector_size.min(image_size - sector);
+            merged.long_record(&chain, &overlay, sector, length, &mut writer, &write_failed)?;
+            written_to = sector + length;
+            Ok(())
+        })?;
+    } else {
+        overlay.segments(&mut |segment| {
+            progress.advance(segment.data.len() as u64);
+            merged.add(&chain, &segment, &mut |offset, data, base_hash| {
+                writer
+                    .write_record(offset, data, base_hash)
+                    .map_err(write_failed)
+            })
+        })?;
+    }
     merged.flush(&mut |offset, data, base_hash| {
         writer
             .write_record(offset, data, base_hash)
@@ -170,16 +174,7 @@ impl Merged<'_> {
                 let held =
                     engine::hash_range(full, record.offset, record.length, &mut self.scratch)?;
                 if held != hashes.base {
-                    return Err(Error::unusable(
-                        "refusing FULL",
-                        &full.path,
-                        format!(
-                            "at offset {} it does not hold what {} was made against (its record {}): it is not the full image the chain starts from",
-                            record.offset,
-                            chain.links[segment.link].diff.path.display(),
-                            record.index
-                        ),
-                    ));
+                    return Err(self.full_is_not_the_base(chain, segment.link, record));
                 }
             }
             // A segment is never longer than its record; a record of a diff made with another
@@ -218,6 +213,88 @@ impl Merged<'_> {
         self.record(segment.offset, segment.data, base_hash, write)
     }
 
+    /// Writes the sector at `offset`, of `length` bytes, as one record in pieces: a first pass
+    /// over the overlay hashes it, finds whether it is all zeros and whether it is one whole
+    /// record of one diff with nothing earlier under it (whose base hash then serves); the
+    /// base hash is otherwise FULL's there. A second pass writes it.
+    fn long_record<W: std::io::Write>(
+        &mut self,
+        chain: &Chain<'_>,
+        overlay: &Overlay<'_>,
+        offset: u64,
+        length: u64,
+        writer: &mut v3::Writer<W>,
+        write_failed: &dyn Fn(std::io::Error) -> Error,
+    ) -> Result<()> {
+        let end = offset + length;
+        let mut hasher = blake3::Hasher::new();
+        let (mut covered, mut zero) = (0, true);
+        // The one record that gives the whole sector, if one does.
+        let mut whole: Option<(usize, Record)> = None;
+        let mut single = true;
+        overlay.segments_within(offset, end, &mut |segment| {
+            hasher.update(segment.data);
+            zero = zero && segment.data.iter().all(|&byte| byte == 0);
+            covered += segment.data.len() as u64;
+            let record = segment.record;
+            let same = whole
+                .as_ref()
+                .is_none_or(|(link, held)| *link == segment.link && held.index == record.index);
+            single = single
+                && same
+                && !segment.over_earlier
+                && record.offset == offset
+                && record.length == length;
+            whole = Some((segment.link, record.clone()));
+            Ok(())
+        })?;
+        if covered != length {
+            return Err(Error::Internal(
+                "a merged sector is not covered by the chain",
+            ));
+        }
+        let whole = whole.filter(|_| single);
+        let known_base = whole
+            .as_ref()
+            .and_then(|(_, record)| record.hashes)
+            .map(|hashes| hashes.base);
+        let base_hash = match (self.full, known_base) {
+            (Some(full), known) => {
+                let held = engine::hash_range(full, offset, length, &mut self.scratch)?;
+                self.summary.base_bytes_read += length;
+                if let (Some(known), Some((link, record))) = (known, &whole) {
+                    if held != known {
+                        return Err(self.full_is_not_the_base(chain, *link, record));
+                    }
+                }
+                held
+            }
+            (None, Some(known)) => known,
+            (None, None) => {
+                return Err(Error::unusable(
+                    "cannot merge without FULL",
+                    &chain.first().diff.path,
+                    format!(
+                        "the sector at offset {offset} is not one whole record of one diff with nothing under it, so the base bytes it replaces are in no diff: give the full image the chain starts from with --base FULL"
+                    ),
+                ))
+            }
+        };
+        writer
+            .begin_long_record(offset, length, hasher.finalize(), base_hash, zero)
+            .map_err(write_failed)?;
+        if !zero {
+            overlay.segments_within(offset, end, &mut |segment| {
+                writer.put_long_data(segment.data).map_err(write_failed)
+            })?;
+        }
+        let stored = writer.end_long_record(length).map_err(write_failed)?;
+        self.summary.extent_count += 1;
+        self.summary.changed_bytes += length;
+        self.summary.stored_bytes += stored;
+        Ok(())
+    }
+
     /// Writes the joined segments, their base hash read from FULL.
     fn flush(&mut self, write: &mut WriteRecord<'_>) -> Result<()> {
         let Some(full) = self.full else {
@@ -236,6 +313,22 @@ impl Merged<'_> {
         self.pending = data;
         self.pending.clear();
         written
+    }
+
+    /// The refusal of a FULL that does not hold, at `record` of diff `link`, the bytes that
+    /// record replaced.
+    fn full_is_not_the_base(&self, chain: &Chain<'_>, link: usize, record: &Record) -> Error {
+        let full_path = self.full.map(|full| full.path.clone()).unwrap_or_default();
+        Error::unusable(
+            "refusing FULL",
+            &full_path,
+            format!(
+                "at offset {} it does not hold what {} was made against (its record {}): it is not the full image the chain starts from",
+                record.offset,
+                chain.links[link].diff.path.display(),
+                record.index
+            ),
+        )
     }
 
     fn record(

@@ -1,7 +1,7 @@
 //! Memory is bounded by the buffer size and a constant, whatever lengths a diff states: a diff
 //! of four 1 GiB zero records stored in 587 bytes, and chains of 8 MiB compressed, zero and
-//! raw records (longer than any record held whole), are checked, restored, laid over an image
-//! and verified in a few tens of MB. Peak RSS is the child's own (`wait4`).
+//! raw records (longer than any record held whole), are checked, restored, laid over an image,
+//! merged and verified in a few tens of MB. Peak RSS is the child's own (`wait4`).
 
 use std::fs;
 use std::path::Path;
@@ -86,7 +86,8 @@ fn chains_of_long_records_restore_in_bounded_memory() {
 
     fs::write(work.join("t.img"), &base).unwrap();
     fs::write(work.join("c.img"), &base).unwrap();
-    let runs: [(&str, &[&str], &str, &Vec<u8>); 5] = [
+    fs::write(work.join("w.img"), &base).unwrap();
+    let runs: [(&str, &[&str], &str, &Vec<u8>); 7] = [
         (
             "restore",
             &["restore", "mon.diff", "t.img"],
@@ -112,6 +113,25 @@ fn chains_of_long_records_restore_in_bounded_memory() {
                 "restore", "--base", "base.img", "mon.diff", "tue.diff", "n.img",
             ],
             "n.img",
+            &tuesday,
+        ),
+        (
+            "merge",
+            &[
+                "merge",
+                "--base",
+                "base.img",
+                "mon.diff",
+                "tue.diff",
+                "week.diff",
+            ],
+            "base.img",
+            &base,
+        ),
+        (
+            "merged restore",
+            &["restore", "week.diff", "w.img"],
+            "w.img",
             &tuesday,
         ),
     ];
