@@ -17,4 +17,5 @@ mod legacy;
 mod races;
 mod slips;
 mod streams;
+mod target_state;
 mod vectors;
