@@ -34,9 +34,10 @@ const AFTER_HELP: &str = concat!(
 A path that is spelled like a subcommand (backup, restore, merge, verify, inspect, completions) is \
 reached as ./backup.
 
-Exit status: 0 on success, 1 when the work failed (nothing is written over a target or an \
-OUTFILE that was not finished), 2 for a usage error. verify and inspect add 3 (corrupt diff), \
-4 (target in an unexpected state) and 5 (unstable reads): see their --help."
+Exit status: 0 on success, 1 when the work failed (no target was changed, and no unfinished \
+OUTFILE is left under its name), 2 for a usage error, 6 when restore failed after it began \
+writing the target (the message ends with what the target holds). verify and inspect add 3 \
+(corrupt diff), 4 (target in an unexpected state) and 5 (unstable reads): see their --help."
 );
 
 #[derive(Debug, Parser)]

@@ -14,6 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Action, Error, Result, Role};
 use crate::units;
@@ -32,6 +33,9 @@ pub struct OpenFile {
     stream: Option<Stream>,
     /// A copy no other process can reach ([`private_copy`]): it cannot change while read.
     private: bool,
+    /// Set by the first write that wrote anything: a command that fails afterwards reports
+    /// what it left.
+    written: AtomicBool,
 }
 
 /// Standard input as an image: how far it has been read, and what its size is (for errors
@@ -75,6 +79,7 @@ impl OpenFile {
                 size_is: "",
             }),
             private: false,
+            written: AtomicBool::new(false),
         })
     }
 
@@ -185,11 +190,32 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Writes all of `data` at `offset`.
+    /// Writes all of `data` at `offset`. Call by call rather than with `write_all_at`, so that
+    /// [`OpenFile::was_written`] knows whether a failed write had written part of it: a call
+    /// that fails wrote nothing, one that wrote less returns how much.
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|error| self.error(Action::Write, Some(offset), error))
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done as u64;
+            match self.file.write_at(&data[done..], at) {
+                Ok(0) => {
+                    let error = io::Error::from(io::ErrorKind::WriteZero);
+                    return Err(self.error(Action::Write, Some(at), error));
+                }
+                Ok(wrote) => {
+                    self.written.store(true, Ordering::Relaxed);
+                    done += wrote;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(self.error(Action::Write, Some(at), error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// True once anything was written through [`OpenFile::write_at`].
+    pub fn was_written(&self) -> bool {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Flushes everything written to the device.
@@ -347,6 +373,7 @@ fn finish_open(mut file: File, path: &Path, role: Role) -> Result<OpenFile> {
         size,
         stream: None,
         private: false,
+        written: AtomicBool::new(false),
     })
 }
 

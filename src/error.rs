@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 /// Success: for verify, the diff is intact and the target in a known (or the expected) state.
 pub const SUCCESS: u8 = 0;
 /// The work failed: an input could not be read, a diff was refused, a target was wrong.
-/// Nothing unfinished is left under a name that looks valid.
+/// Nothing unfinished is left under a name that looks valid, and no target was changed
+/// (restore reports a failure after it began writing as [`TARGET_WRITTEN`]).
 pub const FAILURE: u8 = 1;
 /// The command line was wrong (clap exits with the same code for what it catches).
 pub const USAGE: u8 = 2;
@@ -22,6 +23,9 @@ pub const TARGET_UNEXPECTED: u8 = 4;
 /// verify: two reads of the same file gave different bytes (unstable device, or the file
 /// changed while it was read).
 pub const UNSTABLE: u8 = 5;
+/// restore: the work failed after the target was changed; the message ends with what it
+/// holds now ([`TargetState`]). A script must not take the target for the one it had before.
+pub const TARGET_WRITTEN: u8 = 6;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -84,6 +88,70 @@ pub enum Written {
     /// The dry run passed and records were being written when the target was found to have
     /// changed since.
     Partly,
+}
+
+/// What a target holds after a command that writes it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Nothing was written to it.
+    Untouched,
+    /// A new file, written unnamed: nothing was left under its name.
+    NotLinked,
+    /// A file or block device written in place.
+    InPlace(Holds),
+    /// Standard output: what went out cannot be taken back.
+    Streamed(Holds),
+}
+
+/// What was written into a target before a command failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holds {
+    /// Part of the image. Running the same restore again finishes it: restore in place
+    /// accepts a target its own killed or failed run left, and one-pass rewrites all of it.
+    Part,
+    /// Part of the image, and the target was found changed since restore checked it (or
+    /// the diff read differently): a rerun may refuse it, and writing the full image back
+    /// first is what surely lets one finish.
+    PartChangedSince,
+    /// A whole image, not the one the diffs give.
+    OtherImage,
+    /// The whole image the diffs give (the failure came after it, as a FULL that went on).
+    Image,
+}
+
+impl TargetState {
+    /// True when the target is not what it was before the command: it is reported with
+    /// [`TARGET_WRITTEN`].
+    pub fn changed(self) -> bool {
+        matches!(self, TargetState::InPlace(_) | TargetState::Streamed(_))
+    }
+
+    /// The one wording of a target's state, for every command that writes one:
+    /// `t.img: written in part: run the same restore again to finish`.
+    pub fn describe(self, target: &Path) -> String {
+        let state = match self {
+            TargetState::Untouched => "nothing was written",
+            TargetState::NotLinked => "nothing was left under its name",
+            TargetState::InPlace(Holds::Part) => {
+                "written in part: run the same restore again to finish"
+            }
+            TargetState::InPlace(Holds::PartChangedSince) => {
+                "written in part: write the full image back and restore again"
+            }
+            TargetState::InPlace(Holds::OtherImage) => {
+                "written whole, and it does not hold the image"
+            }
+            TargetState::InPlace(Holds::Image) => {
+                "written whole, and it holds the image the diffs give"
+            }
+            TargetState::Streamed(Holds::Part | Holds::PartChangedSince) => {
+                "what was written is incomplete"
+            }
+            TargetState::Streamed(Holds::OtherImage) => "what was written does not hold the image",
+            TargetState::Streamed(Holds::Image) => "what was written is the image the diffs give",
+        };
+        format!("{}: {state}", target.display())
+    }
 }
 
 /// Everything that can go wrong, as a caller needs to tell it apart.
@@ -151,6 +219,15 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A command that writes a target failed after it began to: `error`, followed by what
+    /// the target holds now.
+    #[error("{error}; {}", state.describe(target))]
+    TargetWritten {
+        error: Box<Error>,
+        target: PathBuf,
+        state: TargetState,
+    },
+
     /// Something that cannot happen did: a bug in diff-dd, never the user's data.
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -169,7 +246,8 @@ impl fmt::Display for At {
 }
 
 /// Which exit codes a command uses. backup and restore do work, and report any failure of it
-/// as [`FAILURE`]; verify and inspect check, and their exit code says what they found wrong.
+/// as [`FAILURE`], or [`TARGET_WRITTEN`] once a target was changed; verify and inspect check,
+/// and their exit code says what they found wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reporting {
     Work,
@@ -184,6 +262,8 @@ impl Error {
             (Error::InvalidDiff { .. }, Reporting::Check) => DIFF_INVALID,
             (Error::UnexpectedTarget { .. }, Reporting::Check) => TARGET_UNEXPECTED,
             (Error::UnstableRead { .. }, Reporting::Check) => UNSTABLE,
+            (Error::TargetWritten { state, .. }, _) if state.changed() => TARGET_WRITTEN,
+            (Error::TargetWritten { error, .. }, reporting) => error.exit_code(reporting),
             _ => FAILURE,
         }
     }
@@ -197,6 +277,16 @@ impl Error {
             | Error::UnexpectedTarget { reason, .. }
             | Error::UnstableRead { reason, .. } => reason.clone(),
             other => other.to_string(),
+        }
+    }
+
+    /// This error, which stopped a command that had begun writing `target`, with what the
+    /// target holds now.
+    pub fn after_writing(self, target: &Path, state: TargetState) -> Error {
+        Error::TargetWritten {
+            error: Box::new(self),
+            target: target.to_path_buf(),
+            state,
         }
     }
 
@@ -275,5 +365,39 @@ mod tests {
             io::Error::from_raw_os_error(libc::ENOENT),
         );
         assert_eq!(io.exit_code(Reporting::Check), FAILURE);
+    }
+
+    #[test]
+    fn an_error_after_writing_ends_with_the_targets_state_and_its_own_exit_code() {
+        let io = || {
+            Error::io(
+                Action::Write,
+                Role::Target,
+                Path::new("t.img"),
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            )
+        };
+        let written = io().after_writing(Path::new("t.img"), TargetState::InPlace(Holds::Part));
+        assert_eq!(
+            written.to_string(),
+            "cannot write target: t.img: No space left on device (os error 28); t.img: written in part: run the same restore again to finish"
+        );
+        assert_eq!(written.exit_code(Reporting::Work), TARGET_WRITTEN);
+        let streamed = io().after_writing(
+            Path::new("standard output"),
+            TargetState::Streamed(Holds::Part),
+        );
+        assert!(streamed
+            .to_string()
+            .ends_with("; standard output: what was written is incomplete"));
+        assert_eq!(streamed.exit_code(Reporting::Work), TARGET_WRITTEN);
+        // A target left as it was keeps the exit code of the error itself.
+        let invalid = Error::invalid_diff(Path::new("d"), None, "x")
+            .after_writing(Path::new("new.img"), TargetState::NotLinked);
+        assert_eq!(
+            invalid.to_string(),
+            "invalid diff: d: x; new.img: nothing was left under its name"
+        );
+        assert_eq!(invalid.exit_code(Reporting::Work), FAILURE);
     }
 }

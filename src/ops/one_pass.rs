@@ -10,17 +10,18 @@
 //!    the last diff's image hash.
 //! 3. A new file is written unnamed and appears under its name only when both hashes
 //!    matched and it is on disk; where the result is zeros it is left sparse. An existing
-//!    file, a device or a stream is written in place, so a mismatch there is an error that
-//!    says the target does not hold the image.
+//!    file, a device or a stream is written in place, so an error once it is written (a
+//!    mismatch, a failed read or write) says what it holds ([`TargetState`]).
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::chain::{self, Chain};
 use crate::device::{OpenFile, Output, Writeback};
 use crate::engine::{self, Copier, CopyTotals, Progress, Stage};
-use crate::error::{Action, Error, Result, Role};
+use crate::error::{Action, Error, Holds, Result, Role, TargetState};
 use crate::ops::restore::require_size;
 
 #[derive(Debug, Clone)]
@@ -79,10 +80,12 @@ pub fn restore_one_pass(
     // contend for its inode lock in the kernel, which spins (measured: 22% of the CPU time).
     // The writer whose turn it is also asks the kernel to write to the device as it goes.
     let one_writer = Mutex::new(Writeback::default());
-    let written = std::sync::atomic::AtomicU64::new(0);
+    let written = AtomicU64::new(0);
     let count = |bytes: usize| {
-        written.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+        written.fetch_add(bytes as u64, Ordering::Relaxed);
     };
+    // Whether anything went out to standard output (a file in place tells it itself).
+    let streamed = AtomicBool::new(false);
     progress.start(Stage::Restoring, image_size);
     let failed_write = |offset: u64, source: std::io::Error| Error::Io {
         action: Action::Write,
@@ -120,13 +123,27 @@ pub fn restore_one_pass(
         }),
         OnePassTarget::Stream(output) => {
             let stream = Mutex::new(output.file());
+            let streamed = &streamed;
             Box::new(move |offset, bytes| {
                 let mut stream = stream
                     .lock()
                     .map_err(|_| Error::Internal("a writer of standard output failed"))?;
-                stream
-                    .write_all(bytes)
-                    .map_err(|error| failed_write(offset, error))?;
+                // Call by call, to know whether a failed write had sent part of `bytes`.
+                let mut done = 0;
+                while done < bytes.len() {
+                    match stream.write(&bytes[done..]) {
+                        Ok(0) => {
+                            let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                            return Err(failed_write(offset + done as u64, error));
+                        }
+                        Ok(sent) => {
+                            streamed.store(true, Ordering::Relaxed);
+                            done += sent;
+                        }
+                        Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(failed_write(offset + done as u64, error)),
+                    }
+                }
                 count(bytes.len());
                 Ok(())
             })
@@ -142,33 +159,37 @@ pub fn restore_one_pass(
         &*write,
     );
     drop(write);
-    // What the target holds when the restore stops short: a new file is not under its name,
-    // anything else holds `in_place`.
-    let holds = |in_place: &'static str| match target {
-        OnePassTarget::New(_) => "nothing was left under its name",
-        OnePassTarget::InPlace(_) | OnePassTarget::Stream(_) => in_place,
+    // What the target holds when the restore stops short, given what was written into it.
+    let left = |holds: Holds| match &target {
+        OnePassTarget::New(_) => TargetState::NotLinked,
+        OnePassTarget::InPlace(file) if !file.was_written() => TargetState::Untouched,
+        OnePassTarget::InPlace(_) => TargetState::InPlace(holds),
+        OnePassTarget::Stream(_) if !streamed.load(Ordering::Relaxed) => TargetState::Untouched,
+        OnePassTarget::Stream(_) => TargetState::Streamed(holds),
     };
+    let stopped = |error: Error, holds| error.after_writing(&target_path, left(holds));
     // A FULL from standard input that ends early, or a failed read or write, stops the copy
     // with part of an existing target written.
-    let totals = copied.map_err(|error| {
-        let state = holds("it was written in part and does not hold the image");
-        with_target_state(error, &target_path, state)
-    })?;
-    let kept = holds("it was written and does not hold the image");
-    check_hashes(&chain, full, &target_path, &totals, kept)?;
+    let totals = copied.map_err(|error| stopped(error, Holds::Part))?;
+    check_hashes(&chain, full, &target_path, &totals)
+        .map_err(|error| stopped(error, Holds::OtherImage))?;
     // A FULL from standard input that goes on past the image is not the full image either,
     // though what was written is the image the diffs give (and is on the device, for a
     // target written in place).
     if let Err(error) = full.finish_stream() {
         if let OnePassTarget::InPlace(file) = &target {
-            file.sync()?;
+            file.sync().map_err(|error| stopped(error, Holds::Part))?;
         }
-        let state = holds("what was written is the image the diffs give");
-        return Err(with_target_state(error, &target_path, state));
+        return Err(stopped(error, Holds::Image));
     }
+    // Written whole, but not known to have reached the device (a new file is then not
+    // linked, and its own error says so).
+    let unsynced = left(Holds::Part);
+    let unsynced = |error: Error| error.after_writing(&target_path, unsynced);
     match target {
-        OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.commit()?,
-        OnePassTarget::InPlace(file) => file.sync()?,
+        OnePassTarget::New(output) => output.commit()?,
+        OnePassTarget::Stream(output) => output.commit().map_err(unsynced)?,
+        OnePassTarget::InPlace(file) => file.sync().map_err(unsynced)?,
     }
     Ok(OnePassSummary {
         diff_count: chain.links.len() as u64,
@@ -193,18 +214,16 @@ fn check_hashes(
     full: &OpenFile,
     target: &std::path::Path,
     totals: &CopyTotals,
-    kept: &str,
 ) -> Result<()> {
     if totals.image_hash != chain.base_hash() {
         return Err(Error::unusable(
             "refusing FULL",
             &full.path,
             format!(
-                "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from; {}: {kept}",
+                "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from",
                 chain::short(totals.image_hash),
                 chain.first().diff.path.display(),
                 chain::short(chain.base_hash()),
-                target.display()
             ),
         ));
     }
@@ -213,7 +232,7 @@ fn check_hashes(
             "restore failed",
             target,
             format!(
-                "what was written has BLAKE3 {}..., not {}..., the image hash of {} (did a diff change while it was read?): {kept}",
+                "what was written has BLAKE3 {}..., not {}..., the image hash of {} (did a diff change while it was read?)",
                 chain::short(totals.copied_hash),
                 chain::short(chain.image_hash()),
                 chain.last().diff.path.display()
@@ -221,41 +240,6 @@ fn check_hashes(
         ));
     }
     Ok(())
-}
-
-/// `error` with what it left in the target named after it.
-fn with_target_state(error: Error, target: &std::path::Path, state: &str) -> Error {
-    let add = |reason: &dyn std::fmt::Display| format!("{reason}; {}: {state}", target.display());
-    match error {
-        Error::Io {
-            action,
-            role,
-            path,
-            at,
-            source,
-        } => Error::Io {
-            action,
-            role,
-            path,
-            at,
-            source: std::io::Error::new(source.kind(), add(&source)),
-        },
-        Error::Unusable { what, path, reason } => Error::Unusable {
-            what,
-            path,
-            reason: add(&reason),
-        },
-        Error::InvalidDiff {
-            path,
-            record,
-            reason,
-        } => Error::InvalidDiff {
-            path,
-            record,
-            reason: add(&reason),
-        },
-        other => other,
-    }
 }
 
 /// The runs of `bytes` that hold anything but zeros, in blocks of 4 KiB (the page and the

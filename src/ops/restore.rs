@@ -12,6 +12,7 @@
 //!    is and by its contents: see [`Frontier`]).
 //! 4. Only then is the diff read a second time, each record's data checked against its hash
 //!    before it is written and the target checked again at the extent, and the target synced.
+//!    An error from the first write on says what the target holds ([`stopped_writing`]).
 //!
 //! For a native diff steps 1 and 3 are one pass ([`Pass::native`]): each run of records is
 //! checked and looked up in the target on the pool, and a wrong target is reported only once
@@ -25,7 +26,7 @@ use std::cell::Cell;
 
 use crate::device::{OpenFile, Writeback};
 use crate::engine::{self, pool, IoBuffer, Progress, Stage};
-use crate::error::{Error, Result, Written};
+use crate::error::{Error, Holds, Result, TargetState, Written};
 use crate::format::v3::Decoder;
 use crate::format::{
     self, DiffInfo, DiffReader, Format, ReadOptions, Record, RecordData, RecordHashes,
@@ -97,16 +98,22 @@ pub fn restore(
     let (info, totals) = checked;
     if planned.written > 0 {
         progress.start(Stage::Restoring, totals.changed_bytes);
-        if format == Format::V3 {
-            pass.native(&read_options(false), Written::Partly, progress)?;
-        } else {
-            pass.run(&read_options(false), Written::Partly, progress)?;
-        }
+        let writing = match format {
+            Format::V3 => pass
+                .native(&read_options(false), Written::Partly, progress)
+                .map(drop),
+            _ => pass
+                .run(&read_options(false), Written::Partly, progress)
+                .map(drop),
+        };
+        writing.map_err(|error| stopped_writing(error, target))?;
     }
     // Also when nothing was left to write: a restore killed after its last write but before
     // this sync may have left the data in the page cache only, and a rerun that reports
     // success must have it on the device.
-    target.sync()?;
+    target
+        .sync()
+        .map_err(|error| stopped_writing(error, target))?;
 
     Ok(RestoreSummary {
         format: info.format,
@@ -149,6 +156,18 @@ pub(super) fn require_size(
             units::size(image_size)
         ),
     })
+}
+
+/// `error`, which stopped a restore in place in its writing run, with what it left in
+/// `target`. A rerun checks the target again and finishes what was written in part, unless
+/// the target was found changed since it was checked.
+pub(super) fn stopped_writing(error: Error, target: &OpenFile) -> Error {
+    let state = match (&error, target.was_written()) {
+        (_, false) => TargetState::Untouched,
+        (Error::WrongTarget { .. }, true) => TargetState::InPlace(Holds::PartChangedSince),
+        (_, true) => TargetState::InPlace(Holds::Part),
+    };
+    error.after_writing(&target.path, state)
 }
 
 /// One pass over the diff against the target: a dry run that only checks, or the writing run.
@@ -473,7 +492,7 @@ fn look_at_target(
 fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Written) -> Error {
     let consequence = match written {
         Written::Nothing => "nothing was written",
-        Written::Partly => "it changed since it was checked; restore stopped",
+        Written::Partly => "it changed since restore checked it",
     };
     let (extent, offset, what) = match fault {
         Fault::Neither => (
@@ -843,14 +862,22 @@ mod operation_tests {
             buffer_size: 1024,
         };
         let outcome = restore(&diff, &target, &options, &hook);
+        let Err(Error::TargetWritten {
+            error,
+            state: TargetState::InPlace(Holds::PartChangedSince),
+            ..
+        }) = &outcome
+        else {
+            panic!("{outcome:?}");
+        };
         assert!(
             matches!(
-                outcome,
-                Err(Error::WrongTarget {
+                **error,
+                Error::WrongTarget {
                     offset: Some(8192),
                     written: Written::Partly,
                     ..
-                })
+                }
             ),
             "{outcome:?}"
         );

@@ -18,7 +18,8 @@
 //! 3. Only then is every segment of the chain's records written where the target does not
 //!    hold it yet (each record checked against its hash again when it is read), and the
 //!    target synced; last, every diff must still hash as it did when it was checked, or the
-//!    restore fails saying which changed.
+//!    restore fails saying which changed. An error from the first write on says what the
+//!    target holds, as for a single diff.
 
 use crate::chain::{self, Chain};
 use crate::device::{OpenFile, Writeback};
@@ -26,7 +27,7 @@ use crate::engine::{self, IoBuffer, Progress, Stage};
 use crate::error::{Error, Result, Written};
 use crate::format::Format;
 
-use super::restore::require_size;
+use super::restore::{require_size, stopped_writing};
 use super::RestoreSummary;
 
 /// Applies the chain `diffs` to `target`, which holds the image the first was made against
@@ -84,7 +85,7 @@ pub fn restore_chain(
     progress.start(Stage::Restoring, chain.changed_bytes());
     let mut held = IoBuffer::default();
     let mut writeback = Writeback::default();
-    overlay.segments(&mut |segment| {
+    let writing = overlay.segments(&mut |segment| {
         summary.extent_count += 1;
         progress.advance(segment.data.len() as u64);
         held.resize(segment.data.len());
@@ -99,9 +100,11 @@ pub fn restore_chain(
         let length = segment.data.len() as u64;
         writeback.wrote(&target.file, segment.offset, length);
         Ok(())
-    })?;
-    target.sync()?;
+    });
     // The check above held for the diffs as they were read then.
-    chain.check_unchanged(buffer_size)?;
+    writing
+        .and_then(|()| target.sync())
+        .and_then(|()| chain.check_unchanged(buffer_size))
+        .map_err(|error| stopped_writing(error, target))?;
     Ok(summary)
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
-use crate::util::{diff_dd, refused, Random};
+use crate::util::{diff_dd, failed_after_writing, refused, Random};
 
 /// A full image and three days after it, each changing some of the day before (data and
 /// runs of zeros, some over what the day before changed), the zeros of the full image kept
@@ -210,19 +210,23 @@ fn one_pass_restore_reads_full_from_standard_input() {
 
     // Written in place, a FULL that goes on past the image is still refused, and the
     // message says what the target holds; one cut short says it was written in part.
-    let stderr = refused(from_stdin(&long, "existing.img"));
+    let stderr = failed_after_writing(from_stdin(&long, "existing.img"));
     assert!(
-        stderr.contains("what was written is the image the diffs give"),
+        stderr.ends_with("; existing.img: written whole, and it holds the image the diffs give\n"),
         "{stderr}"
     );
     assert!(&fs::read(week.path("existing.img")).unwrap() == expected);
-    for (target, named) in [("existing.img", "existing.img"), ("-", "standard output")] {
-        let stderr = refused(from_stdin(short, target));
+    for (target, state) in [
+        (
+            "existing.img",
+            "existing.img: written in part: run the same restore again to finish",
+        ),
+        ("-", "standard output: what was written is incomplete"),
+    ] {
+        let stderr = failed_after_writing(from_stdin(short, target));
         assert!(
             stderr.contains("cannot read FULL: standard input: it ended before byte")
-                && stderr.contains(&format!(
-                    "{named}: it was written in part and does not hold the image"
-                )),
+                && stderr.ends_with(&format!("; {state}\n")),
             "{target}: {stderr}"
         );
     }
@@ -265,8 +269,17 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
 
     // Into an existing file, the same mistake is reported as having written it.
     fs::write(week.path("existing.img"), vec![0u8; IMAGE_SIZE]).unwrap();
-    let stderr = refused(week.run(&["restore", "--base", "day1.img", "d1.diff", "existing.img"]));
-    assert!(stderr.contains("does not hold the image"), "{stderr}");
+    let stderr = failed_after_writing(week.run(&[
+        "restore",
+        "--base",
+        "day1.img",
+        "d1.diff",
+        "existing.img",
+    ]));
+    assert!(
+        stderr.ends_with("; existing.img: written whole, and it does not hold the image\n"),
+        "{stderr}"
+    );
 
     // An existing target of another size is refused before anything is written.
     fs::write(week.path("small.img"), vec![7u8; 4096]).unwrap();

@@ -18,4 +18,5 @@ mod memory;
 mod races;
 mod slips;
 mod streams;
+mod target_state;
 mod vectors;

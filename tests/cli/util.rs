@@ -23,6 +23,12 @@ pub fn refused(assert: assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
 
+/// The standard error of a command that failed after it had changed its target (exit code 6).
+pub fn failed_after_writing(assert: assert_cmd::assert::Assert) -> String {
+    let assert = assert.failure().code(6);
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
+}
+
 /// The repository's root.
 pub fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
