@@ -234,6 +234,103 @@ fn damaged_diffs_are_refused_or_restore_exactly_what_they_claim() {
         "{} single-bit flips of the compressed vector refused",
         compressed.len()
     );
+
+    long_records_are_read_in_pieces(work.path());
+}
+
+/// Records longer than any held whole, which diffs with sectors over 4 MiB hold: a diff of
+/// four 1 GiB zero records (tests/vectors/native/v3-zero-s1g.diff, 587 bytes) is checked
+/// whole and listed, and a diff of 8 MiB compressed, zero and raw records and its mutants are
+/// restored, all without one allocation over the bound: what they claim is decoded, hashed
+/// and written in pieces.
+fn long_records_are_read_in_pieces(work: &Path) {
+    let bomb = device::open_input(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/native/v3-zero-s1g.diff"),
+        Role::Diff,
+    )
+    .unwrap();
+    LARGEST_ALLOCATION.store(0, Ordering::Relaxed);
+    let scan = format::scan(&bomb, &ReadOptions::checked(512, None), |_| {}).unwrap();
+    assert_eq!(scan.totals.changed_bytes, 4 << 30);
+    let mut listing = ops::inspect(
+        &bomb,
+        &InspectOptions {
+            v1_sector_size: 512,
+        },
+    )
+    .unwrap();
+    render::write_listing(&mut listing, Style::Json, &mut std::io::sink()).unwrap();
+    let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+    assert!(
+        largest <= ALLOCATION_LIMIT,
+        "the 1 GiB-sector diff: allocated {largest} bytes at once"
+    );
+
+    const SECTOR: usize = 8 << 20;
+    let base = Random(0x10_4e_0000_0018).bytes(3 * SECTOR);
+    let mut new = base.clone();
+    new[..SECTOR].fill(7); // compressed to a few bytes
+    new[SECTOR..2 * SECTOR].fill(0); // a zero record
+    new[2 * SECTOR + 4096] ^= 1; // raw
+    let (base_path, new_path) = (work.join("long-base.img"), work.join("long-new.img"));
+    fs::write(&base_path, &base).unwrap();
+    fs::write(&new_path, &new).unwrap();
+    let diff_path = work.join("long.diff");
+    let options = ops::BackupOptions {
+        sector_size: SECTOR as u64,
+        buffer_size: SECTOR as u64,
+        format: ops::DiffFormat::Native,
+        compression: Some(3),
+        created_unix_seconds: 0,
+        force: false,
+    };
+    ops::backup(
+        &device::open_input(&new_path, Role::Infile).unwrap(),
+        &device::open_input(&base_path, Role::Reffile).unwrap(),
+        &[],
+        device::Output::create(&diff_path, false).unwrap(),
+        &options,
+        &NoProgress,
+    )
+    .unwrap();
+    let diff = fs::read(&diff_path).unwrap();
+    let mutant_path = work.join("long-mutant.diff");
+    let target_path = work.join("long-target.img");
+    let mut random = Random(0x10_4e_0000_0018);
+    for mutant_number in 0..=60 {
+        // The first is the diff itself.
+        let mutant = match mutant_number {
+            0 => diff.clone(),
+            _ => mutate(&diff, &mut random),
+        };
+        let label = format!("long-record mutant {mutant_number}");
+        fs::write(&mutant_path, &mutant).unwrap();
+        fs::write(&target_path, &base).unwrap();
+        LARGEST_ALLOCATION.store(0, Ordering::Relaxed);
+        let outcome = try_everything(&mutant_path, &target_path, 512);
+        let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+        assert!(
+            largest <= ALLOCATION_LIMIT,
+            "{label}: allocated {largest} bytes at once"
+        );
+        let target = fs::read(&target_path).unwrap();
+        match outcome {
+            Ok(()) => {
+                assert!(
+                    mutant == diff,
+                    "{label}: a changed native diff was accepted"
+                );
+                assert!(target == new, "{label}: restored, but not to the new image");
+            }
+            Err(error) => {
+                assert!(
+                    mutant != diff,
+                    "{label}: the diff itself was refused: {error}"
+                );
+                assert!(target == base, "{label}: refused, but the target changed");
+            }
+        }
+    }
 }
 
 /// man/diff-dd.5, DETECTION, modelled apart from the reader: a file that bears a native
