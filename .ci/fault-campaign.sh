@@ -23,11 +23,17 @@
 #      leave nothing under the new name; a chain restored in place, killed after a random
 #      number of bytes written, is finished by a rerun; one pass to standard output and onto a
 #      loop device gives INFILE.
+#   7  a diff rewritten in place (from a random record on, with another diff of the same
+#      layout) while restore writes, held by strace after its first write: single restore, a
+#      chain in place and one pass in place, raw and compressed; the target must be the image
+#      checked, or untouched. Peak RSS of verify, restore, one pass and merge on a 587-byte
+#      diff of four 1 GiB zero records, under 64 MiB. A target filling its filesystem during
+#      the writing run: exit 6 and "written in part".
 #
 # Runs as root from a fresh clone (Debian): builds the release binary with --locked, or uses
 # $DIFF_DD; installs python3 and strace with apt-get if they are missing. FAULT_SEED makes
 # the images and the random choices repeatable (timing still varies); FAULT_SCENARIOS picks
-# scenarios ("1 1b 2 2b 3 4 5 6"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
+# scenarios ("1 1b 2 2b 3 4 5 6 7"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
 # line per scenario; exits 1 if any trial failed, listing each failure.
 set -euo pipefail
 
@@ -51,6 +57,7 @@ install_if_missing() { # COMMAND PACKAGE: install PACKAGE with apt-get when COMM
 install_if_missing python3 python3-minimal || { log "fault-campaign: python3 is required"; exit 1; }
 have_strace=1
 install_if_missing strace strace || have_strace=0
+install_if_missing /usr/bin/time time || { log "fault-campaign: GNU time is required"; exit 1; }
 
 if [[ -n ${DIFF_DD:-} ]]; then
   BIN=$DIFF_DD
@@ -63,6 +70,7 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/diff-dd-faults.XXXXXX")
 mounted=""
+race_mount=""
 loop_device=""
 block_devices=() # scenario 5's loop devices
 block_mount=""
@@ -72,6 +80,7 @@ cleanup() {
   for pid in "${background[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [[ -n $mounted ]]; then umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true; fi
+  if [[ -n $race_mount ]]; then umount "$race_mount" 2>/dev/null || umount -l "$race_mount" 2>/dev/null || true; fi
   if [[ -n $loop_device ]]; then losetup -d "$loop_device" 2>/dev/null || true; fi
   if [[ -n $block_mount ]]; then umount "$block_mount" 2>/dev/null || umount -l "$block_mount" 2>/dev/null || true; fi
   for pid in "${block_devices[@]}"; do losetup -d "$pid" 2>/dev/null || true; done
@@ -898,8 +907,141 @@ scenario_6() {
   summary+=("6  chains: $trials trials, $((${#failures[@]} - failed_before)) failed; one-pass restore into a new file (${one_pass_ms} ms) killed $killed_new times, nothing left under its name $left_nothing; chain restored in place killed $killed_chain times (target partly written $chain_partial), every rerun finished it; to standard output; onto a loop device: $device_message")
 }
 
+# === 7. a diff rewritten during restore, long records, errors after the first write =========
+scenario_7() {
+  S=7
+  trials=0 failed_before=${#failures[@]}
+  if ((!have_strace)); then
+    summary+=("7  diff rewritten during restore, memory, errors after writing: SKIPPED (no strace)")
+    return
+  fi
+  # Two new images changed at the same 2000 blocks of a 64 MiB base, each block one byte value
+  # repeated (so raw and compressed diffs of both have records of the same layout), and a day
+  # after each (the same blocks changed again, half a block on).
+  python3 - <<'PY'
+import os
+size, extents, block = 64 << 20, 2000, 4096
+base = bytearray(open("base.img", "rb").read(size))
+images = {name: bytearray(base) for name in ("r1", "r2")}
+for extent in range(extents):
+    at = extent * (size // extents) // block * block
+    images["r1"][at:at + block] = bytes([1 + extent % 100]) * block
+    images["r2"][at:at + block] = bytes([101 + extent % 100]) * block
+images["r1b"], images["r2b"] = bytearray(images["r1"]), bytearray(images["r1"])
+for extent in range(extents):
+    at = extent * (size // extents) // block * block + block // 2
+    images["r1b"][at:at + block] = bytes([201]) * block
+    images["r2b"][at:at + block] = bytes([202]) * block
+open("rbase.img", "wb").write(base)
+for name, image in images.items():
+    open(name + ".img", "wb").write(image)
+PY
+  record_start() { # DIFF K: the byte where record K's frame starts, in R
+    R=$(python3 - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read(); k = int(sys.argv[2])
+p = 14 + 4 + struct.unpack_from("<I", d, 14)[0]
+for _ in range(k):
+    n, variant = struct.unpack_from("<II", d, p)
+    stored = {0: lambda: struct.unpack_from("<Q", d, p + 16)[0], 2: lambda: 0,
+              3: lambda: struct.unpack_from("<Q", d, p + 24)[0]}[variant]()
+    p += 4 + n + stored
+print(p)
+PY
+)
+  }
+  local swapped=0 refused=0 encoding form k expected
+  for encoding in none 4; do
+    "$BIN" backup --compress "$encoding" r1.img rbase.img r1.diff
+    "$BIN" backup --compress "$encoding" r2.img rbase.img r2.diff
+    "$BIN" backup --compress "$encoding" --on r1.diff r1b.img rbase.img r1b.diff
+    "$BIN" backup --compress "$encoding" --on r1.diff r2b.img rbase.img r2b.diff
+    for form in single chain one-pass; do
+      for trial in 1 2 3; do
+        trials=$((trials + 1))
+        rand 1000 1980; k=$R
+        case $form in
+          single) cp r1.diff work.diff; other=r2.diff; expected=r1.img
+            command=(restore work.diff race.img) ;;
+          chain) cp r1b.diff work.diff; other=r2b.diff; expected=r1b.img
+            command=(restore r1.diff work.diff race.img) ;;
+          one-pass) cp r1b.diff work.diff; other=r2b.diff; expected=r1b.img
+            command=(restore --base rbase.img r1.diff work.diff race.img) ;;
+        esac
+        record_start "$other" "$k"; local from=$R
+        cp rbase.img race.img
+        strace -f -o /dev/null -P race.img -e trace=pwrite64 \
+          -e inject=pwrite64:delay_exit=1000000:when=1 "$BIN" "${command[@]}" 2>err &
+        local pid=$! waited=0
+        while cmp -s -n 1 race.img rbase.img && cmp -s race.img rbase.img && ((waited < 3000)); do
+          pause_ms 5; waited=$((waited + 5))
+        done
+        python3 -c "import os,sys; d=open('$other','rb').read()[$from:]; f=os.open('work.diff',os.O_WRONLY); os.pwrite(f,d,$from)"
+        swapped=$((swapped + 1))
+        reap "$pid"
+        if ((RC == 0)); then
+          cmp -s race.img "$expected" ||
+            fail "$S" "$form --compress $encoding K=$k" "the diff was rewritten from record $k during the restore: exit 0, but the target is not the image of the diff as it was checked"
+        else
+          refused=$((refused + 1))
+          cmp -s race.img rbase.img ||
+            fail "$S" "$form --compress $encoding K=$k" "the diff was rewritten from record $k during the restore: exit $RC ($(grep -v '^strace' err | head -n 1)) after writing"
+        fi
+      done
+    done
+  done
+  local swap_note="diff rewritten from record K (random, 1000-1980 of 2000) after the first write: $swapped runs (single, chain in place, one pass in place; raw and compressed), $refused refused, every other one wrote exactly the image checked"
+
+  # Memory: a 587-byte diff of four 1 GiB zero records (and the other forms on it), each
+  # under a bound that does not grow with the records' length.
+  local rss_note="" what peak bomb=$repo/tests/vectors/native/v3-zero-s1g.diff
+  truncate -s 4G bomb-base.img
+  for i in 0 1 2 3; do printf X | dd of=bomb-base.img bs=1 seek=$((i * 1073741824 + 100)) conv=notrunc status=none; done
+  cp --sparse=always bomb-base.img bomb-target.img
+  for what in verify restore one-pass merge; do
+    trials=$((trials + 1))
+    case $what in
+      verify) command=(verify "$bomb") ;;
+      restore) command=(restore "$bomb" bomb-target.img) ;;
+      one-pass) command=(restore --base bomb-base.img "$bomb" bomb-new.img) ;;
+      merge) command=(merge "$bomb" bomb-merged.diff) ;;
+    esac
+    rc=0; /usr/bin/time -f %M -o rss "$BIN" "${command[@]}" >/dev/null 2>err || rc=$?
+    peak=$(tail -n 1 rss)
+    if ((rc != 0)); then
+      fail "$S" "rss $what" "${command[*]}: exit $rc, $(first_line err)"
+    elif ((peak > 65536)); then
+      fail "$S" "rss $what" "${command[*]} took $peak KiB at its peak (bound: 64 MiB)"
+    fi
+    rss_note+="$what $((peak / 1024)) MiB, "
+  done
+  rm -f bomb-base.img bomb-target.img bomb-new.img bomb-merged.diff
+
+  # A target on a filesystem that fills up during the writing run: exit 6, and the message
+  # says it was written in part.
+  local enospc_note="SKIPPED (no tmpfs)"
+  mkdir -p racefull
+  if mount -t tmpfs -o size=16M tmpfs racefull 2>/dev/null; then
+    race_mount=$work/racefull
+    trials=$((trials + 1))
+    # A base of zeros, so that the target holds it sparse; 40 MiB of it changed.
+    truncate -s 64M zbase.img
+    cp zbase.img znew.img
+    head -c 40M /dev/urandom | dd of=znew.img conv=notrunc status=none
+    "$BIN" backup znew.img zbase.img z.diff
+    truncate -s 64M racefull/t.img
+    rc=0; "$BIN" restore z.diff racefull/t.img 2>err || rc=$?
+    if ((rc != 6)) || ! grep -q 'written in part: run the same restore again to finish' err; then
+      fail "$S" enospc "restore onto a sparse target on a full 16 MiB tmpfs: exit $rc, $(first_line err)"
+    fi
+    enospc_note="exit $rc, \"$(first_line err | sed 's/.*; //')\""
+    umount racefull && race_mount=""
+  fi
+  summary+=("7  $trials trials, $((${#failures[@]} - failed_before)) failed; $swap_note; peak RSS on the 1 GiB-sector diff: ${rss_note%, }; a target filling its filesystem during the writing run: $enospc_note")
+}
+
 # === run ======================================================================================
-for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5 6}; do
+for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5 6 7}; do
   declare -F "scenario_$scenario" >/dev/null || { log "fault-campaign: no scenario $scenario"; exit 2; }
   "scenario_$scenario"
 done
