@@ -233,3 +233,27 @@ fn a_diff_rewritten_during_a_restore_is_never_written() {
         assert_checked_bytes_only(work, "t.img", outcome, &day2_first, &base, &case);
     }
 }
+
+/// The private copy needs a directory with room: one that cannot take it refuses the restore
+/// before anything is written, naming the directory and the way out.
+#[test]
+fn a_spool_directory_that_cannot_hold_the_copy_refuses_with_nothing_written() {
+    let (base, first, _) = images();
+    let work = tempfile::tempdir().unwrap();
+    let work = work.path();
+    fs::write(work.join("base.img"), &base).unwrap();
+    fs::write(work.join("first.img"), &first).unwrap();
+    backup(work, &[], &[], "first.img", "first.diff");
+    fs::write(work.join("t.img"), &base).unwrap();
+    let stderr = crate::util::refused(
+        diff_dd()
+            .current_dir(work)
+            .args(["restore", "--spool", "missing-dir", "first.diff", "t.img"])
+            .assert(),
+    );
+    assert!(
+        stderr.contains("cannot copy the diff: missing-dir") && stderr.contains("--spool DIR"),
+        "{stderr}"
+    );
+    assert!(fs::read(work.join("t.img")).unwrap() == base);
+}
