@@ -267,7 +267,7 @@ fn long_records_are_read_in_pieces(work: &Path) {
     );
 
     const SECTOR: usize = 8 << 20;
-    let base = Random(0x10_4e_0000_0018).bytes(3 * SECTOR);
+    let base = Random(0x104e_0000_0018).bytes(3 * SECTOR);
     let mut new = base.clone();
     new[..SECTOR].fill(7); // compressed to a few bytes
     new[SECTOR..2 * SECTOR].fill(0); // a zero record
@@ -296,7 +296,7 @@ fn long_records_are_read_in_pieces(work: &Path) {
     let diff = fs::read(&diff_path).unwrap();
     let mutant_path = work.join("long-mutant.diff");
     let target_path = work.join("long-target.img");
-    let mut random = Random(0x10_4e_0000_0018);
+    let mut random = Random(0x104e_0000_0018);
     for mutant_number in 0..=60 {
         // The first is the diff itself.
         let mutant = match mutant_number {
