@@ -609,13 +609,24 @@ pub fn refuse_alias(path: &Path, role: Role, images: &[&OpenFile]) -> Result<()>
     let Ok(metadata) = fs::metadata(path) else {
         return Ok(()); // Does not exist yet, so it cannot be any open image.
     };
+    refuse_same_file(&metadata, path, role, images)
+}
+
+/// Refuses when the file of `metadata`, which is about to be written as `path`, is one of
+/// `images`.
+fn refuse_same_file(
+    metadata: &Metadata,
+    path: &Path,
+    role: Role,
+    images: &[&OpenFile],
+) -> Result<()> {
     for image in images {
-        if image.is_same_file(&metadata)? {
+        if image.is_same_file(metadata)? {
             return Err(Error::unusable(
                 format!("refusing to write {role}"),
                 path,
                 format!(
-                    "it is the same file as {} {}",
+                    "it is the same file as {} {}; nothing was written",
                     image.role,
                     image.path.display()
                 ),
@@ -736,12 +747,23 @@ impl Output {
         })
     }
 
-    /// Standard output: the diff is written as it is made (no temporary file, no rename:
-    /// the format is written front to back). Refused when it is a terminal.
-    pub fn stdout() -> Result<Output> {
+    /// Standard output: the diff (or image) is written as it is made (no temporary file, no
+    /// rename: it is written front to back). Refused when it is a terminal, and when it is
+    /// one of `inputs`: the shell opened it (`>>`, `1<>`) under a name diff-dd never saw, so
+    /// it is compared by device and inode, as a named OUTFILE is, before anything is written.
+    pub fn stdout(inputs: &[&OpenFile]) -> Result<Output> {
+        let file = stdout_for_diff()?;
+        let path = Path::new(STANDARD_OUTPUT);
+        let metadata = file
+            .metadata()
+            .map_err(|error| Error::io(Action::Create, Role::Outfile, path, error))?;
+        // A pipe or character device cannot be an input, which is a file or block device.
+        if metadata.is_file() || metadata.file_type().is_block_device() {
+            refuse_same_file(&metadata, path, Role::Outfile, inputs)?;
+        }
         Ok(Output {
-            file: stdout_for_diff()?,
-            path: PathBuf::from(STANDARD_OUTPUT),
+            file,
+            path: path.to_path_buf(),
             kind: OutputKind::Direct,
         })
     }

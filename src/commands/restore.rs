@@ -76,7 +76,7 @@ pub fn run_one_pass(
     let inputs: Vec<&OpenFile> = diffs.iter().chain([&full]).collect();
     let in_place;
     let target = if super::is_dash(target) {
-        OnePassTarget::Stream(Output::stdout()?)
+        OnePassTarget::Stream(Output::stdout(&inputs)?)
     } else {
         let target = device::follow_links(target)?;
         device::refuse_alias(&target, Role::Target, &inputs)?;

@@ -6,6 +6,7 @@
 
 mod util;
 
+mod chain_slips;
 mod chains;
 mod completion;
 mod compression;
