@@ -233,7 +233,8 @@ pub struct MergeArgs {
     /// [default: 4]
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
-    /// Replace an OUTFILE that is not a diff
+    /// Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun
+    /// of the same merge replaces its own)
     #[arg(long)]
     pub force: bool,
     /// The diffs of a chain, in order (the first made against the full image, each later one
@@ -471,7 +472,6 @@ pub enum Task {
         difffiles: Vec<PathBuf>,
         full: Option<PathBuf>,
         outfile: PathBuf,
-        force: bool,
         options: ops::MergeOptions,
     },
     /// restore DIFF DIFF... TARGET: a chain, in place.
@@ -644,11 +644,11 @@ impl Cli {
                         compression: args.compress.unwrap_or_default().0,
                         created_unix_seconds: ops::backup::creation_time(),
                         buffer_size: options.buffer_size(),
+                        force: args.force,
                     },
                     difffiles: args.difffiles,
                     full: args.base,
                     outfile: args.outfile,
-                    force: args.force,
                 },
             },
             Command::Completions(args) => Invocation {

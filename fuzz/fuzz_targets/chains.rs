@@ -274,6 +274,7 @@ fn run(input: Input) {
                         compression: input.compress.then_some(3),
                         created_unix_seconds: 0,
                         buffer_size,
+                        force: true,
                     },
                     &NoProgress,
                 )

@@ -5,7 +5,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::slips::snapshot;
+use crate::slips::{assert_refused, snapshot};
 use crate::util::{Fixture, Random};
 
 /// A work directory with base.img, three days after it (day1.img to day3.img, each changing
@@ -55,6 +55,105 @@ fn assert_refused_in_shell(fixture: &Fixture, script: &str, words: &[&str]) {
         assert!(stderr.contains(word), "{script}: no {word:?} in {stderr}");
     }
     assert!(snapshot(fixture) == before, "{script}: a file changed");
+}
+
+#[test]
+fn the_last_diff_is_never_taken_for_a_left_out_outfile() {
+    let fixture = week();
+    // merge with OUTFILE left out: wed.diff, a diff of another image, is not replaced.
+    assert_refused(
+        &fixture,
+        &[
+            "merge", "--base", "base.img", "mon.diff", "tue.diff", "wed.diff",
+        ],
+        1,
+        &[
+            "refusing to replace OUTFILE: wed.diff",
+            "a diff of other images",
+            "OUTFILE is left out",
+            "--force",
+        ],
+    );
+    // One of the chain's own diffs as OUTFILE, by name or through a hard link.
+    fs::hard_link(fixture.path("tue.diff"), fixture.path("tue-link.diff")).unwrap();
+    for outfile in ["tue.diff", "tue-link.diff"] {
+        assert_refused(
+            &fixture,
+            &[
+                "merge", "--base", "base.img", "mon.diff", "tue.diff", outfile,
+            ],
+            1,
+            &[
+                "it is the same file as diff tue.diff",
+                "nothing was written",
+            ],
+        );
+    }
+    // backup --on with OUTFILE one of the --on diffs.
+    assert_refused(
+        &fixture,
+        &[
+            "backup", "--on", "mon.diff", "--on", "tue.diff", "day3.img", "base.img", "tue.diff",
+        ],
+        1,
+        &["refusing to write OUTFILE: tue.diff", "same file as diff"],
+    );
+    // Every form of restore, with the target left out: the last diff would be the target.
+    for arguments in [
+        &["restore", "mon.diff", "tue.diff", "wed.diff"][..],
+        &["restore", "mon.diff", "tue.diff"],
+        &["mon.diff", "tue.diff"],
+        &["restore", "--base", "base.img", "mon.diff", "tue.diff"],
+    ] {
+        assert_refused(
+            &fixture,
+            arguments,
+            1,
+            &[
+                "refusing to write target",
+                "it is a diff",
+                "was OUTFILE left out?",
+                "nothing was written",
+            ],
+        );
+    }
+
+    // An existing merge of another chain is not replaced either; a rerun of the same merge
+    // replaces its own result, and --force anything.
+    let merge = |days: &[&str], outfile: &str, force: bool| {
+        let mut command = fixture.command();
+        command.args(["merge", "--base", "base.img"]);
+        if force {
+            command.arg("--force");
+        }
+        command.args(days).arg(outfile).assert()
+    };
+    merge(&["mon.diff", "tue.diff"], "week.diff", false).success();
+    assert_refused(
+        &fixture,
+        &[
+            "merge",
+            "--base",
+            "base.img",
+            "mon.diff",
+            "tue.diff",
+            "wed.diff",
+            "week.diff",
+        ],
+        1,
+        &["week.diff", "a diff of other images", "--force"],
+    );
+    merge(&["mon.diff", "tue.diff"], "week.diff", false).success();
+    merge(&["mon.diff", "tue.diff", "wed.diff"], "week.diff", true).success();
+    merge(&["mon.diff", "tue.diff", "wed.diff"], "week.diff", false).success();
+    // The merged diff holds the week.
+    let target = fixture.target("t.img");
+    fixture
+        .command()
+        .args(["restore", "week.diff", "t.img"])
+        .assert()
+        .success();
+    assert!(fs::read(target).unwrap() == fixture.new);
 }
 
 #[test]
