@@ -260,6 +260,10 @@ pub struct RestoreArgs {
     /// standard output
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
+    /// With --base: overwrite an existing regular file OUTFILE that does not hold the image
+    /// already (one that does is left as it is). A block device OUTFILE needs no --force
+    #[arg(long, requires = "base")]
+    pub force: bool,
     /// The diff made by backup, or the diffs of a chain in order (the first made against the
     /// full image, each later one with --on the ones before)
     #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
@@ -571,6 +575,7 @@ impl Cli {
             },
             Command::Restore(RestoreArgs {
                 base: Some(full),
+                force,
                 difffiles,
                 target,
                 spool,
@@ -579,6 +584,7 @@ impl Cli {
                 task: Task::RestoreOnePass {
                     options: ops::OnePassOptions {
                         buffer_size: options.buffer_size(),
+                        force,
                     },
                     full,
                     difffiles,
@@ -691,6 +697,7 @@ fn from_original_synopsis(
             Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
                 spool: None,
                 base: None,
+                force: false,
                 difffiles: vec![difffile],
                 target,
             })),

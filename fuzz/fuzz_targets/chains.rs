@@ -220,7 +220,10 @@ fn run(input: Input) {
                     &mut full_image,
                     &chain,
                     OnePassTarget::InPlace(&target),
-                    &OnePassOptions { buffer_size },
+                    &OnePassOptions {
+                        buffer_size,
+                        force: true,
+                    },
                     &NoProgress,
                 )
             })

@@ -1,5 +1,6 @@
 //! Slips on command lines that name a list of files: a path left out makes the last diff
-//! OUTFILE, standard output redirected onto an input,. Each is refused before anything is written, naming the likely slip, and every file
+//! OUTFILE, standard output redirected onto an input, an existing file where a restore would
+//! write. Each is refused before anything is written, naming the likely slip, and every file
 //! in the work directory is byte-identical afterwards.
 
 use std::fs;
@@ -104,6 +105,9 @@ fn the_last_diff_is_never_taken_for_a_left_out_outfile() {
         &["restore", "mon.diff", "tue.diff"],
         &["mon.diff", "tue.diff"],
         &["restore", "--base", "base.img", "mon.diff", "tue.diff"],
+        &[
+            "restore", "--force", "--base", "base.img", "mon.diff", "tue.diff",
+        ],
     ] {
         assert_refused(
             &fixture,
@@ -154,6 +158,61 @@ fn the_last_diff_is_never_taken_for_a_left_out_outfile() {
         .assert()
         .success();
     assert!(fs::read(target).unwrap() == fixture.new);
+}
+
+#[test]
+fn one_pass_restore_overwrites_an_existing_file_only_with_force() {
+    let fixture = week();
+    let day1 = fs::read(fixture.path("day1.img")).unwrap();
+    let one_pass = |force: bool, target: &str| {
+        let mut command = fixture.command();
+        command.arg("restore");
+        if force {
+            command.arg("--force");
+        }
+        command
+            .args(["--base", "base.img", "mon.diff", target])
+            .assert()
+    };
+    // An image of the right size, and one an interrupted run left written in part.
+    let mut partly = day1.clone();
+    partly[100_000..].copy_from_slice(&fixture.base[100_000..]);
+    partly[1000..1500].copy_from_slice(&fixture.base[1000..1500]);
+    fs::write(fixture.path("partly.img"), &partly).unwrap();
+    for (target, words) in [
+        ("base.img", &["same file as FULL"][..]),
+        ("day2.img", &["refusing to overwrite target: day2.img"]),
+        ("partly.img", &["interrupted"]),
+    ] {
+        let mut words = words.to_vec();
+        if target != "base.img" {
+            words.extend(["it exists and does not hold the image", "give --force"]);
+        }
+        assert_refused(
+            &fixture,
+            &["restore", "--base", "base.img", "mon.diff", target],
+            1,
+            &words,
+        );
+    }
+    // --force finishes the interrupted run; then a rerun without it finds the image there
+    // and succeeds with nothing to write.
+    one_pass(true, "partly.img").success().stderr("");
+    assert!(fs::read(fixture.path("partly.img")).unwrap() == day1);
+    let before = snapshot(&fixture);
+    one_pass(false, "partly.img").success().stderr("");
+    assert!(snapshot(&fixture) == before);
+    // A new file needs no --force, and neither does a rerun into it.
+    one_pass(false, "fresh.img").success().stderr("");
+    one_pass(false, "fresh.img").success().stderr("");
+    assert!(fs::read(fixture.path("fresh.img")).unwrap() == day1);
+    // --force belongs to one-pass restore alone.
+    assert_refused(
+        &fixture,
+        &["restore", "--force", "mon.diff", "day1.img"],
+        2,
+        &["--base"],
+    );
 }
 
 #[test]
