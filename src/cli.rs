@@ -234,7 +234,7 @@ pub struct MergeArgs {
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
     /// Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun
-    /// of the same merge replaces its own)
+    /// of the same merge replaces its own), or read FULL from a device mounted read-write
     #[arg(long)]
     pub force: bool,
     /// The diffs of a chain, in order (the first made against the full image, each later one
@@ -261,7 +261,8 @@ pub struct RestoreArgs {
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
     /// With --base: overwrite an existing regular file OUTFILE that does not hold the image
-    /// already (one that does is left as it is). A block device OUTFILE needs no --force
+    /// already (one that does is left as it is), or read FULL from a device mounted
+    /// read-write. A block device OUTFILE needs no --force
     #[arg(long, requires = "base")]
     pub force: bool,
     /// The diff made by backup, or the diffs of a chain in order (the first made against the

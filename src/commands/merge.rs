@@ -26,6 +26,9 @@ pub fn run(
     let full = full
         .map(|path| device::open_input(path, Role::Full))
         .transpose()?;
+    if let (Some(full), false) = (&full, options.force) {
+        device::refuse_read_write_mount(full)?;
+    }
     let mut inputs: Vec<&OpenFile> = diffs.iter().collect();
     let diffs = inputs.clone();
     inputs.extend(&full);

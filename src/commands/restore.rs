@@ -68,6 +68,9 @@ pub fn run_one_pass(
         true => OpenFile::stdin(Role::Full)?,
         false => device::open_input(full, Role::Full)?,
     };
+    if !options.force {
+        device::refuse_read_write_mount(&full)?;
+    }
     let diffs = difffiles
         .iter()
         .map(|path| super::open_diff(path, spool))

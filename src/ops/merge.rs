@@ -28,7 +28,8 @@ pub struct MergeOptions {
     /// Seconds since 1970-01-01 UTC recorded in the header.
     pub created_unix_seconds: i64,
     pub buffer_size: u64,
-    /// Replace an existing OUTFILE that is not this merge's result.
+    /// Replace an existing OUTFILE that is not this merge's result (and, for the command,
+    /// read FULL from a device mounted read-write).
     pub force: bool,
 }
 

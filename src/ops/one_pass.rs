@@ -34,7 +34,8 @@ use crate::ops::restore::require_size;
 pub struct OnePassOptions {
     /// How much of FULL is read at once.
     pub buffer_size: u64,
-    /// Overwrite an existing regular file that does not hold the chain's image already.
+    /// Overwrite an existing regular file that does not hold the chain's image already (and,
+    /// for the command, read FULL from a device mounted read-write).
     pub force: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Slips on command lines that name a list of files: a path left out makes the last diff
 //! OUTFILE, standard output redirected onto an input, an existing file where a restore would
 //! write. Each is refused before anything is written, naming the likely slip, and every file
-//! in the work directory is byte-identical afterwards.
+//! in the work directory is byte-identical afterwards. (Loop devices: tests/cli/loop_devices.rs.)
 
 use std::fs;
 use std::process::Command;

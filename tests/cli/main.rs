@@ -15,6 +15,7 @@ mod faults;
 mod format;
 mod generated;
 mod legacy;
+mod loop_devices;
 mod memory;
 mod races;
 mod slips;
