@@ -966,7 +966,7 @@ PY
           chain) cp r1b.diff work.diff; other=r2b.diff; expected=r1b.img
             command=(restore r1.diff work.diff race.img) ;;
           one-pass) cp r1b.diff work.diff; other=r2b.diff; expected=r1b.img
-            command=(restore --base rbase.img r1.diff work.diff race.img) ;;
+            command=(restore --base rbase.img --force r1.diff work.diff race.img) ;;
         esac
         record_start "$other" "$k"; local from=$R
         cp rbase.img race.img

@@ -359,7 +359,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__restore)
-            opts="-s -b -q -v -h --spool --base --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --base --force --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

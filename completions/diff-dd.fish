@@ -55,6 +55,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l spool -d 'Wh
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l base -d 'Restore in one pass: read the full image FULL (\'-\': standard input, which must hold exactly the image) once, lay the diffs over it in order and write the result into OUTFILE, which may then be a new file (appears only once it holds the image, sparse where it is zeros), an existing file or block device of the image\'s size, or \'-\' for standard output' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -l force -d 'With --base: overwrite an existing regular file OUTFILE that does not hold the image already (one that does is left as it is), or read FULL from a device mounted read-write. A block device OUTFILE needs no --force'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
@@ -62,7 +63,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l base -d 'The f
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l force -d 'Replace an OUTFILE that is not a diff'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l force -d 'Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun of the same merge replaces its own), or read FULL from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s h -l help -d 'Print help'

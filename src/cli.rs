@@ -233,7 +233,8 @@ pub struct MergeArgs {
     /// [default: 4]
     #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
     pub compress: Option<Compression>,
-    /// Replace an OUTFILE that is not a diff
+    /// Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun
+    /// of the same merge replaces its own), or read FULL from a device mounted read-write
     #[arg(long)]
     pub force: bool,
     /// The diffs of a chain, in order (the first made against the full image, each later one
@@ -259,6 +260,11 @@ pub struct RestoreArgs {
     /// standard output
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
+    /// With --base: overwrite an existing regular file OUTFILE that does not hold the image
+    /// already (one that does is left as it is), or read FULL from a device mounted
+    /// read-write. A block device OUTFILE needs no --force
+    #[arg(long, requires = "base")]
+    pub force: bool,
     /// The diff made by backup, or the diffs of a chain in order (the first made against the
     /// full image, each later one with --on the ones before)
     #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
@@ -471,7 +477,6 @@ pub enum Task {
         difffiles: Vec<PathBuf>,
         full: Option<PathBuf>,
         outfile: PathBuf,
-        force: bool,
         options: ops::MergeOptions,
     },
     /// restore DIFF DIFF... TARGET: a chain, in place.
@@ -571,6 +576,7 @@ impl Cli {
             },
             Command::Restore(RestoreArgs {
                 base: Some(full),
+                force,
                 difffiles,
                 target,
                 spool,
@@ -579,6 +585,7 @@ impl Cli {
                 task: Task::RestoreOnePass {
                     options: ops::OnePassOptions {
                         buffer_size: options.buffer_size(),
+                        force,
                     },
                     full,
                     difffiles,
@@ -644,11 +651,11 @@ impl Cli {
                         compression: args.compress.unwrap_or_default().0,
                         created_unix_seconds: ops::backup::creation_time(),
                         buffer_size: options.buffer_size(),
+                        force: args.force,
                     },
                     difffiles: args.difffiles,
                     full: args.base,
                     outfile: args.outfile,
-                    force: args.force,
                 },
             },
             Command::Completions(args) => Invocation {
@@ -691,6 +698,7 @@ fn from_original_synopsis(
             Ok([difffile, target]) => Ok(Command::Restore(RestoreArgs {
                 spool: None,
                 base: None,
+                force: false,
                 difffiles: vec![difffile],
                 target,
             })),

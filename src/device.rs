@@ -5,7 +5,9 @@
 //! end (which asks the device, not its inode metadata), and every read or write is positional.
 //! The few differences are here and nowhere else: a block-device target is opened with
 //! `O_EXCL` so a mounted partition is refused, and a diff is written beside OUTFILE and
-//! renamed over it only once complete.
+//! renamed over it only once complete. A regular file that backs a loop device is the
+//! device's image, and checked as the device is: never written, and not read as an image
+//! while the device is mounted read-write.
 
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -315,6 +317,7 @@ pub fn open_target(path: &Path) -> Result<OpenFile> {
     if metadata.file_type().is_block_device() && block_device_is_read_only(&file) {
         return Err(read_only("a read-only block device"));
     }
+    refuse_loop_backing_file(&metadata, path, role)?;
     // Root may write a file nobody may write; a restore must not.
     if metadata.is_file() && metadata.permissions().mode() & 0o222 == 0 {
         return Err(read_only("no write permission"));
@@ -542,20 +545,200 @@ pub fn follow_links(path: &Path) -> Result<PathBuf> {
     ))
 }
 
-/// Where the block device `file` is mounted read-write, from /proc/self/mountinfo. Empty for
-/// regular files, and when the table cannot be read.
-pub fn read_write_mount_points(file: &OpenFile) -> Vec<String> {
-    let Ok(metadata) = file.file.metadata() else {
+/// Refuses to read an image whose filesystem is mounted read-write: a block device mounted so,
+/// or a file that backs a loop device mounted so. Either can change while it is read, which
+/// gives an image of no one moment. A read-only mount is fine. `--force` skips this check.
+pub fn refuse_read_write_mount(image: &OpenFile) -> Result<()> {
+    let Ok(metadata) = image.file.metadata() else {
+        return Ok(()); // Its reads fail with an error of their own.
+    };
+    let refuse = |reason: String| {
+        Err(Error::unusable(
+            format!("refusing to read {}", image.role),
+            &image.path,
+            format!(
+                "{reason}, so it can change while it is read; unmount it or remount it read-only, or give --force"
+            ),
+        ))
+    };
+    if metadata.file_type().is_block_device() {
+        let device = device_number(metadata.rdev());
+        if let Some(mount) = mounts_of(&[device]).iter().find(|mount| mount.read_write) {
+            return refuse(format!("it is mounted read-write on {}", mount.point));
+        }
+    } else if metadata.is_file() {
+        for loop_device in loop_devices_backed_by(&metadata) {
+            if let Some(mount) = loop_device.mounts.iter().find(|mount| mount.read_write) {
+                return refuse(format!(
+                    "it backs loop device {}, mounted read-write on {}",
+                    loop_device.path(),
+                    mount.point
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to write a regular file that backs a loop device, mounted or not: whatever uses the
+/// device (a filesystem, a virtual machine) would see its blocks change underneath it, or
+/// would go on using the old file once it is replaced. (A block device is opened with
+/// `O_EXCL` instead, which the kernel refuses while it is mounted.)
+fn refuse_loop_backing_file(metadata: &Metadata, path: &Path, role: Role) -> Result<()> {
+    if !metadata.is_file() {
+        return Ok(());
+    }
+    let loop_devices = loop_devices_backed_by(metadata);
+    let Some(first) = loop_devices.first() else {
+        return Ok(());
+    };
+    let described: Vec<String> = loop_devices
+        .iter()
+        .map(|loop_device| {
+            let points: Vec<&str> = loop_device
+                .mounts
+                .iter()
+                .map(|mount| mount.point.as_str())
+                .collect();
+            match points.is_empty() {
+                true => loop_device.path(),
+                false => format!("{} (mounted on {})", loop_device.path(), points.join(", ")),
+            }
+        })
+        .collect();
+    let mounted = loop_devices
+        .iter()
+        .any(|loop_device| !loop_device.mounts.is_empty());
+    Err(Error::unusable(
+        format!("refusing to write {role}"),
+        path,
+        format!(
+            "it backs loop device {}, which may be in use; {} first (losetup -d {}); nothing was written",
+            described.join(" and "),
+            match mounted {
+                true => "unmount it and detach it",
+                false => "detach it",
+            },
+            first.path()
+        ),
+    ))
+}
+
+/// A loop device bound to a file, and where it (or a partition of it, or a device built on
+/// it) is mounted.
+struct LoopDevice {
+    /// Its name in /sys/block and /dev: `loop0`.
+    name: String,
+    mounts: Vec<Mount>,
+}
+
+impl LoopDevice {
+    fn path(&self) -> String {
+        format!("/dev/{}", self.name)
+    }
+}
+
+/// The loop devices whose backing file is the file of `metadata` (by device and inode, so
+/// whatever name either was given). Empty when /sys cannot be read.
+fn loop_devices_backed_by(metadata: &Metadata) -> Vec<LoopDevice> {
+    let Ok(entries) = fs::read_dir("/sys/block") else {
         return Vec::new();
     };
-    if !metadata.file_type().is_block_device() {
-        return Vec::new();
-    }
-    let device = format!(
-        "{}:{}",
-        libc::major(metadata.rdev()),
-        libc::minor(metadata.rdev())
+    let file = (
+        libc::major(metadata.dev()),
+        libc::minor(metadata.dev()),
+        metadata.ino(),
     );
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            // A loop device is bound to a file exactly when it has a `loop` directory.
+            if !name.starts_with("loop") || !entry.path().join("loop").is_dir() {
+                return None;
+            }
+            if loop_backing_file(&name)? != file {
+                return None;
+            }
+            let mounts = mounts_of(&devices_on(&name));
+            Some(LoopDevice { name, mounts })
+        })
+        .collect()
+}
+
+/// The backing file of loop device `name` as (major, minor, inode) of the filesystem and
+/// inode it lives on. Asked of the device itself (`LOOP_GET_STATUS64`: exact, whatever became
+/// of the file's name), else found by the path /sys gives, when /dev has no node for it.
+fn loop_backing_file(name: &str) -> Option<(u32, u32, u64)> {
+    if let Ok(device) = File::open(Path::new("/dev").join(name)) {
+        // struct loop_info64 from linux/loop.h, 232 bytes: lo_device (the backing file's
+        // device, as the kernel encodes a dev_t) and lo_inode come first.
+        let mut info = [0u64; 29];
+        // SAFETY: LOOP_GET_STATUS64 writes one struct loop_info64 (232 bytes) through the
+        // pointer, which points to 232 bytes that outlive the call.
+        let result =
+            unsafe { libc::ioctl(device.as_raw_fd(), LOOP_GET_STATUS64, info.as_mut_ptr()) };
+        if result != 0 {
+            return None; // Detached since it was listed.
+        }
+        let (encoded, inode) = (info[0], info[1]);
+        let major = ((encoded >> 8) & 0xfff) as u32;
+        let minor = ((encoded & 0xff) | ((encoded >> 12) & 0xfff00)) as u32;
+        return Some((major, minor, inode));
+    }
+    let backing = fs::read(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    let backing = backing.strip_suffix(b"\n").unwrap_or(&backing);
+    let metadata = fs::metadata(std::ffi::OsStr::from_bytes(backing)).ok()?;
+    Some((
+        libc::major(metadata.dev()),
+        libc::minor(metadata.dev()),
+        metadata.ino(),
+    ))
+}
+
+/// `_IO(0x4C, 0x05)` from linux/loop.h.
+const LOOP_GET_STATUS64: libc::Ioctl = 0x4C05;
+
+/// The device numbers (`MAJOR:MINOR`) through which the block device `name` can be mounted:
+/// its own, its partitions' and those of the devices built on it (device-mapper, md).
+fn devices_on(name: &str) -> Vec<String> {
+    let directory = Path::new("/sys/class/block").join(name);
+    let read_number = |path: PathBuf| {
+        fs::read_to_string(path)
+            .ok()
+            .map(|number| number.trim().to_string())
+    };
+    let mut numbers: Vec<String> = read_number(directory.join("dev")).into_iter().collect();
+    let partitions = fs::read_dir(&directory)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.file_name().as_bytes().starts_with(name.as_bytes()));
+    let holders = fs::read_dir(directory.join("holders"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for entry in partitions.chain(holders) {
+        numbers.extend(read_number(entry.path().join("dev")));
+    }
+    numbers
+}
+
+/// `MAJOR:MINOR`, as /proc/self/mountinfo and /sys write a device number.
+fn device_number(rdev: u64) -> String {
+    format!("{}:{}", libc::major(rdev), libc::minor(rdev))
+}
+
+/// A filesystem mounted from a block device.
+struct Mount {
+    point: String,
+    /// Both the mount and the filesystem are read-write.
+    read_write: bool,
+}
+
+/// Where the devices numbered `devices` (`MAJOR:MINOR`) are mounted, from
+/// /proc/self/mountinfo. Empty when the table cannot be read.
+fn mounts_of(devices: &[String]) -> Vec<Mount> {
     let Ok(table) = fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
@@ -565,15 +748,18 @@ pub fn read_write_mount_points(file: &OpenFile) -> Vec<String> {
         .filter_map(|line| {
             let (mount, filesystem) = line.split_once(" - ")?;
             let fields: Vec<&str> = mount.split(' ').collect();
-            if fields.get(2) != Some(&device.as_str()) {
+            if !devices
+                .iter()
+                .any(|device| fields.get(2) == Some(&device.as_str()))
+            {
                 return None;
             }
-            // Read-write only when both the mount and the filesystem are.
             let read_write = |options: &str| options.split(',').any(|option| option == "rw");
             let super_options = filesystem.split(' ').nth(2).unwrap_or("rw");
-            let writable = read_write(fields.get(5)?) && read_write(super_options);
-            let mount_point = fields.get(4)?;
-            writable.then(|| unescape_mount_point(mount_point))
+            Some(Mount {
+                point: unescape_mount_point(fields.get(4)?),
+                read_write: read_write(fields.get(5)?) && read_write(super_options),
+            })
         })
         .collect()
 }
@@ -609,13 +795,24 @@ pub fn refuse_alias(path: &Path, role: Role, images: &[&OpenFile]) -> Result<()>
     let Ok(metadata) = fs::metadata(path) else {
         return Ok(()); // Does not exist yet, so it cannot be any open image.
     };
+    refuse_same_file(&metadata, path, role, images)
+}
+
+/// Refuses when the file of `metadata`, which is about to be written as `path`, is one of
+/// `images`.
+fn refuse_same_file(
+    metadata: &Metadata,
+    path: &Path,
+    role: Role,
+    images: &[&OpenFile],
+) -> Result<()> {
     for image in images {
-        if image.is_same_file(&metadata)? {
+        if image.is_same_file(metadata)? {
             return Err(Error::unusable(
                 format!("refusing to write {role}"),
                 path,
                 format!(
-                    "it is the same file as {} {}",
+                    "it is the same file as {} {}; nothing was written",
                     image.role,
                     image.path.display()
                 ),
@@ -668,6 +865,7 @@ impl Output {
             if file_type.is_dir() {
                 return Err(refuse("it is a directory"));
             }
+            refuse_loop_backing_file(metadata, path, Role::Outfile)?;
             if file_type.is_block_device() && !force {
                 return Err(refuse(
                     "it is a block device, which a diff would overwrite from its first byte; give --force to write the diff onto it",
@@ -736,12 +934,25 @@ impl Output {
         })
     }
 
-    /// Standard output: the diff is written as it is made (no temporary file, no rename:
-    /// the format is written front to back). Refused when it is a terminal.
-    pub fn stdout() -> Result<Output> {
+    /// Standard output: the diff (or image) is written as it is made (no temporary file, no
+    /// rename: it is written front to back). Refused when it is a terminal, and when it is
+    /// one of `inputs` or a file that backs a loop device: the shell opened it (`>>`, `1<>`)
+    /// under a name diff-dd never saw, so it is compared by device and inode, as a named
+    /// OUTFILE is, before anything is written.
+    pub fn stdout(inputs: &[&OpenFile]) -> Result<Output> {
+        let file = stdout_for_diff()?;
+        let path = Path::new(STANDARD_OUTPUT);
+        let metadata = file
+            .metadata()
+            .map_err(|error| Error::io(Action::Create, Role::Outfile, path, error))?;
+        // A pipe or character device cannot be an input, which is a file or block device.
+        if metadata.is_file() || metadata.file_type().is_block_device() {
+            refuse_same_file(&metadata, path, Role::Outfile, inputs)?;
+            refuse_loop_backing_file(&metadata, path, Role::Outfile)?;
+        }
         Ok(Output {
-            file: stdout_for_diff()?,
-            path: PathBuf::from(STANDARD_OUTPUT),
+            file,
+            path: path.to_path_buf(),
             kind: OutputKind::Direct,
         })
     }

@@ -220,7 +220,10 @@ fn run(input: Input) {
                     &mut full_image,
                     &chain,
                     OnePassTarget::InPlace(&target),
-                    &OnePassOptions { buffer_size },
+                    &OnePassOptions {
+                        buffer_size,
+                        force: true,
+                    },
                     &NoProgress,
                 )
             })
@@ -274,6 +277,7 @@ fn run(input: Input) {
                         compression: input.compress.then_some(3),
                         created_unix_seconds: 0,
                         buffer_size,
+                        force: true,
                     },
                     &NoProgress,
                 )

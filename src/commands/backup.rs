@@ -1,4 +1,5 @@
-//! backup: open INFILE and REFFILE, refuse an OUTFILE that is one of them, write the diff.
+//! backup: open INFILE and REFFILE, refuse an OUTFILE (or standard output) that is one of them
+//! or of the --on diffs, write the diff.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -37,14 +38,14 @@ pub fn run(
         .map(|path| device::open_input(path, Role::Diff))
         .collect::<Result<Vec<OpenFile>>>()?;
     let chain: Vec<&OpenFile> = chain.iter().collect();
+    let inputs: Vec<&OpenFile> = [&new, &base]
+        .into_iter()
+        .chain(chain.iter().copied())
+        .collect();
     let output = if super::is_dash(outfile) {
-        Output::stdout()?
+        Output::stdout(&inputs)?
     } else {
         let outfile = device::follow_links(outfile)?;
-        let inputs: Vec<&OpenFile> = [&new, &base]
-            .into_iter()
-            .chain(chain.iter().copied())
-            .collect();
         device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
         ops::backup::check_outfile(&outfile, options.force, options.sector_size)?;
         Output::create(&outfile, options.force)?

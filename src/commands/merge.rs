@@ -1,5 +1,5 @@
 //! merge: open the chain (and FULL), refuse an OUTFILE that is one of them, write the merged
-//! diff.
+//! diff (which refuses an existing OUTFILE that is not its result, once it knows the chain).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,6 @@ pub fn run(
     difffiles: &[PathBuf],
     full: Option<&Path>,
     outfile: &Path,
-    force: bool,
     options: &MergeOptions,
     printing: Printing,
 ) -> Result<()> {
@@ -27,13 +26,15 @@ pub fn run(
     let full = full
         .map(|path| device::open_input(path, Role::Full))
         .transpose()?;
+    if let (Some(full), false) = (&full, options.force) {
+        device::refuse_read_write_mount(full)?;
+    }
     let mut inputs: Vec<&OpenFile> = diffs.iter().collect();
     let diffs = inputs.clone();
     inputs.extend(&full);
     let outfile = device::follow_links(outfile)?;
     device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
-    ops::backup::check_outfile(&outfile, force, 512)?;
-    let output = Output::create(&outfile, force)?;
+    let output = Output::create(&outfile, options.force)?;
     let bars = Bars::new(!printing.quiet);
     let summary = ops::merge(&diffs, full.as_ref(), output, options, &bars)?;
     drop(bars);

@@ -37,17 +37,9 @@ pub fn run(invocation: Invocation) -> ExitCode {
             difffiles,
             full,
             outfile,
-            force,
             options,
         } => (
-            merge::run(
-                &difffiles,
-                full.as_deref(),
-                &outfile,
-                force,
-                &options,
-                printing,
-            ),
+            merge::run(&difffiles, full.as_deref(), &outfile, &options, printing),
             Reporting::Work,
         ),
         Task::RestoreChain {

@@ -23,8 +23,7 @@ pub fn run(
 ) -> Result<()> {
     let started = Instant::now();
     let diff = super::open_diff(difffile, spool)?;
-    device::refuse_alias(target, Role::Target, &[&diff])?;
-    let target = device::open_target(target)?;
+    let target = open_target_in_place(target, &[&diff])?;
     let diff = device::private_copy(diff, spool)?;
     let bars = Bars::new(!printing.quiet);
     let summary = ops::restore(&diff, &target, options, &bars)?;
@@ -69,6 +68,9 @@ pub fn run_one_pass(
         true => OpenFile::stdin(Role::Full)?,
         false => device::open_input(full, Role::Full)?,
     };
+    if !options.force {
+        device::refuse_read_write_mount(&full)?;
+    }
     let diffs = difffiles
         .iter()
         .map(|path| super::open_diff(path, spool))
@@ -76,13 +78,11 @@ pub fn run_one_pass(
     let inputs: Vec<&OpenFile> = diffs.iter().chain([&full]).collect();
     let in_place;
     let target = if super::is_dash(target) {
-        OnePassTarget::Stream(Output::stdout()?)
+        OnePassTarget::Stream(Output::stdout(&inputs)?)
     } else {
         let target = device::follow_links(target)?;
-        device::refuse_alias(&target, Role::Target, &inputs)?;
         if target.exists() {
-            refuse_a_diff_as_target(&target)?;
-            in_place = device::open_target(&target)?;
+            in_place = open_target_in_place(&target, &inputs)?;
             OnePassTarget::InPlace(&in_place)
         } else {
             OnePassTarget::New(Output::create(&target, false)?)
@@ -122,8 +122,7 @@ pub fn run_chain(
         .iter()
         .map(|path| super::open_diff(path, spool))
         .collect::<Result<Vec<OpenFile>>>()?;
-    device::refuse_alias(target, Role::Target, &diffs.iter().collect::<Vec<_>>())?;
-    let target = device::open_target(target)?;
+    let target = open_target_in_place(target, &diffs.iter().collect::<Vec<_>>())?;
     let diffs = super::private_copies(diffs, spool)?;
     let diffs: Vec<&OpenFile> = diffs.iter().collect();
     let bars = Bars::new(!printing.quiet);
@@ -146,8 +145,18 @@ pub fn run_chain(
     Ok(())
 }
 
-/// One-pass restore writes over whatever an existing OUTFILE holds, so a diff there (the last
-/// of the diffs, with OUTFILE left out) is refused rather than overwritten.
+/// Opens a target that exists, to be written in place (every form of restore): refused when it
+/// is one of `inputs` under any name, or a diff, before it is opened for writing.
+fn open_target_in_place(target: &Path, inputs: &[&OpenFile]) -> Result<OpenFile> {
+    device::refuse_alias(target, Role::Target, inputs)?;
+    refuse_a_diff_as_target(target)?;
+    device::open_target(target)
+}
+
+/// A diff as the target is the likeliest slip of all: the last of the diffs, with OUTFILE left
+/// out. Written over, it would be lost, and so would every later diff of its chain; refused
+/// whatever the form of restore (in place it would be refused later anyway, for its size, but
+/// without naming the slip).
 fn refuse_a_diff_as_target(target: &Path) -> Result<()> {
     let is_regular_file = std::fs::metadata(target).is_ok_and(|metadata| metadata.is_file());
     if !is_regular_file {
@@ -161,7 +170,7 @@ fn refuse_a_diff_as_target(target: &Path) -> Result<()> {
         return Err(diff_dd::error::Error::unusable(
             "refusing to write target",
             target,
-            "it is a diff, which restore --base would overwrite with the image: was OUTFILE left out? nothing was written",
+            "it is a diff, not an image to restore onto: was OUTFILE left out? nothing was written",
         ));
     }
     Ok(())

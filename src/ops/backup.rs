@@ -57,18 +57,8 @@ pub struct BackupSummary {
 pub fn check_inputs(new: &OpenFile, base: &OpenFile, options: &BackupOptions) -> Result<()> {
     device::require_same_size(new, base)?;
     if !options.force {
-        for image in [new, base] {
-            // A filesystem that can change while it is read gives an image of no one moment.
-            if let Some(mount_point) = device::read_write_mount_points(image).first() {
-                return Err(Error::unusable(
-                    format!("refusing to read {}", image.role),
-                    &image.path,
-                    format!(
-                        "it is mounted read-write on {mount_point}, so it can change while it is read; unmount it or remount it read-only, or give --force"
-                    ),
-                ));
-            }
-        }
+        device::refuse_read_write_mount(new)?;
+        device::refuse_read_write_mount(base)?;
     }
     if options.format == DiffFormat::V1 && !new.size.is_multiple_of(options.sector_size) {
         return Err(Error::unusable(

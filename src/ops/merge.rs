@@ -12,13 +12,14 @@
 use std::fs::File;
 use std::io::BufWriter;
 use std::os::fd::AsRawFd;
+use std::path::Path;
 
-use crate::chain::{Chain, Overlay, Segment};
-use crate::device::{OpenFile, Output};
+use crate::chain::{self, Chain, Overlay, Segment};
+use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::v3::{self, Header};
-use crate::format::{self, ImageHashes, ReadOptions, Record};
+use crate::format::{self, Format, ImageHashes, ReadOptions, Record};
 
 #[derive(Debug, Clone)]
 pub struct MergeOptions {
@@ -27,6 +28,9 @@ pub struct MergeOptions {
     /// Seconds since 1970-01-01 UTC recorded in the header.
     pub created_unix_seconds: i64,
     pub buffer_size: u64,
+    /// Replace an existing OUTFILE that is not this merge's result (and, for the command,
+    /// read FULL from a device mounted read-write).
+    pub force: bool,
 }
 
 /// What a merge wrote.
@@ -39,6 +43,54 @@ pub struct MergeSummary {
     /// Bytes of FULL read for base hashes.
     pub base_bytes_read: u64,
     pub hashes: ImageHashes,
+}
+
+/// Refuses to replace an existing OUTFILE (`path`, links followed) unless it is empty or a diff
+/// of exactly this merge's images (`merged`): a rerun of the same merge. Anything else is lost
+/// if replaced: an image or other file, a diff of another chain, or (the likeliest slip) the
+/// chain's own last diff, with OUTFILE left out, which another diff may have been made on.
+/// Diffs of the original formats hold no hashes to tell, so they are refused too.
+pub fn check_outfile(path: &Path, merged: &ImageHashes) -> Result<()> {
+    // What is not a diff at all is refused as backup refuses it.
+    super::backup::check_outfile(path, false, 512)?;
+    let is_regular_file = std::fs::metadata(path).is_ok_and(|metadata| metadata.is_file());
+    if !is_regular_file {
+        return Ok(()); // Nothing there, or a device: Output::create decides.
+    }
+    let existing = device::open_input(path, Role::Outfile)?;
+    if existing.size == 0 {
+        return Ok(());
+    }
+    let refuse = |reason: String| {
+        Err(Error::unusable(
+            "refusing to replace OUTFILE",
+            path,
+            format!("{reason}; give --force to replace it"),
+        ))
+    };
+    let held = match format::detect(&existing) {
+        Ok(Format::V3) => format::scan(&existing, &ReadOptions::headers(512, None), |_| {})
+            .ok()
+            .and_then(|scan| scan.totals.hashes),
+        Ok(format) => {
+            return refuse(format!(
+                "it is a {} diff, which holds no hashes to show that it is this merge's result",
+                format.name()
+            ))
+        }
+        Err(_) => None,
+    };
+    match held {
+        Some(held) if held == *merged => Ok(()),
+        Some(held) => refuse(format!(
+            "it is a diff of other images ({}... -> {}...) than the merge gives ({}... -> {}...), as the chain's last diff is when OUTFILE is left out",
+            chain::short(held.base),
+            chain::short(held.image),
+            chain::short(merged.base),
+            chain::short(merged.image),
+        )),
+        None => refuse("it is a damaged diff, which cannot show that it is this merge's result".into()),
+    }
 }
 
 /// Merges the chain `diffs` into `output`; `full`, when given, is the image the first diff
@@ -73,6 +125,9 @@ pub fn merge(
         base: chain.base_hash(),
         image: chain.image_hash(),
     };
+    if !options.force {
+        check_outfile(output.path(), &hashes)?;
+    }
     let header = Header::of_this_version(
         sector_size,
         chain.image_size(),

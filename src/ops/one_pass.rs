@@ -12,6 +12,12 @@
 //!    matched and it is on disk; where the result is zeros it is left sparse. An existing
 //!    file, a device or a stream is written in place, so an error once it is written (a
 //!    mismatch, a failed read or write) says what it holds ([`TargetState`]).
+//!
+//! An existing regular file is overwritten only with `force`, unless it holds the chain's
+//! image already (what a finished earlier run leaves: then nothing is written). A file that an
+//! interrupted run left written in part cannot be told from any other file, so it too needs
+//! `force`; a run into a new file never leaves one under the name. Block devices are written
+//! as they are: they are opened exclusively, and hold nothing but images.
 
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -28,6 +34,9 @@ use crate::ops::restore::require_size;
 pub struct OnePassOptions {
     /// How much of FULL is read at once.
     pub buffer_size: u64,
+    /// Overwrite an existing regular file that does not hold the chain's image already (and,
+    /// for the command, read FULL from a device mounted read-write).
+    pub force: bool,
 }
 
 /// Where a one-pass restore writes.
@@ -71,6 +80,31 @@ pub fn restore_one_pass(
         OnePassTarget::New(output) | OnePassTarget::Stream(output) => output.path().to_path_buf(),
         OnePassTarget::InPlace(file) => {
             require_size(file, image_size, || "the chain gives".into())?;
+            if !options.force && is_regular_file(file)? {
+                progress.start(Stage::CheckingTarget, image_size);
+                let held = engine::hash_image(file, options.buffer_size, false, progress)?;
+                if held != chain.image_hash() {
+                    return Err(Error::unusable(
+                        "refusing to overwrite target",
+                        &file.path,
+                        format!(
+                            "it exists and does not hold the image the chain gives (its BLAKE3 is {}..., the image of {} is {}...); give --force to overwrite it (also to finish a run into it that was interrupted); nothing was written",
+                            chain::short(held),
+                            chain.last().diff.path.display(),
+                            chain::short(chain.image_hash()),
+                        ),
+                    ));
+                }
+                // A finished earlier run: nothing to write, but it may not have been synced.
+                file.sync()?;
+                return Ok(OnePassSummary {
+                    diff_count: chain.links.len() as u64,
+                    image_size,
+                    changed_bytes: chain.changed_bytes(),
+                    bytes_written: 0,
+                    image_hash: held,
+                });
+            }
             file.path.clone()
         }
     };
@@ -198,6 +232,14 @@ pub fn restore_one_pass(
         bytes_written: written.into_inner(),
         image_hash: totals.copied_hash,
     })
+}
+
+fn is_regular_file(file: &OpenFile) -> Result<bool> {
+    let metadata = file
+        .file
+        .metadata()
+        .map_err(|error| file.error(Action::Open, None, error))?;
+    Ok(metadata.is_file())
 }
 
 /// The turn at writing the target, with its writeback.

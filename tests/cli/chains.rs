@@ -91,11 +91,18 @@ impl Week {
         diff_dd().current_dir(self.work.path()).args(args).assert()
     }
 
-    /// `restore --base day0.img` of the diffs of `days` into `target`.
-    fn restore_one_pass(&self, days: &[u32], target: &str) -> assert_cmd::assert::Assert {
+    /// `restore --base day0.img` of the diffs of `days` into `target`, with `options`.
+    fn restore_one_pass(
+        &self,
+        options: &[&str],
+        days: &[u32],
+        target: &str,
+    ) -> assert_cmd::assert::Assert {
         diff_dd()
             .current_dir(self.work.path())
-            .args(["-b", "1M", "restore", "--base"])
+            .args(["-b", "1M", "restore"])
+            .args(options)
+            .arg("--base")
             .arg(self.path("day0.img"))
             .args(self.diffs(days))
             .arg(target)
@@ -136,7 +143,7 @@ fn one_pass_restore_writes_a_new_sparse_file_an_existing_one_and_standard_output
         for days in [&[1][..], &[1, 2], &[1, 2, 3]] {
             let expected = &week.days[days.len()];
             let name = format!("new-{}.img", days.len());
-            week.restore_one_pass(days, &name)
+            week.restore_one_pass(&[], days, &name)
                 .success()
                 .stdout("")
                 .stderr("");
@@ -149,12 +156,14 @@ fn one_pass_restore_writes_a_new_sparse_file_an_existing_one_and_standard_output
                 "{compress}: not sparse: {allocated} bytes allocated"
             );
 
-            // An existing file of the right size, whatever it held, is written in place.
+            // An existing file of the right size, whatever it held, is written in place when
+            // --force says so (tests/cli/chain_slips.rs: and only then).
             fs::write(week.path("existing.img"), vec![0x5a; IMAGE_SIZE]).unwrap();
-            week.restore_one_pass(days, "existing.img").success();
+            week.restore_one_pass(&["--force"], days, "existing.img")
+                .success();
             assert!(&fs::read(week.path("existing.img")).unwrap() == expected);
 
-            let streamed = week.restore_one_pass(days, "-").success();
+            let streamed = week.restore_one_pass(&[], days, "-").success();
             assert!(
                 &streamed.get_output().stdout == expected,
                 "{compress}: to stdout"
@@ -167,10 +176,11 @@ fn one_pass_restore_writes_a_new_sparse_file_an_existing_one_and_standard_output
 fn one_pass_restore_reads_full_from_standard_input() {
     let week = Week::new("4");
     let expected = &week.days[3];
+    // --force: an existing target is written in place, as a new one appears.
     let from_stdin = |full: &[u8], target: &str| {
         diff_dd()
             .current_dir(week.work.path())
-            .args(["-b", "1M", "restore", "--base", "-"])
+            .args(["-b", "1M", "restore", "--force", "--base", "-"])
             .args(week.diffs(&[1, 2, 3]))
             .arg(target)
             .write_stdin(full.to_vec())
@@ -251,7 +261,7 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
         (&[1, 3], ["d3.diff", "d1.diff"]),
         (&[2], ["d2.diff", "day0.img"]),
     ] {
-        let stderr = refused(week.restore_one_pass(days, "new.img"));
+        let stderr = refused(week.restore_one_pass(&[], days, "new.img"));
         for name in named {
             assert!(stderr.contains(name), "{days:?}: {stderr}");
         }
@@ -267,10 +277,11 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
     );
     assert_eq!(week.names(), before);
 
-    // Into an existing file, the same mistake is reported as having written it.
+    // Into an existing file (given --force), the same mistake is reported as having written it.
     fs::write(week.path("existing.img"), vec![0u8; IMAGE_SIZE]).unwrap();
     let stderr = failed_after_writing(week.run(&[
         "restore",
+        "--force",
         "--base",
         "day1.img",
         "d1.diff",
@@ -283,7 +294,9 @@ fn a_broken_chain_is_refused_naming_both_diffs_with_nothing_written() {
 
     // An existing target of another size is refused before anything is written.
     fs::write(week.path("small.img"), vec![7u8; 4096]).unwrap();
-    week.restore_one_pass(&[1], "small.img").failure().code(1);
+    week.restore_one_pass(&["--force"], &[1], "small.img")
+        .failure()
+        .code(1);
     assert_eq!(fs::read(week.path("small.img")).unwrap(), vec![7u8; 4096]);
 }
 

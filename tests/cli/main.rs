@@ -6,6 +6,7 @@
 
 mod util;
 
+mod chain_slips;
 mod chains;
 mod completion;
 mod compression;
@@ -14,6 +15,7 @@ mod faults;
 mod format;
 mod generated;
 mod legacy;
+mod loop_devices;
 mod memory;
 mod races;
 mod slips;

@@ -222,6 +222,7 @@ fn a_diff_rewritten_during_a_restore_is_never_written() {
                 "restore",
                 "--base",
                 "base.img",
+                "--force",
                 "first.diff",
                 "work.diff",
                 "t.img",

@@ -20,7 +20,7 @@ fn fixture() -> Fixture {
 
 /// Every file in the work directory, with its bytes, so that a refusal can be shown to have
 /// changed nothing and created nothing.
-fn snapshot(fixture: &Fixture) -> Vec<(String, Vec<u8>)> {
+pub fn snapshot(fixture: &Fixture) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = fs::read_dir(fixture.dir())
         .unwrap()
         .map(|entry| {
@@ -35,7 +35,7 @@ fn snapshot(fixture: &Fixture) -> Vec<(String, Vec<u8>)> {
 
 /// Runs diff-dd in the work directory and asserts the exit code, that stderr holds every
 /// one of `words`, and that no file changed or appeared.
-fn assert_refused(fixture: &Fixture, arguments: &[&str], code: i32, words: &[&str]) {
+pub fn assert_refused(fixture: &Fixture, arguments: &[&str], code: i32, words: &[&str]) {
     let before = snapshot(fixture);
     let output = fixture.command().args(arguments).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -133,7 +133,8 @@ fn writers(work: &Work) -> [(&'static str, &'static [&'static str], &[u8]); 3] {
         (
             "one pass in place",
             &[
-                "restore", "-b", "256K", "--base", "base.img", "d1.diff", "d2.diff", "t.img",
+                "restore", "-b", "256K", "--base", "base.img", "--force", "d1.diff", "d2.diff",
+                "t.img",
             ],
             &work.day2,
         ),
