@@ -107,8 +107,11 @@ const VERIFY_HELP: &str = "\
 The diff is read twice: each time its structure, every record hash and the whole-diff hash \
 are checked, and the two reads must give the same bytes. TARGET is read twice in full, the \
 second time from the device rather than the page cache; its BLAKE3 must equal the diff's \
-base hash (state base: ready for restore) or image hash (state restored). Each extent is \
-also classed as holding base data, new data or neither.
+base hash (state base: ready for restore) or image hash (state restored). Between the reads \
+restore's own checks are made at every extent (base data, new data, neither, a record torn \
+by a killed restore), with nothing written. TARGET is partly_restored, and verify says to \
+run restore again, only when restore would take it and the diff laid over it hashes to the \
+image hash; anything else is neither, with the reason.
 
 Exit status: 0 when the diff is intact and TARGET (if given) is in a known state, or the \
 state --expect names; 1 when a file cannot be read; 2 for a usage error; 3 when the diff is \

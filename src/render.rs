@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{Error, Reporting, Result};
 use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
-use crate::ops::verify::{DiffFindings, ExtentCounts, State, TargetFindings, VerifyReport};
+use crate::ops::verify::{DiffFindings, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
 
 /// How a listing or report is written.
@@ -482,12 +482,12 @@ fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::
         writeln!(out, "diff: image blake3 {}", or_none(&diff.image_blake3))?;
     }
     if let Some(target) = &report.target {
-        let how_far = target.extents.as_ref().map(ExtentCounts::how_far);
-        match (target.state, how_far) {
-            (Some(State::PartlyRestored), Some(how_far)) => {
-                writeln!(out, "target: {}: partly restored: {how_far}", target.path)?
+        match (target.state, &target.detail) {
+            // How far a restore got, or why it is neither: the same words as the error.
+            (Some(state), Some(detail)) => {
+                writeln!(out, "target: {}: {}: {detail}", target.path, state.name())?
             }
-            (Some(state), _) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
+            (Some(state), None) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
             (None, _) => writeln!(
                 out,
                 "target: {}: fits every record; its contents cannot be checked without hashes",
@@ -501,6 +501,9 @@ fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::
         }
         if let (true, Some(blake3)) = (hashes, &target.blake3) {
             writeln!(out, "target: blake3 {blake3}")?;
+        }
+        if let (true, Some(blake3)) = (hashes, &target.laid_over_blake3) {
+            writeln!(out, "target: with the diff laid over it, blake3 {blake3}")?;
         }
         if let Some(extents) = &target.extents {
             writeln!(

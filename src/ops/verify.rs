@@ -6,21 +6,29 @@
 //!
 //! 1. The diff is read twice in full. Each read checks its structure, every record hash and the
 //!    whole-diff hash; both reads must give the same BLAKE3 of the whole file.
-//! 2. The target, if given, is hashed twice in full, each time after dropping its cached pages
+//! 2. The target, if given, is read twice in full, each time after dropping its cached pages
 //!    so the bytes come from the device; both hashes must agree, and equal the diff's base
-//!    hash (state `base`) or image hash (state `restored`).
-//! 3. Between the two, each extent of the target is classed as base data, new data or neither,
-//!    which shows how far an interrupted restore got.
+//!    hash (state `base`) or image hash (state `restored`). The first read also hashes the
+//!    target with the diff's records laid over it (the image restore would leave), as the
+//!    restore of a chain does.
+//! 3. Between the two, restore's own decisions are made at every extent ([`Review`]): what
+//!    the target holds there (base data, new data or neither), and whether restore would take
+//!    it. The target is `partly_restored`, and verify advises running restore again, exactly
+//!    when restore would take it and the diff laid over it hashes to the image hash: then
+//!    the rerun finishes it, and gives the image. Anything else is `neither`, with the reason.
 
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::chain::{self, Chain, Link};
 use crate::device::OpenFile;
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Error, Result};
-use crate::format::{self, ImageHashes, ReadOptions, RecordHashes, Scan};
+use crate::format::{self, ReadOptions, Scan};
 use crate::units;
+
+use super::restore::{Found, Review};
 
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -42,8 +50,8 @@ pub enum State {
     Base,
     /// It holds the image the diff was made from.
     Restored,
-    /// Some extents hold the new data and the others the base data (one, torn, possibly
-    /// neither): what an interrupted restore leaves, which running restore again finishes.
+    /// What an interrupted restore leaves, which running restore again finishes: restore
+    /// would take it, and the diff laid over it gives the image it was made from.
     PartlyRestored,
     /// It holds neither.
     Neither,
@@ -106,8 +114,14 @@ pub struct TargetFindings {
     /// None for a diff without hashes: the contents cannot be told.
     pub state: Option<State>,
     pub blake3: Option<String>,
+    /// BLAKE3 of the target with the diff's records laid over it: what restoring onto it
+    /// would give, if restore took it.
+    pub laid_over_blake3: Option<String>,
     pub reads_agree: Option<bool>,
     pub extents: Option<ExtentCounts>,
+    /// For `partly_restored`, how far the restore got and what to do; for `neither`, why.
+    #[serde(skip)]
+    pub detail: Option<String>,
 }
 
 /// How many extents of the target hold the base data, the new data, or neither.
@@ -119,13 +133,16 @@ pub struct ExtentCounts {
 }
 
 impl ExtentCounts {
-    /// What an interrupted restore leaves: some extents restored, the others holding base
-    /// data but for at most one torn mid-write, and at least one not restored.
-    fn partly_restored(&self) -> bool {
-        self.restored > 0 && self.neither <= 1 && self.base + self.neither > 0
+    fn add(&mut self, found: Found) {
+        match found {
+            Found::Base => self.base += 1,
+            Found::New => self.restored += 1,
+            Found::Neither => self.neither += 1,
+        }
     }
 
-    /// `18 of 30 extents hold new data, 12 base data; run restore again to finish`.
+    /// `18 of 30 extents hold new data, 12 base data; run restore again to finish`: said only
+    /// of a target restore would take, where the one extent in neither state is torn.
     pub fn how_far(&self) -> String {
         let total = self.base + self.restored + self.neither;
         let torn = if self.neither > 0 {
@@ -259,76 +276,96 @@ fn check_target(
         size: target.size,
         state: None,
         blake3: None,
+        laid_over_blake3: None,
         reads_agree: None,
         extents: None,
+        detail: None,
     };
-    let (Some(image_size), Some(hashes)) = (scan.info.image_size, scan.totals.hashes) else {
+    if scan.totals.hashes.is_none() {
         // A legacy diff: its records were checked against the target's size, and there are
         // no hashes to tell its contents by.
         return Ok(findings);
-    };
+    }
+    // A single diff is a chain of one: its overlay is the target with every extent replaced
+    // by the diff's data.
+    let chain = Chain::of_checked(vec![Link::new(diff, scan.clone())?])?;
+    let image_size = chain.image_size();
     if target.size != image_size {
         // It can hash to neither image, and extents past its end cannot be read.
         findings.state = Some(State::Neither);
+        findings.detail = Some(format!(
+            "it has {} but the image has {}: it is neither the base nor the restored image",
+            units::size(target.size),
+            units::size(image_size)
+        ));
         return Ok(findings);
     }
-    let hash_pass = |stage| {
-        progress.start(stage, target.size);
-        engine::hash_image(target, options.buffer_size, true, progress)
-    };
-    let first = hash_pass(Stage::ReadingTarget)?;
-    findings.extents = Some(classify_extents(target, diff, options, scan)?);
-    let second = hash_pass(Stage::RereadingTarget)?;
-    findings.reads_agree = Some(first == second);
-    findings.blake3 = Some(hex(first));
-    if first != second {
+    // The first read hashes the target and, in the same pass, the target seen through the
+    // diff: the image restore would leave.
+    target.drop_cached_pages()?;
+    progress.start(Stage::ReadingTarget, target.size);
+    let overlay = chain.overlay();
+    let first = engine::copy_image(
+        target,
+        &overlay,
+        options.buffer_size,
+        false,
+        progress,
+        &|_, _| Ok(()),
+    )?;
+    overlay.forget_cursors();
+    let (extents, refused) = review_extents(target, diff, options)?;
+    progress.start(Stage::RereadingTarget, target.size);
+    let second = engine::hash_image(target, options.buffer_size, true, progress)?;
+    findings.reads_agree = Some(first.image_hash == second);
+    findings.blake3 = Some(hex(first.image_hash));
+    findings.laid_over_blake3 = Some(hex(first.copied_hash));
+    if first.image_hash != second {
         return Err(Error::UnstableRead {
             path: target.path.clone(),
             reason: "two reads of the target from the device gave different bytes".into(),
         });
     }
-    let ImageHashes { base, image } = hashes;
-    let partly = findings
-        .extents
-        .as_ref()
-        .is_some_and(ExtentCounts::partly_restored);
-    findings.state = Some(if first == base {
-        State::Base
-    } else if first == image {
-        State::Restored
-    } else if partly {
-        State::PartlyRestored
+    let (state, detail) = if first.image_hash == chain.base_hash() {
+        (State::Base, None)
+    } else if first.image_hash == chain.image_hash() {
+        (State::Restored, None)
+    } else if let Some((_, why)) = refused {
+        let why = format!(
+            "it holds neither the base image nor the restored image, and restore would refuse it: {why}"
+        );
+        (State::Neither, Some(why))
+    } else if first.copied_hash != chain.image_hash() {
+        let why = format!(
+            "it holds neither the base image nor the restored image, and restore would take it but not give the restored image: outside the diff's extents it differs from the image the diff was made against (laid over it, the diff gives an image with BLAKE3 {}..., not {}...)",
+            chain::short(first.copied_hash),
+            chain::short(chain.image_hash())
+        );
+        (State::Neither, Some(why))
     } else {
-        State::Neither
-    });
+        (State::PartlyRestored, Some(extents.how_far()))
+    };
+    findings.state = Some(state);
+    findings.detail = detail;
+    findings.extents = Some(extents);
     Ok(findings)
 }
 
-/// Counts the extents whose target bytes are the base data, the new data, or neither.
-fn classify_extents(
+/// What the target holds at each extent, and where restore would refuse it, if anywhere: by
+/// restore's own decisions ([`Review`]).
+fn review_extents(
     target: &OpenFile,
     diff: &OpenFile,
     options: &VerifyOptions,
-    scan: &Scan,
-) -> Result<ExtentCounts> {
+) -> Result<(ExtentCounts, Option<(u64, String)>)> {
     let mut counts = ExtentCounts::default();
-    let mut scratch = vec![0u8; options.buffer_size.min(scan.longest_record) as usize];
+    let mut review = Review::new(diff, target, options.buffer_size);
     let headers = ReadOptions::headers(options.v1_sector_size, Some(target.size));
     let mut reader = format::open_reader(diff, &headers)?;
     while let Some(record) = reader.next_record()? {
-        let Some(RecordHashes { new, base }) = record.hashes else {
-            continue;
-        };
-        let found = engine::hash_range(target, record.offset, record.length, &mut scratch)?;
-        if found == base {
-            counts.base += 1;
-        } else if found == new {
-            counts.restored += 1;
-        } else {
-            counts.neither += 1;
-        }
+        counts.add(review.look(&record)?);
     }
-    Ok(counts)
+    Ok((counts, review.refused().cloned()))
 }
 
 /// The failure when the target is in no known state, or not in the expected one.
@@ -336,46 +373,33 @@ fn expectation(report: &VerifyReport) -> Result<()> {
     let Some(target) = &report.target else {
         return Ok(());
     };
-    let size_differs = report
-        .diff
-        .image_size
-        .is_some_and(|size| size != target.size);
-    let how_far = || {
-        target
-            .extents
-            .as_ref()
-            .map(ExtentCounts::how_far)
-            .unwrap_or_default()
-    };
+    let detail = || target.detail.clone().unwrap_or_default();
     let problem = match (target.state, report.expect) {
         (Some(State::PartlyRestored), Some(expected)) => {
             format!(
                 "it is partly restored, not {}: {}",
                 expected.name(),
-                how_far()
+                detail()
             )
         }
-        (Some(State::PartlyRestored), None) => format!("partly restored: {}", how_far()),
+        (Some(State::PartlyRestored), None) => format!("partly restored: {}", detail()),
         // Only a legacy diff leaves the state unknown; no expectation can be met then.
         (None, Some(expected)) => format!(
             "the diff holds no hashes, so it cannot be known to be {}",
             expected.name()
         ),
         (Some(state), Some(expected)) if state != expected => {
+            let why = match &target.detail {
+                Some(detail) => format!(": {detail}"),
+                None => String::new(),
+            };
             format!(
-                "it is {}, not {} as expected",
+                "it is {}, not {} as expected{why}",
                 state.name(),
                 expected.name()
             )
         }
-        (Some(State::Neither), None) if size_differs => format!(
-            "it has {} but the image has {}: it is neither the base nor the restored image",
-            units::size(target.size),
-            units::size(report.diff.image_size.unwrap_or(0))
-        ),
-        (Some(State::Neither), None) => {
-            "it holds neither the base image nor the restored image".to_string()
-        }
+        (Some(State::Neither), None) => detail(),
         _ => return Ok(()),
     };
     Err(Error::UnexpectedTarget {
