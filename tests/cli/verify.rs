@@ -227,3 +227,170 @@ fn json_names_the_state_verify_and_restore_agree_on() {
         );
     }
 }
+
+/// The fixture with a second day: day2.img, the new image changed again in places of its own
+/// and over two of the first diff's extents, and e.diff, its diff made with --on d.diff.
+fn chain_fixture() -> Fixture {
+    let fixture = fixture();
+    let mut random = Random(2020);
+    let mut day2 = fixture.new.clone();
+    for at in [5000, 300_000, 700_000, 900_000] {
+        let changed = random.bytes(6000);
+        day2[at..at + changed.len()].copy_from_slice(&changed);
+    }
+    fs::write(fixture.path("day2.img"), &day2).unwrap();
+    fixture
+        .command()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .args(["backup", "--on", "d.diff", "day2.img", "base.img", "e.diff"])
+        .assert()
+        .success();
+    fixture
+}
+
+/// Runs `verify ARGUMENTS`: the exit code and the report, one JSON document.
+fn verify_json(fixture: &Fixture, arguments: &[&str]) -> (Option<i32>, Value) {
+    let output = fixture
+        .command()
+        .args(["verify", "--json"])
+        .args(arguments)
+        .output()
+        .unwrap();
+    let document = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("not one JSON document ({error}): {output:?}"));
+    (output.status.code(), document)
+}
+
+#[test]
+fn a_chain_is_verified_against_a_target_as_its_restore_in_place_decides() {
+    let fixture = chain_fixture();
+    let day2 = fs::read(fixture.path("day2.img")).unwrap();
+    let chain = ["d.diff", "e.diff", "t.img"];
+    // A restore of the chain killed halfway: the first half of the final image written.
+    let mut half = fixture.base.clone();
+    half[..1 << 19].copy_from_slice(&day2[..1 << 19]);
+    for (target, state, code) in [
+        (&fixture.base, "base", 0),
+        (&day2, "restored", 0),
+        // The first diff restored: the chain laid over it gives the last image.
+        (&fixture.new, "partly_restored", 4),
+        (&half, "partly_restored", 4),
+    ] {
+        write_target(&fixture, target);
+        let (exit, document) = verify_json(&fixture, &chain);
+        assert_eq!(document["target"]["state"], state, "{document}");
+        assert_eq!(exit, Some(code), "{document}");
+        assert_eq!(document["diffs"].as_array().map(Vec::len), Some(2));
+        assert!(document.get("diff").is_none(), "{document}");
+        let image_hash = blake3::hash(&day2).to_hex().to_string();
+        assert_eq!(document["chain"]["image_blake3"], image_hash.as_str());
+        assert_eq!(document["target"]["laid_over_blake3"], image_hash.as_str());
+    }
+    // Partly restored: verify says to run the restore again, which finishes it.
+    let output = fixture
+        .command()
+        .arg("verify")
+        .args(chain)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("chain: 2 diffs")
+            && stdout.contains("t.img: partly restored: ")
+            && stdout.contains("run restore again with the same diffs to finish"),
+        "{stdout}"
+    );
+    fixture
+        .command()
+        .arg("restore")
+        .args(chain)
+        .assert()
+        .success();
+    assert!(fs::read(fixture.path("t.img")).unwrap() == day2);
+    fixture
+        .command()
+        .args(["verify", "--expect", "restored"])
+        .args(chain)
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_target_the_chain_restore_refuses_is_neither() {
+    // Half restored, and one byte changed where neither diff writes: laid over it, the chain
+    // does not give the last image, so its restore refuses it, and verify must not advise it.
+    let fixture = chain_fixture();
+    let day2 = fs::read(fixture.path("day2.img")).unwrap();
+    let mut target = fixture.base.clone();
+    target[..1 << 19].copy_from_slice(&day2[..1 << 19]);
+    target[1_040_000] ^= 0x20;
+    let path = write_target(&fixture, &target);
+    let output = fixture
+        .command()
+        .args(["verify", "d.diff", "e.diff", "t.img"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    assert!(
+        stderr.contains("restore would refuse it") && !stderr.contains("restore again"),
+        "{stderr}"
+    );
+    let (_, document) = verify_json(&fixture, &["d.diff", "e.diff", "t.img"]);
+    assert_eq!(document["target"]["state"], "neither");
+    let output = fixture
+        .command()
+        .args(["restore", "d.diff", "e.diff", "t.img"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_unchanged(&path, &target);
+}
+
+#[test]
+fn a_chain_alone_is_checked_with_no_target() {
+    let fixture = chain_fixture();
+    let (exit, document) = verify_json(&fixture, &["--no-target", "d.diff", "e.diff"]);
+    assert_eq!(exit, Some(0), "{document}");
+    assert!(document["target"].is_null(), "{document}");
+    assert_eq!(document["diffs"][1]["path"], "e.diff");
+    assert_eq!(document["diffs"][1]["reads_agree"], true);
+    assert!(document["chain"].is_object(), "{document}");
+
+    // Out of order: the link is refused, naming both diffs.
+    let output = fixture
+        .command()
+        .args(["verify", "--no-target", "e.diff", "d.diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refusing the chain") && stderr.contains("e.diff"),
+        "{stderr}"
+    );
+
+    // Of two paths the second is TARGET, as it always was; a diff there is pointed out.
+    let output = fixture
+        .command()
+        .args(["verify", "d.diff", "e.diff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("give --no-target"), "{stderr}");
+
+    // --expect needs a target.
+    fixture
+        .command()
+        .args([
+            "verify",
+            "--no-target",
+            "--expect",
+            "base",
+            "d.diff",
+            "e.diff",
+        ])
+        .assert()
+        .code(2);
+}
