@@ -397,7 +397,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__verify)
-            opts="-s -b -q -v -h --spool --expect --json --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --expect --json --no-target --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -37,7 +37,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print 
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "verify" -d 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print a completion script for SHELL to stdout'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -73,6 +73,7 @@ restored\t'The image the diff was made from: restored'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l json -d 'Print one JSON document with the states, hashes and counts'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l no-target -d 'Every path is a diff: check the chain they form, with no TARGET'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -91,7 +92,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l hel
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "verify" -d 'Check a diff, and a target before or after restoring onto it, by reading each twice'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "verify" -d 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

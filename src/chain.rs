@@ -26,6 +26,25 @@ pub struct Link<'a> {
     pub hashes: ImageHashes,
 }
 
+impl<'a> Link<'a> {
+    /// `diff` as a link of a chain, `scan` what checking it in full found: refused unless it
+    /// is a native diff, the only kind that holds the hashes a chain is checked by.
+    pub fn new(diff: &'a OpenFile, scan: Scan) -> Result<Link<'a>> {
+        match (scan.info.format, scan.totals.hashes) {
+            (Format::V3, Some(hashes)) => Ok(Link { diff, scan, hashes }),
+            (format, _) => Err(Error::unusable(
+                "refusing the diff",
+                &diff.path,
+                format!(
+                    "it is a {} diff ({}): chains and one-pass restore are checked by the hashes that only native diffs hold",
+                    format.name(),
+                    format.origin()
+                ),
+            )),
+        }
+    }
+}
+
 /// Diffs in chain order, each checked in full and each made against the image the one
 /// before it gives: checked by hashes alone, before any image is read.
 pub struct Chain<'a> {
@@ -50,26 +69,25 @@ impl<'a> Chain<'a> {
             let scan = format::scan(diff, &options, |record| {
                 progress.advance(record.stored.bytes_in_file(record.length))
             })?;
-            let hashes = match (scan.info.format, scan.totals.hashes) {
-                (Format::V3, Some(hashes)) => hashes,
-                (format, _) => {
-                    return Err(Error::unusable(
-                        "refusing the diff",
-                        &diff.path,
-                        format!(
-                            "it is a {} diff ({}): chains and one-pass restore are checked by the hashes that only native diffs hold",
-                            format.name(),
-                            format.origin()
-                        ),
-                    ))
-                }
-            };
-            let link = Link { diff, scan, hashes };
+            let link = Link::new(diff, scan)?;
             if let Some(previous) = links.last() {
                 check_link(previous, &link)?;
             }
             links.push(link);
         }
+        Chain::linked(links)
+    }
+
+    /// The chain of `links`, diffs read and checked in full already (verify reads each
+    /// twice): refused, as by [`Chain::check`], unless each links to the one before.
+    pub fn of_checked(links: Vec<Link<'a>>) -> Result<Chain<'a>> {
+        for pair in links.windows(2) {
+            check_link(&pair[0], &pair[1])?;
+        }
+        Chain::linked(links)
+    }
+
+    fn linked(links: Vec<Link<'a>>) -> Result<Chain<'a>> {
         if links.is_empty() {
             return Err(Error::Usage("a chain needs at least one diff".into()));
         }

@@ -93,8 +93,13 @@ pub enum Command {
     /// Merge a chain of diffs into one diff against the first one's base
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
-    /// Check a diff, and a target before or after restoring onto it, by reading each twice
-    #[command(after_help = VERIFY_HELP)]
+    /// Check a diff or a chain, and a target before or after restoring onto it, by reading each twice
+    #[command(
+        after_help = VERIFY_HELP,
+        override_usage = "diff-dd verify [OPTIONS] DIFFFILE [TARGET]\n       \
+diff-dd verify [OPTIONS] DIFFFILE... TARGET\n       \
+diff-dd verify [OPTIONS] --no-target DIFFFILE..."
+    )]
     Verify(VerifyArgs),
     /// List what a diff holds, from its headers alone
     #[command(after_help = INSPECT_HELP)]
@@ -107,11 +112,22 @@ const VERIFY_HELP: &str = "\
 The diff is read twice: each time its structure, every record hash and the whole-diff hash \
 are checked, and the two reads must give the same bytes. TARGET is read twice in full, the \
 second time from the device rather than the page cache; its BLAKE3 must equal the diff's \
-base hash (state base: ready for restore) or image hash (state restored). Each extent is \
-also classed as holding base data, new data or neither.
+base hash (state base: ready for restore) or image hash (state restored). Between the reads \
+restore's own checks are made at every extent (base data, new data, neither, a record torn \
+by a killed restore), with nothing written. TARGET is partly_restored, and verify says to \
+run restore again, only when restore would take it and the diff laid over it hashes to the \
+image hash; anything else is neither, with the reason.
+
+A chain is given as to restore, the diffs in order and TARGET last: every diff is read twice \
+as above, the links are checked by hashes, and TARGET must hash to the first diff's base \
+hash (base: ready for restore in place), the last diff's image hash (restored), or, with the \
+chain laid over it, the last image hash (partly_restored: restore with the same diffs \
+finishes it). Of two paths the second is always TARGET; give --no-target to check a chain \
+without one.
 
 Exit status: 0 when the diff is intact and TARGET (if given) is in a known state, or the \
-state --expect names; 1 when a file cannot be read; 2 for a usage error; 3 when the diff is \
+state --expect names; 1 when a file cannot be read or the diffs do not form a chain; 2 for a \
+usage error; 3 when the diff is \
 corrupt; 4 when TARGET is in neither known state or not the expected one; 5 when two reads \
 of the same file gave different bytes (an unstable device, or a file changed meanwhile).";
 
@@ -141,17 +157,29 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DIR")]
     pub spool: Option<PathBuf>,
     /// Fail (exit 4) unless TARGET is in this state
-    #[arg(long, value_enum, value_name = "STATE", requires = "target")]
+    #[arg(long, value_enum, value_name = "STATE")]
     pub expect: Option<TargetState>,
     /// Print one JSON document with the states, hashes and counts
     #[arg(long)]
     pub json: bool,
-    /// The diff to check
-    #[arg(value_name = "DIFFFILE")]
-    pub difffile: PathBuf,
-    /// A file or block device to check against the diff
-    #[arg(value_name = "TARGET")]
-    pub target: Option<PathBuf>,
+    /// Every path is a diff: check the chain they form, with no TARGET
+    #[arg(long)]
+    pub no_target: bool,
+    /// The diff to check, or the diffs of a chain in order; of two or more paths the last is
+    /// TARGET (unless --no-target), a file or block device to check against them
+    #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+}
+
+impl VerifyArgs {
+    /// The diffs and the target: one path is a diff; of two or more, the last is the target,
+    /// as in restore, unless --no-target makes them all diffs.
+    pub fn diffs_and_target(&self) -> (&[PathBuf], Option<&PathBuf>) {
+        match self.paths.split_last() {
+            Some((target, diffs)) if !self.no_target && !diffs.is_empty() => (diffs, Some(target)),
+            _ => (&self.paths, None),
+        }
+    }
 }
 
 /// The formats backup can write.
@@ -385,7 +413,9 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
         // so nothing completes after a subcommand of a program with a hyphen in its name
         // (clap-rs/clap#6421, open). Label the arms the way the state is built.
         clap_complete::Shell::Bash => script.replace("diff__subcmd__dd", "diff__dd"),
-        clap_complete::Shell::Zsh => zsh_first_word_is_a_command_or_a_path(&script),
+        clap_complete::Shell::Zsh => {
+            zsh_options_after_many_paths(&zsh_first_word_is_a_command_or_a_path(&script))
+        }
         // clap_complete's fish script completes no positional values: `diff-dd completions
         // <TAB>` listed files. Offer the shells.
         clap_complete::Shell::Fish => {
@@ -431,6 +461,13 @@ fn zsh_first_word_is_a_command_or_a_path(script: &str) -> String {
         }
         _ => script.to_string(), // clap_complete changed: the completion test says so.
     }
+}
+
+/// clap_complete gives a positional that takes many paths to zsh as `*::NAME`, which hands
+/// the rest of the line to that positional alone: `diff-dd verify x --expect <TAB>` offered
+/// files, not the states. `*:NAME` keeps the options completing after the paths.
+fn zsh_options_after_many_paths(script: &str) -> String {
+    script.replace("\n'*::", "\n'*:")
 }
 
 /// How the binary prints what an operation returns.
@@ -495,7 +532,7 @@ pub enum Task {
         options: ops::OnePassOptions,
     },
     Verify {
-        difffile: PathBuf,
+        difffiles: Vec<PathBuf>,
         target: Option<PathBuf>,
         spool: PathBuf,
         options: VerifyOptions,
@@ -617,23 +654,32 @@ impl Cli {
                     },
                 }
             }
-            Command::Verify(args) => Invocation {
-                printing: options.printing(args.json),
-                task: Task::Verify {
-                    options: VerifyOptions {
-                        v1_sector_size: options.sector_size(),
-                        buffer_size: options.buffer_size(),
-                        expect: args.expect.map(|state| match state {
-                            TargetState::Base => ops::State::Base,
-                            TargetState::Restored => ops::State::Restored,
-                        }),
-                        diff_read_once: args.difffile.as_os_str() == "-",
+            Command::Verify(args) => {
+                let (difffiles, target) = args.diffs_and_target();
+                let (difffiles, target) = (difffiles.to_vec(), target.cloned());
+                if args.expect.is_some() && target.is_none() {
+                    return Err(Error::Usage(
+                        "--expect needs a TARGET to find in that state".into(),
+                    ));
+                }
+                Invocation {
+                    printing: options.printing(args.json),
+                    task: Task::Verify {
+                        options: VerifyOptions {
+                            v1_sector_size: options.sector_size(),
+                            buffer_size: options.buffer_size(),
+                            expect: args.expect.map(|state| match state {
+                                TargetState::Base => ops::State::Base,
+                                TargetState::Restored => ops::State::Restored,
+                            }),
+                            stream_diff: difffiles.iter().position(|path| path.as_os_str() == "-"),
+                        },
+                        difffiles,
+                        target,
+                        spool: args.spool.unwrap_or_else(std::env::temp_dir),
                     },
-                    difffile: args.difffile,
-                    target: args.target,
-                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
-                },
-            },
+                }
+            }
             Command::Inspect(args) => Invocation {
                 printing: options.printing(args.json),
                 task: Task::Inspect {
@@ -738,11 +784,11 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Restore(args) if args.difffiles.iter().filter(|path| dash(path)).count() > 1 => Err(
             "only one diff can be read from standard input ('-')".into(),
         ),
-        Command::Verify(VerifyArgs {
-            target: Some(target),
-            ..
-        }) if dash(target) => Err(
+        Command::Verify(args) if args.diffs_and_target().1.is_some_and(dash) => Err(
             "TARGET '-' would mean standard input, but verify reads the target twice; a file named - is reached as ./-".into(),
+        ),
+        Command::Verify(args) if args.diffs_and_target().0.iter().filter(|path| dash(path)).count() > 1 => Err(
+            "only one diff can be read from standard input ('-')".into(),
         ),
         _ => Ok(()),
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{Error, Reporting, Result};
 use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
-use crate::ops::verify::{DiffFindings, ExtentCounts, State, TargetFindings, VerifyReport};
+use crate::ops::verify::{ChainFindings, DiffFindings, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
 
 /// How a listing or report is written.
@@ -395,10 +395,16 @@ pub fn count(number: u64, noun: &str) -> String {
     }
 }
 
-/// verify's report as one JSON document: the findings, then whether it passed.
+/// verify's report as one JSON document: the findings, then whether it passed. One diff is
+/// `diff`; a chain is `diffs`, in order, and `chain` (null unless they link).
 #[derive(Serialize)]
 struct JsonReport<'a> {
-    diff: &'a DiffFindings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diff: Option<&'a DiffFindings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diffs: Option<&'a [DiffFindings]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chain: Option<Option<&'a ChainFindings>>,
     target: Option<&'a TargetFindings>,
     expect: Option<State>,
     ok: bool,
@@ -421,7 +427,9 @@ pub fn write_verify_report(report: &VerifyReport, style: Style, out: &mut dyn Wr
 /// Writes verify's report as one JSON document, on one line as inspect's.
 fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
     let document = JsonReport {
-        diff: &report.diff,
+        diff: report.diffs.first().filter(|_| !report.is_chain()),
+        diffs: report.is_chain().then_some(&report.diffs[..]),
+        chain: report.is_chain().then_some(report.chain.as_ref()),
         target: report.target.as_ref(),
         expect: report.expect,
         ok: report.failure.is_none(),
@@ -442,10 +450,41 @@ fn write_verify_json(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
         })
 }
 
-/// verify's report for people: a line on the diff, then on the target and its extents; with
-/// `hashes`, the hashes each was checked by.
+/// verify's report for people: a line on each diff (up to the first that is not intact) and
+/// on the chain they form, then on the target and its extents; with `hashes`, the hashes each
+/// was checked by.
 fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::Result<()> {
-    let diff = &report.diff;
+    for diff in &report.diffs {
+        verify_diff_text(diff, report.target.is_some(), hashes, out)?;
+        if !diff.intact {
+            break; // The diffs after it were not read.
+        }
+    }
+    if let Some(chain) = &report.chain {
+        writeln!(
+            out,
+            "chain: {} diffs of an image of {}, each made against the image the one before gives",
+            report.diffs.len(),
+            human_bytes(chain.image_size)
+        )?;
+        if hashes {
+            writeln!(out, "chain: base image blake3 {}", chain.base_blake3)?;
+            writeln!(out, "chain: image blake3 {}", chain.image_blake3)?;
+        }
+    }
+    if let Some(target) = &report.target {
+        verify_target_text(target, report.is_chain(), hashes, out)?;
+    }
+    Ok(())
+}
+
+/// The line on one diff, with its hashes when `hashes`.
+fn verify_diff_text(
+    diff: &DiffFindings,
+    target_given: bool,
+    hashes: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let reads = match diff.reads_agree {
         Some(_) => "read twice, identical",
         None => "read once: from a stream, a second read was impossible",
@@ -457,7 +496,7 @@ fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::
             diff.path,
             diff.format.unwrap_or("?"),
             diff.extent_count.unwrap_or(0),
-            if report.target.is_some() { " and bounds are" } else { " is" },
+            if target_given { " and bounds are" } else { " is" },
         )?;
     } else if diff.intact {
         writeln!(
@@ -481,34 +520,46 @@ fn verify_text(report: &VerifyReport, hashes: bool, out: &mut dyn Write) -> io::
         )?;
         writeln!(out, "diff: image blake3 {}", or_none(&diff.image_blake3))?;
     }
-    if let Some(target) = &report.target {
-        let how_far = target.extents.as_ref().map(ExtentCounts::how_far);
-        match (target.state, how_far) {
-            (Some(State::PartlyRestored), Some(how_far)) => {
-                writeln!(out, "target: {}: partly restored: {how_far}", target.path)?
-            }
-            (Some(state), _) => writeln!(out, "target: {}: {}", target.path, state.describe())?,
-            (None, _) => writeln!(
-                out,
-                "target: {}: fits every record; its contents cannot be checked without hashes",
-                target.path
-            )?,
+    Ok(())
+}
+
+/// The lines on the target, checked against one diff or a chain.
+fn verify_target_text(
+    target: &TargetFindings,
+    chain: bool,
+    hashes: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match (target.state, &target.detail) {
+        // How far a restore got, or why it is neither: the same words as the error.
+        (Some(state), Some(detail)) => {
+            writeln!(out, "target: {}: {}: {detail}", target.path, state.name())?
         }
-        match target.reads_agree {
-            Some(true) => writeln!(out, "target: read twice from the device, identical")?,
-            Some(false) => writeln!(out, "target: two reads from the device DIFFER")?,
-            None => {}
-        }
-        if let (true, Some(blake3)) = (hashes, &target.blake3) {
-            writeln!(out, "target: blake3 {blake3}")?;
-        }
-        if let Some(extents) = &target.extents {
-            writeln!(
-                out,
-                "extents: {} hold base data, {} new data, {} neither",
-                extents.base, extents.restored, extents.neither
-            )?;
-        }
+        (Some(state), None) => writeln!(out, "target: {}: {}", target.path, state.describe(chain))?,
+        (None, _) => writeln!(
+            out,
+            "target: {}: fits every record; its contents cannot be checked without hashes",
+            target.path
+        )?,
+    }
+    match target.reads_agree {
+        Some(true) => writeln!(out, "target: read twice from the device, identical")?,
+        Some(false) => writeln!(out, "target: two reads from the device DIFFER")?,
+        None => {}
+    }
+    if let (true, Some(blake3)) = (hashes, &target.blake3) {
+        writeln!(out, "target: blake3 {blake3}")?;
+    }
+    if let (true, Some(blake3)) = (hashes, &target.laid_over_blake3) {
+        let laid = if chain { "the chain" } else { "the diff" };
+        writeln!(out, "target: with {laid} laid over it, blake3 {blake3}")?;
+    }
+    if let Some(extents) = &target.extents {
+        writeln!(
+            out,
+            "extents: {} hold base data, {} new data, {} neither",
+            extents.base, extents.restored, extents.neither
+        )?;
     }
     Ok(())
 }

@@ -71,12 +71,12 @@ pub fn run(invocation: Invocation) -> ExitCode {
             Reporting::Work,
         ),
         Task::Verify {
-            difffile,
+            difffiles,
             target,
             spool,
             options,
         } => (
-            verify::run(&difffile, target.as_deref(), &spool, &options, printing),
+            verify::run(&difffiles, target.as_deref(), &spool, &options, printing),
             Reporting::Check,
         ),
         Task::Inspect {

@@ -251,6 +251,83 @@ impl Frontier {
     }
 }
 
+/// Restore's decisions for a target, record by record in diff order, made as its dry run
+/// makes them (what the target holds at each extent, [`Frontier::decide`], the torn check)
+/// and with nothing written: so that verify says "run restore again" exactly when restore
+/// would take the target. Each record is looked at even after the first refusal, so that
+/// every extent is counted.
+pub(super) struct Review<'a> {
+    diff: &'a OpenFile,
+    target: &'a OpenFile,
+    buffer_size: u64,
+    frontier: Frontier,
+    scratch: IoBuffer,
+    decoder: Decoder,
+    stored: Vec<u8>,
+    record_data: Vec<u8>,
+    /// The first record restore would refuse the target at: which extent and why.
+    refused: Option<(u64, String)>,
+}
+
+impl<'a> Review<'a> {
+    pub(super) fn new(diff: &'a OpenFile, target: &'a OpenFile, buffer_size: u64) -> Review<'a> {
+        Review {
+            diff,
+            target,
+            buffer_size,
+            frontier: Frontier::default(),
+            scratch: IoBuffer::default(),
+            decoder: Decoder::default(),
+            stored: Vec::new(),
+            record_data: Vec::new(),
+            refused: None,
+        }
+    }
+
+    /// What the target holds where `record`, the next record in diff order, goes; and, up to
+    /// the first refusal, what restore would decide there.
+    pub(super) fn look(&mut self, record: &Record) -> Result<Found> {
+        let found = look_at_target(self.target, record, self.buffer_size, &mut self.scratch)?;
+        if self.refused.is_some() {
+            return Ok(found);
+        }
+        let fault = match self.frontier.decide(record, found) {
+            Decision::Write | Decision::AlreadyRestored => None,
+            Decision::WriteIfTorn if self.starts_torn(record)? => None,
+            Decision::WriteIfTorn => Some(Fault::Neither),
+            Decision::Wrong(fault) => Some(fault),
+        };
+        if let Some(fault) = fault {
+            let (extent, _, what) = refusal(record, fault);
+            self.refused = Some((extent, what));
+        }
+        Ok(found)
+    }
+
+    /// The extent restore would refuse the target at, and why; None when it would take it.
+    pub(super) fn refused(&self) -> Option<&(u64, String)> {
+        self.refused.as_ref()
+    }
+
+    /// The torn check restore makes, with the record's data read and checked from the diff
+    /// (only native records have hashes, and so can be found in neither state).
+    fn starts_torn(&mut self, record: &Record) -> Result<bool> {
+        let data = if record.length > format::LONG_RECORD {
+            RecordData::Long
+        } else {
+            format::load_record(
+                self.diff,
+                record,
+                &mut self.decoder,
+                &mut self.stored,
+                &mut self.record_data,
+            )?;
+            RecordData::Held(&self.record_data)
+        };
+        starts_torn(self.diff, self.target, record, data, &mut self.scratch)
+    }
+}
+
 /// What a pass found: the records (to be) written, and those restored already.
 #[derive(Debug, Default)]
 struct Planned {
@@ -494,7 +571,20 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
         Written::Nothing => "nothing was written",
         Written::Partly => "it changed since restore checked it",
     };
-    let (extent, offset, what) = match fault {
+    let (extent, offset, what) = refusal(record, fault);
+    Error::WrongTarget {
+        path: target.path.clone(),
+        extent: Some(extent),
+        offset: Some(offset),
+        written,
+        reason: format!("{what}; {consequence}"),
+    }
+}
+
+/// Why restore refuses a target, found at `record`: the extent at fault, its offset, and
+/// what it holds there. One wording for restore and for verify, which foretells it.
+fn refusal(record: &Record, fault: Fault) -> (u64, u64, String) {
+    match fault {
         Fault::Neither => (
             record.index,
             record.offset,
@@ -511,13 +601,6 @@ fn wrong_target(target: &OpenFile, record: &Record, fault: Fault, written: Writt
                 record.index
             ),
         ),
-    };
-    Error::WrongTarget {
-        path: target.path.clone(),
-        extent: Some(extent),
-        offset: Some(offset),
-        written,
-        reason: format!("{what}; {consequence}"),
     }
 }
 

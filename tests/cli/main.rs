@@ -22,3 +22,4 @@ mod slips;
 mod streams;
 mod target_state;
 mod vectors;
+mod verify;
