@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         Ok(invocation) => commands::run(invocation),
         Err(error) => {
             // Printed the way clap prints what it catches itself, with its exit code.
-            let message = error.to_string();
+            // The message can quote a path, which can hold control characters.
+            let message = diff_dd::render::printable(&error.to_string()).into_owned();
             let error = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
             let _ = error.print();
             ExitCode::from(error::USAGE)

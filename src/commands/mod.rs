@@ -18,6 +18,7 @@ use std::path::Path;
 use diff_dd::cli::{Invocation, Task};
 use diff_dd::device::{self, OpenFile};
 use diff_dd::error::{self, Error, Reporting, Result, Role};
+use diff_dd::render;
 use diff_dd::units::human_bytes;
 
 pub fn run(invocation: Invocation) -> ExitCode {
@@ -100,7 +101,8 @@ pub fn run(invocation: Invocation) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::from(error::SUCCESS),
         Err(error) => {
-            eprintln!("diff-dd: {error}");
+            // A path, a mount point or a reason quoting a file can hold control characters.
+            eprintln!("diff-dd: {}", render::printable(&error.to_string()));
             ExitCode::from(error.exit_code(reporting))
         }
     }
@@ -132,7 +134,10 @@ fn private_copies(diffs: Vec<OpenFile>, spool: &Path) -> Result<Vec<OpenFile>> {
 
 /// Prints the one-line summary `-v` asks for.
 fn summary(command: &str, text: std::fmt::Arguments<'_>) {
-    eprintln!("diff-dd: {command}: {text}");
+    eprintln!(
+        "diff-dd: {command}: {}",
+        render::printable(&text.to_string())
+    );
 }
 
 /// `1.9 GiB/s`: bytes over the time they took.
