@@ -37,7 +37,9 @@ reached as ./backup.
 Exit status: 0 on success, 1 when the work failed (no target was changed, and no unfinished \
 OUTFILE is left under its name), 2 for a usage error, 6 when restore failed after it began \
 writing the target (the message ends with what the target holds). verify and inspect add 3 \
-(corrupt diff), 4 (target in an unexpected state) and 5 (unstable reads): see their --help."
+(corrupt diff), 4 (target in an unexpected state) and 5 (unstable reads): see their --help. \
+When the reader of standard output stops early (| head), inspect, verify and completions end \
+quietly, killed by SIGPIPE as cat is (141 in a shell)."
 );
 
 #[derive(Debug, Parser)]
@@ -132,7 +134,8 @@ Reads only the headers and skips the data, so a large diff lists quickly. Record
 the whole-diff hash are not checked here: verify does that.
 
 Exit status: 0 when the whole diff could be listed; 1 when it cannot be opened; 3 when it is \
-corrupt (what could be read is listed first).";
+corrupt (what could be read is listed first). When the reader of standard output stops early \
+(| head -1), inspect ends quietly, killed by SIGPIPE (141 in a shell).";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {

@@ -100,12 +100,35 @@ pub fn run(invocation: Invocation) -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::from(error::SUCCESS),
+        Err(Error::Output { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            end_as_a_closed_pipe_ends_cat()
+        }
         Err(error) => {
             // A path, a mount point or a reason quoting a file can hold control characters.
             eprintln!("diff-dd: {}", render::printable(&error.to_string()));
             ExitCode::from(error.exit_code(reporting))
         }
     }
+}
+
+/// The reader of a listing, report or script went away (`diff-dd inspect big.diff | head
+/// -1`): stop quietly, killed by SIGPIPE as cat and ls are, so that a shell sees 141 and a
+/// pipeline under `set -o pipefail` fails as it would with them. Rust ignores SIGPIPE, which
+/// is what lets backup and restore report a closed standard output as an error naming what
+/// it holds; only printed text ends this way, and only once nothing is left to clean up.
+fn end_as_a_closed_pipe_ends_cat() -> ExitCode {
+    // SAFETY: these calls change this process's handling of one signal and raise it; they
+    // take no pointers but the signal set built here.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut pipe_only: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe_only, std::ptr::null_mut());
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached unless the signal could not end the process: the status a shell gives.
+    ExitCode::from(128 + libc::SIGPIPE as u8)
 }
 
 /// `-` is standard input.
