@@ -92,19 +92,19 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__backup)
             opts="-s -b -q -v -h --format --force --compress --on --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -114,7 +114,7 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 --on)
@@ -141,7 +141,7 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__completions)
@@ -288,7 +288,7 @@ _diff__dd() {
             ;;
         diff__dd__subcmd__inspect)
             opts="-s -b -q -v -h --spool --json --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -317,12 +317,12 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__merge)
             opts="-s -b -q -v -h --base --compress --force --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -332,7 +332,7 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 --sector-size)
@@ -355,12 +355,12 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__restore)
             opts="-s -b -q -v -h --spool --base --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -393,12 +393,12 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__verify)
             opts="-s -b -q -v -h --spool --expect --json --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -431,7 +431,7 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
     esac
