@@ -145,28 +145,12 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__completions)
-            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-h --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --sector-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --buffer-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -b)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -287,7 +271,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__inspect)
-            opts="-s -b -q -v -h --spool --json --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -q -v -h --spool --json --sector-size --quiet --verbose --help"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -302,14 +286,6 @@ _diff__dd() {
                     return 0
                     ;;
                 -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --buffer-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -b)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -134,15 +134,10 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose 
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l json -d 'Print one JSON document instead of a table'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'

@@ -406,12 +406,69 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
     units::parse_size(text)
 }
 
+/// The command line as it is parsed and shown in --help, completions and man pages: the
+/// definitions above, built.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    built(Cli::command())
+}
+
+/// Builds `command` (the definitions above, perhaps adjusted, as the man pages are without
+/// the help subcommand) and hides the common options where they do nothing
+/// ([`does_nothing_in`]), so that neither --help nor a man page lists them there. Hidden,
+/// they are still accepted, so that a script that passes them everywhere keeps working.
+pub fn built(mut command: clap::Command) -> clap::Command {
+    // The common options are global: they reach each subcommand when the command is built.
+    command.build();
+    command.mut_subcommands(|subcommand| {
+        let name = subcommand.get_name().to_string();
+        subcommand.mut_args(|arg| {
+            let hidden = does_nothing_in(&name, arg.get_id().as_str());
+            arg.hide(hidden)
+        })
+    })
+}
+
+/// Whether the common option `id` does nothing in the subcommand `name`: -b in inspect, which
+/// reads headers only and no image in buffers of that size, and all four in completions. -s
+/// does matter to inspect: it lists a v1 diff, which does not record its sector size, with
+/// the size -s gives.
+fn does_nothing_in(name: &str, id: &str) -> bool {
+    match name {
+        "inspect" => id == "buffer_size",
+        "completions" => ["sector_size", "buffer_size", "quiet", "verbose"].contains(&id),
+        _ => false,
+    }
+}
+
+/// The command the completion scripts are generated from. clap_complete offers hidden
+/// options too, so here the common options are not global: each subcommand is given those
+/// that do something in it.
+fn command_for_completion() -> clap::Command {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let common: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().global(false))
+        .collect();
+    command
+        .mut_args(|arg| arg.global(false))
+        .mut_subcommands(|subcommand| {
+            let name = subcommand.get_name().to_string();
+            let applying = common
+                .iter()
+                .filter(|arg| !does_nothing_in(&name, arg.get_id().as_str()))
+                .cloned();
+            subcommand.args(applying)
+        })
+}
+
 /// The completion script for `shell`, generated from the definitions above: what
 /// `diff-dd completions SHELL` prints and completions/ holds.
 pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "diff-dd", &mut script);
+    clap_complete::generate(shell, &mut command_for_completion(), "diff-dd", &mut script);
     let script = String::from_utf8_lossy(&script);
     match shell {
         // clap_complete's bash script builds the state of `diff-dd verify` as

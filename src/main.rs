@@ -4,16 +4,16 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 
-use diff_dd::cli::Cli;
+use diff_dd::cli::{self, Cli};
 use diff_dd::error;
 
 fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
-    let matches = Cli::command().get_matches();
+    let matches = cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)
-        .unwrap_or_else(|error| error.format(&mut Cli::command()).exit());
+        .unwrap_or_else(|error| error.format(&mut cli::command()).exit());
     match cli.into_invocation() {
         Ok(invocation) => commands::run(invocation),
         Err(error) => {
@@ -30,9 +30,8 @@ fn main() -> ExitCode {
 /// The command whose usage follows a usage error, as clap prints what it catches itself: the
 /// subcommand's (`diff-dd restore [OPTIONS] <DIFFFILE>... <OUTFILE>`) when one was given.
 fn usage_of(subcommand: Option<&str>) -> clap::Command {
-    let mut command = Cli::command();
     // Built, a subcommand knows the name it is called by, `diff-dd restore`.
-    command.build();
+    let command = cli::command();
     match subcommand {
         Some(name) => command.find_subcommand(name).cloned().unwrap_or(command),
         None => command,

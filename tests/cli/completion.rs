@@ -9,7 +9,7 @@ use crate::util::repository;
 
 /// Where TAB is pressed, what must be offered there, and what must not. The shells run in a
 /// directory holding full.img and monday.diff.
-const CASES: [(&str, &[&str], &[&str]); 6] = [
+const CASES: [(&str, &[&str], &[&str]); 7] = [
     (
         "diff-dd verify --",
         &["--expect", "--json", "--quiet"],
@@ -17,6 +17,12 @@ const CASES: [(&str, &[&str], &[&str]); 6] = [
         &["--format", "--force"],
     ),
     ("diff-dd completions ", &["bash", "zsh", "fish"], &[]),
+    // Not -b, which does nothing in inspect; -s does, for v1 diffs.
+    (
+        "diff-dd inspect --",
+        &["--json", "--sector-size"],
+        &["--buffer-size"],
+    ),
     ("diff-dd verify x --expect ", &["base", "restored"], &[]),
     // Where a path goes, files, not options: bash offered only options, and inserted their
     // common prefix '-'.
