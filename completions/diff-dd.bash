@@ -92,19 +92,19 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__backup)
             opts="-s -b -q -v -h --format --force --compress --on --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -114,7 +114,7 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 --on)
@@ -141,32 +141,16 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__completions)
-            opts="-s -b -q -v -h --sector-size --buffer-size --quiet --verbose --help bash elvish fish powershell zsh"
+            opts="-h --help bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --sector-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -s)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --buffer-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -b)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -287,8 +271,8 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__inspect)
-            opts="-s -b -q -v -h --spool --json --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-s -q -v -h --spool --json --sector-size --quiet --verbose --help"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -305,24 +289,16 @@ _diff__dd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --buffer-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                -b)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__merge)
             opts="-s -b -q -v -h --base --compress --force --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -332,7 +308,7 @@ _diff__dd() {
                     return 0
                     ;;
                 --compress)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "none 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19" -- "${cur}"))
                     return 0
                     ;;
                 --sector-size)
@@ -355,12 +331,12 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__restore)
             opts="-s -b -q -v -h --spool --base --force --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -393,12 +369,12 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
         diff__dd__subcmd__verify)
             opts="-s -b -q -v -h --spool --expect --json --no-target --sector-size --buffer-size --quiet --verbose --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -431,7 +407,7 @@ _diff__dd() {
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
             return 0
             ;;
     esac

@@ -107,8 +107,6 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
-            cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
-            cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
             cand --json 'Print one JSON document instead of a table'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
@@ -118,14 +116,6 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help'
         }
         &'diff-dd;completions'= {
-            cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
-            cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
-            cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
-            cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
-            cand -q 'Print nothing but errors'
-            cand --quiet 'Print nothing but errors'
-            cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
-            cand --verbose 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
             cand -h 'Print help'
             cand --help 'Print help'
         }

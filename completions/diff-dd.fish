@@ -28,7 +28,26 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s s -l sector-size -d 'Gr
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l format -d 'With three paths: the format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -l compress -d 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -l compress -d 'With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r -f -a "none\t'store record data raw'
+1\t'fastest'
+2\t''
+3\t''
+4\t'the default'
+5\t''
+6\t''
+7\t''
+8\t''
+9\t''
+10\t''
+11\t''
+12\t''
+13\t''
+14\t''
+15\t''
+16\t''
+17\t''
+18\t''
+19\t'smallest'"
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l force -d 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
@@ -43,7 +62,26 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l format -d 'The format of the diff to write [default: native]' -r -f -a "native\t'diff-dd\'s own format (v3): headers, hashes of every record and of both images'
 v1\t'The original diff-dd 1.0 format, byte for byte: offsets and sectors, no hashes'"
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]. Extents of zeros are stored without data either way' -r -f -a "none\t'store record data raw'
+1\t'fastest'
+2\t''
+3\t''
+4\t'the default'
+5\t''
+6\t''
+7\t''
+8\t''
+9\t''
+10\t''
+11\t''
+12\t''
+13\t''
+14\t''
+15\t''
+16\t''
+17\t''
+18\t''
+19\t'smallest'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l on -d 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
@@ -60,7 +98,26 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l base -d 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record' -r -F
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]' -r -f -a "none\t'store record data raw'
+1\t'fastest'
+2\t''
+3\t''
+4\t'the default'
+5\t''
+6\t''
+7\t''
+8\t''
+9\t''
+10\t''
+11\t''
+12\t''
+13\t''
+14\t''
+15\t''
+16\t''
+17\t''
+18\t''
+19\t'smallest'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l force -d 'Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun of the same merge replaces its own), or read FULL from a device mounted read-write'
@@ -79,15 +136,10 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose 
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l json -d 'Print one JSON document instead of a table'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s h -l help -d 'Print help'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s q -l quiet -d 'Print nothing but errors'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'

@@ -37,7 +37,9 @@ reached as ./backup.
 Exit status: 0 on success, 1 when the work failed (no target was changed, and no unfinished \
 OUTFILE is left under its name), 2 for a usage error, 6 when restore failed after it began \
 writing the target (the message ends with what the target holds). verify and inspect add 3 \
-(corrupt diff), 4 (target in an unexpected state) and 5 (unstable reads): see their --help."
+(corrupt diff), 4 (target in an unexpected state) and 5 (unstable reads): see their --help. \
+When the reader of standard output stops early (| head), inspect, verify and completions end \
+quietly, killed by SIGPIPE as cat is (141 in a shell)."
 );
 
 #[derive(Debug, Parser)]
@@ -69,7 +71,7 @@ pub struct Cli {
 
     /// With three paths: compress record data with zstd at LEVEL (1 to 19), or store it raw
     /// with 'none' [default: 4]. Extents of zeros are stored without data either way
-    #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
+    #[arg(long, value_name = "LEVEL", value_parser = CompressionLevels, hide_possible_values = true)]
     pub compress: Option<Compression>,
 
     /// INFILE REFFILE OUTFILE to make a diff, or DIFFFILE OUTFILE to restore one
@@ -148,7 +150,8 @@ Reads only the headers and skips the data, so a large diff lists quickly. Record
 the whole-diff hash are not checked here: verify does that.
 
 Exit status: 0 when the whole diff could be listed; 1 when it cannot be opened; 3 when it is \
-corrupt (what could be read is listed first).";
+corrupt (what could be read is listed first). When the reader of standard output stops early \
+(| head -1), inspect ends quietly, killed by SIGPIPE (141 in a shell).";
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -232,7 +235,7 @@ pub struct BackupArgs {
     pub force: bool,
     /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
     /// [default: 4]. Extents of zeros are stored without data either way
-    #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
+    #[arg(long, value_name = "LEVEL", value_parser = CompressionLevels, hide_possible_values = true)]
     pub compress: Option<Compression>,
     /// Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it,
     /// so that the diff holds only what changed since PREV. Once per diff of the chain, in
@@ -259,7 +262,7 @@ pub struct MergeArgs {
     pub base: Option<PathBuf>,
     /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
     /// [default: 4]
-    #[arg(long, value_name = "LEVEL", value_parser = parse_compression)]
+    #[arg(long, value_name = "LEVEL", value_parser = CompressionLevels, hide_possible_values = true)]
     pub compress: Option<Compression>,
     /// Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun
     /// of the same merge replaces its own), or read FULL from a device mounted read-write
@@ -384,6 +387,43 @@ impl Default for Compression {
     }
 }
 
+/// Parses `--compress` with [`parse_compression`], and names the levels it takes so that every
+/// shell completes them (`--compress <TAB>` offered file names). The help says them in words.
+#[derive(Debug, Clone, Copy)]
+struct CompressionLevels;
+
+impl clap::builder::TypedValueParser for CompressionLevels {
+    type Value = Compression;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Compression, clap::Error> {
+        parse_compression.parse_ref(command, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        const LEVELS: [&str; 20] = [
+            "none", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14",
+            "15", "16", "17", "18", "19",
+        ];
+        let described = |level: &str| match level {
+            "none" => "store record data raw",
+            "1" => "fastest",
+            "4" => "the default",
+            "19" => "smallest",
+            _ => "",
+        };
+        Some(Box::new(LEVELS.into_iter().map(move |level| {
+            clap::builder::PossibleValue::new(level).help(described(level))
+        })))
+    }
+}
+
 fn parse_compression(text: &str) -> Result<Compression, String> {
     if text == "none" {
         return Ok(Compression(None));
@@ -400,19 +440,78 @@ fn parse_size_arg(text: &str) -> Result<u64, String> {
     units::parse_size(text)
 }
 
+/// The command line as it is parsed and shown in --help, completions and man pages: the
+/// definitions above, built.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    built(Cli::command())
+}
+
+/// Builds `command` (the definitions above, perhaps adjusted, as the man pages are without
+/// the help subcommand) and hides the common options where they do nothing
+/// ([`does_nothing_in`]), so that neither --help nor a man page lists them there. Hidden,
+/// they are still accepted, so that a script that passes them everywhere keeps working.
+pub fn built(mut command: clap::Command) -> clap::Command {
+    // The common options are global: they reach each subcommand when the command is built.
+    command.build();
+    command.mut_subcommands(|subcommand| {
+        let name = subcommand.get_name().to_string();
+        subcommand.mut_args(|arg| {
+            let hidden = does_nothing_in(&name, arg.get_id().as_str());
+            arg.hide(hidden)
+        })
+    })
+}
+
+/// Whether the common option `id` does nothing in the subcommand `name`: -b in inspect, which
+/// reads headers only and no image in buffers of that size, and all four in completions. -s
+/// does matter to inspect: it lists a v1 diff, which does not record its sector size, with
+/// the size -s gives.
+fn does_nothing_in(name: &str, id: &str) -> bool {
+    match name {
+        "inspect" => id == "buffer_size",
+        "completions" => ["sector_size", "buffer_size", "quiet", "verbose"].contains(&id),
+        _ => false,
+    }
+}
+
+/// The command the completion scripts are generated from. clap_complete offers hidden
+/// options too, so here the common options are not global: each subcommand is given those
+/// that do something in it.
+fn command_for_completion() -> clap::Command {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let common: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().global(false))
+        .collect();
+    command
+        .mut_args(|arg| arg.global(false))
+        .mut_subcommands(|subcommand| {
+            let name = subcommand.get_name().to_string();
+            let applying = common
+                .iter()
+                .filter(|arg| !does_nothing_in(&name, arg.get_id().as_str()))
+                .cloned();
+            subcommand.args(applying)
+        })
+}
+
 /// The completion script for `shell`, generated from the definitions above: what
 /// `diff-dd completions SHELL` prints and completions/ holds.
 pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
-    use clap::CommandFactory;
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "diff-dd", &mut script);
+    clap_complete::generate(shell, &mut command_for_completion(), "diff-dd", &mut script);
     let script = String::from_utf8_lossy(&script);
     match shell {
         // clap_complete's bash script builds the state of `diff-dd verify` as
         // diff__dd__subcmd__verify but labels its case arm diff__subcmd__dd__subcmd__verify,
         // so nothing completes after a subcommand of a program with a hyphen in its name
         // (clap-rs/clap#6421, open). Label the arms the way the state is built.
-        clap_complete::Shell::Bash => script.replace("diff__subcmd__dd", "diff__dd"),
+        clap_complete::Shell::Bash => {
+            bash_paths_where_paths_go(&script.replace("diff__subcmd__dd", "diff__dd"))
+        }
         clap_complete::Shell::Zsh => {
             zsh_options_after_many_paths(&zsh_first_word_is_a_command_or_a_path(&script))
         }
@@ -432,6 +531,62 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
         _ => script.into_owned(),
     }
     .into_bytes()
+}
+
+/// clap_complete's bash script offers only options at a word that does not start with `-`, so
+/// `diff-dd restore --base full.img <TAB>` inserted their common prefix, `-`, where a diff's
+/// name goes. Where the command and every subcommand but `completions` (whose SHELL is offered
+/// by name) take paths, offer nothing there, so that bash completes file names itself
+/// (`complete -o default`, with directories, quoting and `~`). The first word after the
+/// program still offers the subcommands, and a path typed there still completes as one.
+fn bash_paths_where_paths_go(script: &str) -> String {
+    const PATH_ARMS: [&str; 6] = [
+        "        diff__dd)",
+        "        diff__dd__subcmd__backup)",
+        "        diff__dd__subcmd__restore)",
+        "        diff__dd__subcmd__merge)",
+        "        diff__dd__subcmd__verify)",
+        "        diff__dd__subcmd__inspect)",
+    ];
+    let options_only = "            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then";
+    let options_at_a_dash = "            if [[ ${cur} == -* ]] ; then";
+    let options_anywhere = "            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )";
+    let files =
+        "            COMPREPLY=() # a path: bash's own completion (-o default) offers files";
+    let mut fixed = String::with_capacity(script.len() + 1024);
+    let mut in_path_arm = false;
+    let mut after_the_options = false;
+    let (mut conditions, mut endings) = (0, 0);
+    for line in script.lines() {
+        if line.starts_with("        diff__dd") && line.ends_with(')') {
+            in_path_arm = PATH_ARMS.contains(&line);
+            after_the_options = false;
+        }
+        let line = match line {
+            _ if !in_path_arm => line,
+            _ if line == options_only => {
+                conditions += 1;
+                options_at_a_dash
+            }
+            // The first use of the options is for a word that starts with `-`; the last, after
+            // the option values, is for any other word.
+            _ if line == options_anywhere && after_the_options => {
+                endings += 1;
+                files
+            }
+            _ => {
+                after_the_options |= line == "            esac";
+                line
+            }
+        };
+        fixed.push_str(line);
+        fixed.push('\n');
+    }
+    if conditions == PATH_ARMS.len() - 1 && endings == PATH_ARMS.len() {
+        fixed
+    } else {
+        script.to_string() // clap_complete changed: the completion test says so.
+    }
 }
 
 /// clap_complete's zsh script takes the first word for the top-level PATH and the second for
@@ -843,6 +998,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_levels_completed_are_the_levels_taken() {
+        use clap::builder::TypedValueParser;
+        let offered: Vec<String> = CompressionLevels
+            .possible_values()
+            .into_iter()
+            .flatten()
+            .map(|value| value.get_name().to_string())
+            .collect();
+        let taken: Vec<String> = ["none".to_string()]
+            .into_iter()
+            .chain((0..=20).map(|level: i32| level.to_string()))
+            .filter(|text| parse_compression(text).is_ok())
+            .collect();
+        assert_eq!(offered, taken);
+    }
 
     #[test]
     fn typos_of_commands() {

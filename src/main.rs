@@ -4,22 +4,37 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::FromArgMatches;
 
-use diff_dd::cli::Cli;
+use diff_dd::cli::{self, Cli};
 use diff_dd::error;
 
 fn main() -> ExitCode {
     keep_large_buffers_out_of_arenas();
-    match Cli::parse().into_invocation() {
+    let matches = cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.format(&mut cli::command()).exit());
+    match cli.into_invocation() {
         Ok(invocation) => commands::run(invocation),
         Err(error) => {
-            // Printed the way clap prints what it catches itself, with its exit code.
-            let message = error.to_string();
-            let error = Cli::command().error(clap::error::ErrorKind::ValueValidation, message);
+            // The message can quote a path, which can hold control characters.
+            let message = diff_dd::render::printable(&error.to_string()).into_owned();
+            let error = usage_of(matches.subcommand_name())
+                .error(clap::error::ErrorKind::ValueValidation, message);
             let _ = error.print();
             ExitCode::from(error::USAGE)
         }
+    }
+}
+
+/// The command whose usage follows a usage error, as clap prints what it catches itself: the
+/// subcommand's (`diff-dd restore [OPTIONS] <DIFFFILE>... <OUTFILE>`) when one was given.
+fn usage_of(subcommand: Option<&str>) -> clap::Command {
+    // Built, a subcommand knows the name it is called by, `diff-dd restore`.
+    let command = cli::command();
+    match subcommand {
+        Some(name) => command.find_subcommand(name).cloned().unwrap_or(command),
+        None => command,
     }
 }
 

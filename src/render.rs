@@ -1,6 +1,7 @@
 //! Text and JSON for people and scripts: the listings and reports the commands print,
 //! written to any `Write`, so that tests and fuzz targets check exactly what the binary prints.
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -10,6 +11,38 @@ use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
 use crate::ops::verify::{ChainFindings, DiffFindings, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
+
+/// `text` as it may be shown on a terminal: every character that could end a line, move the
+/// cursor, recolor or reorder what follows is written as its Rust escape (`\n`, `\r`, `\t`,
+/// `\u{1b}`, `\u{202e}`). A diff is outside data: its tool version could otherwise print a
+/// forged line (`image blake3: ...`) or take over the terminal with escape sequences; a path
+/// or a mount point can hold the same characters. Everything else, backslashes included, is
+/// left as it is, so that ordinary text reads unchanged. JSON output escapes by itself.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unprintable) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for character in text.chars() {
+        if is_unprintable(character) {
+            escaped.extend(character.escape_default());
+        } else {
+            escaped.push(character);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// Control characters (C0 with tab and newline, DEL, C1), the Unicode line and paragraph
+/// separators, and the bidirectional marks, embeddings, overrides and isolates, which make a
+/// terminal show text in another order than it is written (CVE-2021-42574).
+fn is_unprintable(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 /// How a listing or report is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +170,7 @@ fn short_hex(hash: blake3::Hash) -> [u8; 16] {
 impl ListingStyle for TableListing {
     fn header(&mut self, out: &mut dyn Write, path: &str, info: &DiffInfo) -> io::Result<()> {
         let or_not_recorded = |value: Option<String>| value.unwrap_or_else(|| NOT_RECORDED.into());
-        writeln!(out, "diff:              {path}")?;
+        writeln!(out, "diff:              {}", printable(path))?;
         writeln!(
             out,
             "format:            {} ({})",
@@ -172,7 +205,7 @@ impl ListingStyle for TableListing {
         let tool = info
             .tool_version
             .as_ref()
-            .map(|version| format!("diff-dd {version}"));
+            .map(|version| format!("diff-dd {}", printable(version)));
         writeln!(out, "tool version:      {}", or_not_recorded(tool))?;
         writeln!(out)?;
         writeln!(

@@ -18,6 +18,7 @@ use std::path::Path;
 use diff_dd::cli::{Invocation, Task};
 use diff_dd::device::{self, OpenFile};
 use diff_dd::error::{self, Error, Reporting, Result, Role};
+use diff_dd::render;
 use diff_dd::units::human_bytes;
 
 pub fn run(invocation: Invocation) -> ExitCode {
@@ -91,11 +92,35 @@ pub fn run(invocation: Invocation) -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::from(error::SUCCESS),
+        Err(Error::Output { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            end_as_a_closed_pipe_ends_cat()
+        }
         Err(error) => {
-            eprintln!("diff-dd: {error}");
+            // A path, a mount point or a reason quoting a file can hold control characters.
+            eprintln!("diff-dd: {}", render::printable(&error.to_string()));
             ExitCode::from(error.exit_code(reporting))
         }
     }
+}
+
+/// The reader of a listing, report or script went away (`diff-dd inspect big.diff | head
+/// -1`): stop quietly, killed by SIGPIPE as cat and ls are, so that a shell sees 141 and a
+/// pipeline under `set -o pipefail` fails as it would with them. Rust ignores SIGPIPE, which
+/// is what lets backup and restore report a closed standard output as an error naming what
+/// it holds; only printed text ends this way, and only once nothing is left to clean up.
+fn end_as_a_closed_pipe_ends_cat() -> ExitCode {
+    // SAFETY: these calls change this process's handling of one signal and raise it; they
+    // take no pointers but the signal set built here.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        let mut pipe_only: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut pipe_only);
+        libc::sigaddset(&mut pipe_only, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe_only, std::ptr::null_mut());
+        libc::raise(libc::SIGPIPE);
+    }
+    // Not reached unless the signal could not end the process: the status a shell gives.
+    ExitCode::from(128 + libc::SIGPIPE as u8)
 }
 
 /// `-` is standard input.
@@ -124,7 +149,10 @@ fn private_copies(diffs: Vec<OpenFile>, spool: &Path) -> Result<Vec<OpenFile>> {
 
 /// Prints the one-line summary `-v` asks for.
 fn summary(command: &str, text: std::fmt::Arguments<'_>) {
-    eprintln!("diff-dd: {command}: {text}");
+    eprintln!(
+        "diff-dd: {command}: {}",
+        render::printable(&text.to_string())
+    );
 }
 
 /// `1.9 GiB/s`: bytes over the time they took.

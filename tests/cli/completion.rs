@@ -7,15 +7,47 @@ use std::process::Command;
 
 use crate::util::repository;
 
-/// Where TAB is pressed, and what must be offered there.
-const CASES: [(&str, &[&str]); 3] = [
-    ("diff-dd verify --", &["--expect", "--json", "--quiet"]),
-    ("diff-dd completions ", &["bash", "zsh", "fish"]),
-    ("diff-dd verify x --expect ", &["base", "restored"]),
+/// Where TAB is pressed, what must be offered there, and what must not. The shells run in a
+/// directory holding full.img and monday.diff.
+const CASES: [(&str, &[&str], &[&str]); 7] = [
+    (
+        "diff-dd verify --",
+        &["--expect", "--json", "--quiet"],
+        // Options of the top level, not of verify.
+        &["--format", "--force"],
+    ),
+    ("diff-dd completions ", &["bash", "zsh", "fish"], &[]),
+    // Not -b, which does nothing in inspect; -s does, for v1 diffs.
+    (
+        "diff-dd inspect --",
+        &["--json", "--sector-size"],
+        &["--buffer-size"],
+    ),
+    ("diff-dd verify x --expect ", &["base", "restored"], &[]),
+    // Where a path goes, files, not options: bash offered only options, and inserted their
+    // common prefix '-'.
+    (
+        "diff-dd restore --base full.img ",
+        &["monday.diff"],
+        &["-s", "--spool", "--help"],
+    ),
+    ("diff-dd inspect ", &["monday.diff"], &["--json"]),
+    // Levels, not file names.
+    (
+        "diff-dd backup --compress ",
+        &["none", "1", "4", "19"],
+        &["monday.diff", "0", "20"],
+    ),
 ];
 
-/// Options of the top level that must not be offered after a subcommand.
-const NOT_AFTER_VERIFY: [&str; 2] = ["--format", "--force"];
+/// A directory with the files the cases complete.
+fn work_directory() -> tempfile::TempDir {
+    let directory = tempfile::tempdir().unwrap();
+    for name in ["full.img", "monday.diff"] {
+        std::fs::write(directory.path().join(name), b"").unwrap();
+    }
+    directory
+}
 
 fn shell_available(shell: &str) -> bool {
     let found = Command::new("sh")
@@ -29,7 +61,7 @@ fn shell_available(shell: &str) -> bool {
     found
 }
 
-fn check(shell: &str, line: &str, offered: &str, expected: &[&str]) {
+fn check(shell: &str, line: &str, offered: &str, expected: &[&str], unexpected: &[&str]) {
     let offered: Vec<&str> = offered.split_whitespace().collect();
     for word in expected {
         assert!(
@@ -37,13 +69,11 @@ fn check(shell: &str, line: &str, offered: &str, expected: &[&str]) {
             "{shell}: '{line}<TAB>' offers {offered:?}, not {word}"
         );
     }
-    if line == "diff-dd verify --" {
-        for word in NOT_AFTER_VERIFY {
-            assert!(
-                !offered.contains(&word),
-                "{shell}: '{line}<TAB>' offers {word}: {offered:?}"
-            );
-        }
+    for word in unexpected {
+        assert!(
+            !offered.contains(word),
+            "{shell}: '{line}<TAB>' offers {word}: {offered:?}"
+        );
     }
 }
 
@@ -53,16 +83,24 @@ fn bash_completes_after_a_subcommand() {
         return;
     }
     let script = repository().join("completions/diff-dd.bash");
-    for (line, expected) in CASES {
-        // COMP_WORDS as bash splits the line; the function is the one `complete` names.
+    let directory = work_directory();
+    for (line, expected, unexpected) in CASES {
+        // COMP_WORDS as bash splits the line; the function is the one `complete` names. When
+        // it offers nothing, bash completes file names itself if `complete -o default` says
+        // so, as here.
         let program = r#"source "$0"
 function=$(complete -p diff-dd | sed -n 's/.*-F \([^ ]*\).*/\1/p')
 read -ra COMP_WORDS <<< "$1"
 [[ $1 == *" " ]] && COMP_WORDS+=("")
 COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
-"$function" diff-dd "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+cur=${COMP_WORDS[COMP_CWORD]}
+"$function" diff-dd "$cur" "${COMP_WORDS[COMP_CWORD-1]}"
+if [[ ${#COMPREPLY[@]} -eq 0 && $(complete -p diff-dd) == *"-o default"* ]]; then
+    COMPREPLY=( $(compgen -f -- "$cur") )
+fi
 echo "${COMPREPLY[*]}""#;
         let output = Command::new("bash")
+            .current_dir(directory.path())
             .args(["-c", program])
             .arg(&script)
             .arg(line)
@@ -74,6 +112,7 @@ echo "${COMPREPLY[*]}""#;
             line,
             &String::from_utf8_lossy(&output.stdout),
             expected,
+            unexpected,
         );
     }
 }
@@ -83,15 +122,17 @@ fn zsh_completes_after_a_subcommand() {
     if !shell_available("zsh") {
         return;
     }
-    for (line, expected) in CASES {
+    let directory = work_directory();
+    for (line, expected, unexpected) in CASES {
         let output = Command::new("zsh")
+            .current_dir(directory.path())
             .arg(repository().join("tests/cli/zsh-capture.zsh"))
             .arg(repository().join("completions"))
             .arg(line)
             .output()
             .unwrap();
         let offered = String::from_utf8_lossy(&output.stdout).replace('\r', "");
-        check("zsh", line, &offered, expected);
+        check("zsh", line, &offered, expected, unexpected);
     }
 }
 
@@ -101,8 +142,10 @@ fn fish_completes_after_a_subcommand() {
         return;
     }
     let script = repository().join("completions/diff-dd.fish");
-    for (line, expected) in CASES {
+    let directory = work_directory();
+    for (line, expected, unexpected) in CASES {
         let output = Command::new("fish")
+            .current_dir(directory.path())
             .args(["--no-config", "-c", "source $argv[1]; complete -C $argv[2]"])
             .arg(&script)
             .arg(line)
@@ -115,6 +158,6 @@ fn fish_completes_after_a_subcommand() {
             .filter_map(|candidate| candidate.split('\t').next())
             .collect::<Vec<_>>()
             .join(" ");
-        check("fish", line, &offered, expected);
+        check("fish", line, &offered, expected, unexpected);
     }
 }

@@ -47,6 +47,16 @@ enum StoredAs {
 /// out (compressed records allowed), from `(offset, length, stored)` records: so that a
 /// test can store what diff-dd would never write, with every hash right.
 fn native_diff(fixture: &Fixture, sector_size: u64, records: &[(u64, u64, StoredAs)]) -> Vec<u8> {
+    native_diff_made_by("test", fixture, sector_size, records)
+}
+
+/// [`native_diff`], with `tool_version` as the version of diff-dd its header says made it.
+fn native_diff_made_by(
+    tool_version: &str,
+    fixture: &Fixture,
+    sector_size: u64,
+    records: &[(u64, u64, StoredAs)],
+) -> Vec<u8> {
     let framed = |payload: Vec<u8>| {
         let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
         frame.extend(payload);
@@ -57,8 +67,8 @@ fn native_diff(fixture: &Fixture, sector_size: u64, records: &[(u64, u64, Stored
     for field in [sector_size, fixture.new.len() as u64, 4 << 20, 0] {
         header.extend(field.to_le_bytes());
     }
-    header.extend(4u64.to_le_bytes());
-    header.extend(b"test");
+    header.extend((tool_version.len() as u64).to_le_bytes());
+    header.extend(tool_version.as_bytes());
     header.extend(1u32.to_le_bytes());
     diff.extend(framed(header));
     let mut changed_bytes = 0;
@@ -553,4 +563,70 @@ fn a_v1_or_v2_diff_is_no_link_of_a_chain() {
         chains.contains("So every link is a version 3 diff: versions 1 and 2 hold no hashes, and a chain that holds one is refused"),
         "{chains}"
     );
+}
+
+/// Text in a diff is outside data: a tool version crafted to print a forged line, recolor the
+/// terminal or reorder what follows reaches the terminal escaped, on one line.
+#[test]
+fn text_from_a_diff_reaches_the_terminal_escaped() {
+    let fixture = Fixture::new(vec![0; 4096], vec![7; 4096]);
+    let forged_hash = "0".repeat(64);
+    let tool_version =
+        format!("0.1.0\nimage blake3:      {forged_hash} (forged)\r\x1b[31m\u{202e}\u{9b}\x7f");
+    let diff = native_diff_made_by(&tool_version, &fixture, 512, &[(0, 512, StoredAs::Raw)]);
+    fs::write(fixture.path("crafted.diff"), diff).unwrap();
+    for verbose in [false, true] {
+        let mut command = fixture.command();
+        command.arg("inspect").arg("crafted.diff");
+        if verbose {
+            command.arg("-v");
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let listing = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            !listing
+                .chars()
+                .any(|character| character != '\n' && character.is_control()
+                    || character == '\u{202e}'),
+            "a raw control character in: {listing:?}"
+        );
+        assert!(
+            !listing
+                .lines()
+                .any(|line| line.contains("(forged)") && !line.starts_with("tool version:")),
+            "a forged line in: {listing}"
+        );
+        let escaped = format!(
+            "tool version:      diff-dd 0.1.0\\nimage blake3:      {forged_hash} (forged)\\r\\u{{1b}}[31m\\u{{202e}}\\u{{9b}}\\u{{7f}}\n"
+        );
+        assert!(listing.contains(&escaped), "{listing}");
+    }
+    // JSON keeps the text as it is, escaped by JSON itself.
+    let output = fixture
+        .command()
+        .args(["inspect", "--json", "crafted.diff"])
+        .output()
+        .unwrap();
+    let listing: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listing["tool_version"], tool_version.as_str());
+}
+
+/// A path is escaped in messages too: an error stays one line.
+#[test]
+fn a_path_with_control_characters_is_escaped_in_messages() {
+    let fixture = Fixture::new(vec![0; 512], vec![0; 512]);
+    let output = fixture
+        .command()
+        .args(["inspect", "no\nsuch\x1b[2J.diff"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("diff-dd: ") && stderr.contains("no\\nsuch\\u{1b}[2J.diff: "),
+        "{stderr:?}"
+    );
+    assert_eq!(stderr.matches('\n').count(), 1, "{stderr:?}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }

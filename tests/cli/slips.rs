@@ -483,3 +483,40 @@ fn a_file_that_is_not_a_diff_is_called_so_first() {
         .assert()
         .success();
 }
+
+/// A usage error inside a command is followed by that command's usage, whether clap or
+/// diff-dd's own checks caught it; the original synopsis keeps the top-level usage.
+#[test]
+fn a_usage_error_shows_the_usage_of_its_command() {
+    let fixture = fixture();
+    let cases: [(&[&str], &str); 6] = [
+        (&["restore"], "Usage: diff-dd restore "),
+        (&["restore", "-", "-"], "Usage: diff-dd restore "),
+        (
+            &["restore", "-s", "3", "d.diff", "t.img"],
+            "Usage: diff-dd restore ",
+        ),
+        (&["-v", "verify", "d.diff", "-"], "Usage: diff-dd verify "),
+        (
+            &["backup", "--format", "v1", "--compress", "3", "a", "b", "c"],
+            "Usage: diff-dd backup ",
+        ),
+        (
+            &["-s", "3", "d.diff", "t.img"],
+            "Usage: diff-dd [OPTIONS] INFILE REFFILE OUTFILE",
+        ),
+    ];
+    for (arguments, usage) in cases {
+        let output = fixture.command().args(arguments).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{arguments:?}: {stderr}");
+        assert!(stderr.contains(usage), "{arguments:?}: {stderr}");
+        assert_eq!(
+            stderr.matches("Usage: ").count(),
+            1,
+            "{arguments:?}: {stderr}"
+        );
+    }
+    assert_eq!(fixture.names(), ["base.img", "new.img"]);
+}

@@ -205,3 +205,63 @@ fn a_terminal_never_receives_a_diff() {
     }
     assert!(!fixture.path("t.diff").exists());
 }
+
+/// A reader of standard output that stops early (`| head -1`) ends inspect, verify and
+/// completions quietly, killed by SIGPIPE as cat is: the shell reports 141, README's exit
+/// status, and nothing is said on stderr.
+#[test]
+fn a_reader_that_stops_early_ends_the_listing_quietly() {
+    // Every other sector changed: 8192 extents, a listing far larger than a pipe holds, so
+    // that writing it must meet the closed pipe.
+    let base = vec![0; 8 << 20];
+    let mut new = base.clone();
+    for sector in new.chunks_mut(1024) {
+        sector[..512].fill(0xff);
+    }
+    let fixture = Fixture::new(base, new);
+    fixture.backup(&[], "d.diff");
+    // diff-dd's status and stderr go to files: the pipeline's status is head's.
+    let pipeline = |command: &str, reader: &str| {
+        let output = sh(
+            &fixture,
+            &format!("{{ {command} 2>stderr; echo $? >status; }} | {reader}"),
+        );
+        assert!(output.status.success(), "{output:?}");
+        let status = fs::read_to_string(fixture.path("status")).unwrap();
+        let stderr = fs::read_to_string(fixture.path("stderr")).unwrap();
+        assert_eq!(stderr, "", "{command} | {reader}");
+        (String::from_utf8(output.stdout).unwrap(), status)
+    };
+    for command in ["diff-dd inspect d.diff", "diff-dd inspect -v d.diff"] {
+        let (stdout, status) = pipeline(command, "head -1");
+        assert_eq!(stdout, "diff:              d.diff\n", "{command}");
+        assert_eq!(status, "141\n", "{command}");
+    }
+    // One JSON document is one line: head -c stops within it.
+    let (stdout, status) = pipeline("diff-dd inspect --json d.diff", "head -c 9");
+    assert_eq!(
+        (stdout.as_str(), status.as_str()),
+        ("{\"path\":\"", "141\n")
+    );
+    // A diff streamed to a reader that went away is no finished stream: an error, exit 1.
+    let output = sh(
+        &fixture,
+        "{ diff-dd --compress none new.img base.img - 2>stderr; echo $? >status; } | head -c 9",
+    );
+    assert_eq!(output.stdout, b"diff-dd i");
+    let status = fs::read_to_string(fixture.path("status")).unwrap();
+    let stderr = fs::read_to_string(fixture.path("stderr")).unwrap();
+    assert_eq!(status, "1\n", "{stderr}");
+    assert!(
+        stderr.starts_with("diff-dd: cannot write OUTFILE: standard output: ")
+            && stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    // verify's report and the script fit in a pipe: they may be written whole before head
+    // exits (0), or meet the closed pipe (141); quietly either way.
+    for command in ["diff-dd verify -v d.diff", "diff-dd completions bash"] {
+        let (stdout, status) = pipeline(command, "head -1");
+        assert_eq!(stdout.lines().count(), 1, "{command}: {stdout}");
+        assert!(status == "0\n" || status == "141\n", "{command}: {status}");
+    }
+}
