@@ -368,51 +368,28 @@ impl<'a> Cursor<'a> {
                 .1
                 .clone()
                 .ok_or(Error::Internal("the overlay lost the record it lays"))?;
+            let long = record.length > format::LONG_RECORD;
             let mut until = (record.offset + record.length)
                 .min(next_start.unwrap_or(u64::MAX))
                 .min(end);
+            if long {
+                until = until.min(position + format::PIECE);
+            }
             let over_earlier = self.layers[..winner]
                 .iter()
                 .any(|(_, earlier)| earlier.as_ref().is_some_and(|r| r.offset < until));
-            if record.length > format::LONG_RECORD {
-                until = until.min(position + format::PIECE);
-                let from = position - record.offset;
+            let from = position - record.offset;
+            // Where the segment's bytes are: a piece of a long record, or a loaded record.
+            let data: &[u8] = if long {
                 self.read_long(diffs[winner], winner, &record, from, until - position)?;
-                on_segment(Segment {
-                    offset: position,
-                    data: &self.piece[..(until - position) as usize],
-                    link: winner,
-                    record: &record,
-                    over_earlier,
-                })?;
-                position = until;
-                self.pass_records_ending_by(position)?;
-                continue;
-            }
-            let key = Some((winner, record.index));
-            let slot = match self.loaded.iter().position(|(loaded, _)| *loaded == key) {
-                Some(slot) => slot,
-                None => {
-                    let slot = 1 - self.newest;
-                    let (loaded, data) = &mut self.loaded[slot];
-                    *loaded = None;
-                    format::load_record(
-                        diffs[winner],
-                        &record,
-                        &mut self.decoder,
-                        &mut self.stored,
-                        data,
-                    )?;
-                    *loaded = key;
-                    slot
-                }
+                &self.piece[..(until - position) as usize]
+            } else {
+                let slot = self.load(diffs[winner], winner, &record)?;
+                &self.loaded[slot].1[from as usize..][..(until - position) as usize]
             };
-            self.newest = slot;
-            let from = (position - record.offset) as usize;
-            let length = (until - position) as usize;
             on_segment(Segment {
                 offset: position,
-                data: &self.loaded[slot].1[from..from + length],
+                data,
                 link: winner,
                 record: &record,
                 over_earlier,
@@ -422,6 +399,25 @@ impl<'a> Cursor<'a> {
         }
         self.at = end;
         Ok(())
+    }
+
+    /// Which of the two loaded records holds `record` of diff `link`, loading it (decoded and
+    /// checked) into the one used longer ago when neither does.
+    fn load(&mut self, diff: &OpenFile, link: usize, record: &Record) -> Result<usize> {
+        let key = Some((link, record.index));
+        let slot = match self.loaded.iter().position(|(loaded, _)| *loaded == key) {
+            Some(slot) => slot,
+            None => {
+                let slot = 1 - self.newest;
+                let (loaded, data) = &mut self.loaded[slot];
+                *loaded = None;
+                format::load_record(diff, record, &mut self.decoder, &mut self.stored, data)?;
+                *loaded = key;
+                slot
+            }
+        };
+        self.newest = slot;
+        Ok(slot)
     }
 
     /// Reads `length` bytes of the long record `record` of diff `link` from byte `from` of its

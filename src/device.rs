@@ -388,13 +388,7 @@ pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
     refuse_terminal_input(Role::Diff)?;
     let spool_failed =
         |error: io::Error| Error::unusable("cannot spool the diff", directory, error.to_string());
-    let mut spool = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(directory)
-        .map_err(spool_failed)?;
+    let mut spool = unnamed_file_in(directory).map_err(spool_failed)?;
     io::copy(&mut io::stdin().lock(), &mut spool).map_err(|error| match error.kind() {
         io::ErrorKind::WriteZero | io::ErrorKind::StorageFull => spool_failed(error),
         _ => Error::io(Action::Read, Role::Diff, path, error),
@@ -402,6 +396,17 @@ pub fn spool_stdin(directory: &Path) -> Result<OpenFile> {
     let mut spooled = finish_open(spool, path, Role::Diff)?;
     spooled.private = true;
     Ok(spooled)
+}
+
+/// A new unnamed file in `directory` (`O_TMPFILE`), readable and writable by this process
+/// alone: gone when it is closed, however diff-dd exits.
+fn unnamed_file_in(directory: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(directory)
 }
 
 /// A private copy of `diff`, an unnamed temporary file in `directory` (`O_TMPFILE`) that no
@@ -427,13 +432,7 @@ pub fn private_copy(diff: OpenFile, directory: &Path) -> Result<OpenFile> {
             ),
         )
     };
-    let copy = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(directory)
-        .map_err(spool_failed)?;
+    let copy = unnamed_file_in(directory).map_err(spool_failed)?;
     let mut copied = 0u64;
     let mut by_kernel = true;
     let mut buffer = Vec::new();

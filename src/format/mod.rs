@@ -743,17 +743,7 @@ pub fn load_record(
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let invalid = |reason: String| Error::invalid_diff(&diff.path, Some(record.index), reason);
-    let in_file = record.stored.bytes_in_file(record.length);
-    if record
-        .data_at
-        .checked_add(in_file)
-        .is_none_or(|end| end > diff.size)
-    {
-        return Err(invalid(format!(
-            "record {}: its data lies past the end of the file (byte {})",
-            record.index, diff.size
-        )));
-    }
+    require_data_in_file(diff, record)?;
     let length = usize::try_from(record.length).unwrap_or(usize::MAX);
     out.clear();
     match record.stored {
@@ -772,6 +762,27 @@ pub fn load_record(
         }
     }
     check_record_data(&diff.path, record, out)
+}
+
+/// Fails, naming the record, unless `diff` holds all of `record`'s stored data where the
+/// record says it is: checked before a record is read out of turn, by where its data lies.
+fn require_data_in_file(diff: &OpenFile, record: &Record) -> Result<()> {
+    let in_file = record.stored.bytes_in_file(record.length);
+    if record
+        .data_at
+        .checked_add(in_file)
+        .is_none_or(|end| end > diff.size)
+    {
+        return Err(Error::invalid_diff(
+            &diff.path,
+            Some(record.index),
+            format!(
+                "record {}: its data lies past the end of the file (byte {})",
+                record.index, diff.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Fails, naming the record, unless `data` (decoded) matches `record`'s hash, when it has one.

@@ -52,17 +52,7 @@ impl<'d> RecordPieces<'d> {
     /// Opens `record`, a record of `diff` whose header was checked, at its first byte.
     pub fn new(diff: &'d OpenFile, record: &Record) -> Result<RecordPieces<'d>> {
         let invalid = |reason: String| Error::invalid_diff(&diff.path, Some(record.index), reason);
-        let in_file = record.stored.bytes_in_file(record.length);
-        if record
-            .data_at
-            .checked_add(in_file)
-            .is_none_or(|end| end > diff.size)
-        {
-            return Err(invalid(format!(
-                "record {}: its data lies past the end of the file (byte {})",
-                record.index, diff.size
-            )));
-        }
+        super::require_data_in_file(diff, record)?;
         let zstd = match record.stored {
             Stored::Zstd { stored_length } => {
                 // The frame's rules that its first bytes show (one plain frame, no dictionary,
