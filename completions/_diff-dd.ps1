@@ -80,7 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
         }
         'diff-dd;merge' {
             [CompletionResult]::new('--base', '--base', [CompletionResultType]::ParameterName, 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record')
-            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]')
+            [CompletionResult]::new('--compress', '--compress', [CompletionResultType]::ParameterName, 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none''; records of sectors over 4 MiB are stored raw or as zeros whatever LEVEL [default: 4]')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')

@@ -74,7 +74,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;merge'= {
             cand --base 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record'
-            cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]'
+            cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none''; records of sectors over 4 MiB are stored raw or as zeros whatever LEVEL [default: 4]'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'

@@ -98,7 +98,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s q -l quiet -
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l base -d 'The full image the first diff was made against, read where the diffs alone do not give the base bytes of a merged record' -r -F
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\' [default: 4]' -r -f -a "none\t'store record data raw'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l compress -d 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with \'none\'; records of sectors over 4 MiB are stored raw or as zeros whatever LEVEL [default: 4]' -r -f -a "none\t'store record data raw'
 1\t'fastest'
 2\t''
 3\t''

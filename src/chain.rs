@@ -207,6 +207,11 @@ fn check_link(previous: &Link<'_>, link: &Link<'_>) -> Result<()> {
 /// byte, the later diff's wins. Each reading thread goes through the diffs with its own
 /// cursor, front to back; a record's data is read, decoded and checked against its hash
 /// again when it is laid (the diffs were checked whole before, but may have changed since).
+/// A record longer than [`format::LONG_RECORD`] is laid in pieces, each handed out before
+/// the record's hash is checked at its last byte (and never, when a later diff covers its
+/// tail): what is laid is then vouched for by the whole-image hash every command checks
+/// (one-pass restore's result, backup --on's base, merge's read-back), and restore reads a
+/// private copy of each diff that was checked whole and cannot change.
 pub struct Overlay<'a> {
     diffs: Vec<&'a OpenFile>,
     cursors: Mutex<HashMap<ThreadId, Cursor<'a>>>,
@@ -302,7 +307,8 @@ impl Layer for Overlay<'_> {
 /// A run of bytes of the overlay that one record of one diff gives.
 pub struct Segment<'d> {
     pub offset: u64,
-    /// Its bytes: the record's data there, decoded and checked.
+    /// Its bytes: the record's data there, decoded (and checked, but for a piece of a long
+    /// record: see [`Overlay`]).
     pub data: &'d [u8],
     /// Which diff of the chain it comes from (counting from 0), and its record.
     pub link: usize,

@@ -260,8 +260,8 @@ pub struct MergeArgs {
     /// the base bytes of a merged record
     #[arg(long, value_name = "FULL")]
     pub base: Option<PathBuf>,
-    /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
-    /// [default: 4]
+    /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'; records
+    /// of sectors over 4 MiB are stored raw or as zeros whatever LEVEL [default: 4]
     #[arg(long, value_name = "LEVEL", value_parser = CompressionLevels, hide_possible_values = true)]
     pub compress: Option<Compression>,
     /// Replace an existing OUTFILE that is not a diff of the same images as the merge (a rerun

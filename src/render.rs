@@ -526,7 +526,7 @@ fn verify_diff_text(
         writeln!(
             out,
             "diff: {}: a {} diff of the original diff-dd, with {} records; it holds no hashes to check, but its structure{} sound; {reads}",
-            diff.path,
+            printable(&diff.path),
             diff.format.unwrap_or("?"),
             diff.extent_count.unwrap_or(0),
             if target_given { " and bounds are" } else { " is" },
@@ -535,13 +535,13 @@ fn verify_diff_text(
         writeln!(
             out,
             "diff: {}: intact ({}, {}, {} changed); {reads}",
-            diff.path,
+            printable(&diff.path),
             diff.format.unwrap_or("?"),
             count(diff.extent_count.unwrap_or(0), "extent"),
             human_bytes(diff.changed_bytes.unwrap_or(0)),
         )?;
     } else {
-        writeln!(out, "diff: {}: NOT intact", diff.path)?;
+        writeln!(out, "diff: {}: NOT intact", printable(&diff.path))?;
     }
     if hashes {
         let or_none = |hash: &Option<String>| hash.clone().unwrap_or_else(|| "none".into());
@@ -565,14 +565,23 @@ fn verify_target_text(
 ) -> io::Result<()> {
     match (target.state, &target.detail) {
         // How far a restore got, or why it is neither: the same words as the error.
-        (Some(state), Some(detail)) => {
-            writeln!(out, "target: {}: {}: {detail}", target.path, state.name())?
-        }
-        (Some(state), None) => writeln!(out, "target: {}: {}", target.path, state.describe(chain))?,
+        (Some(state), Some(detail)) => writeln!(
+            out,
+            "target: {}: {}: {}",
+            printable(&target.path),
+            state.name(),
+            printable(detail)
+        )?,
+        (Some(state), None) => writeln!(
+            out,
+            "target: {}: {}",
+            printable(&target.path),
+            state.describe(chain)
+        )?,
         (None, _) => writeln!(
             out,
             "target: {}: fits every record; its contents cannot be checked without hashes",
-            target.path
+            printable(&target.path)
         )?,
     }
     match target.reads_agree {

@@ -120,6 +120,9 @@ impl<'d> RecordPieces<'d> {
 
     /// Moves past `count` bytes, read (and hashed) through `scratch`.
     pub fn skip(&mut self, mut count: u64, scratch: &mut [u8]) -> Result<()> {
+        if scratch.is_empty() && count > 0 {
+            return Err(Error::Internal("a record was skipped through no buffer"));
+        }
         while count > 0 {
             let piece = count.min(scratch.len() as u64) as usize;
             self.read(&mut scratch[..piece])?;

@@ -316,6 +316,7 @@ pub struct Writer<W: Write> {
 
 /// A record written in pieces ([`Writer::begin_long_record`]).
 struct LongRecord {
+    length: u64,
     data_left: u64,
     hasher: blake3::Hasher,
     expected: blake3::Hash,
@@ -385,6 +386,7 @@ impl<W: Write> Writer<W> {
                 "a record was written with other data than it was encoded from",
             ));
         }
+        self.no_long_record_open()?;
         self.extent_count += 1;
         self.changed_bytes += length;
         self.put(&frame(&record.entry)?)?;
@@ -406,6 +408,7 @@ impl<W: Write> Writer<W> {
         base_hash: blake3::Hash,
         zero: bool,
     ) -> io::Result<()> {
+        self.no_long_record_open()?;
         let header = RecordHeader {
             offset,
             length,
@@ -420,6 +423,7 @@ impl<W: Write> Writer<W> {
         };
         self.put(&frame(&entry)?)?;
         self.long = Some(LongRecord {
+            length,
             data_left,
             hasher: blake3::Hasher::new(),
             expected: new_hash,
@@ -441,12 +445,12 @@ impl<W: Write> Writer<W> {
     }
 
     /// Ends the long record begun last. Returns the bytes its data takes in the diff.
-    pub fn end_long_record(&mut self, length: u64) -> io::Result<u64> {
+    pub fn end_long_record(&mut self) -> io::Result<u64> {
         let long = self.long.take();
         match long {
             Some(long) if long.zero => Ok(0),
             Some(long) if long.data_left == 0 && long.hasher.finalize() == long.expected => {
-                Ok(length)
+                Ok(long.length)
             }
             _ => Err(io::Error::other(
                 "a long record's data changed between the pass that hashed it and the one that wrote it",
@@ -456,6 +460,7 @@ impl<W: Write> Writer<W> {
 
     /// Writes the trailer and footer, flushes, and hands back the output.
     pub fn finish(mut self, hashes: ImageHashes) -> io::Result<W> {
+        self.no_long_record_open()?;
         let trailer_offset = self.position;
         let trailer = frame(&Entry::Trailer(Trailer {
             extent_count: self.extent_count,
@@ -472,6 +477,14 @@ impl<W: Write> Writer<W> {
         self.out.write_all(&footer)?;
         self.out.flush()?;
         Ok(self.out)
+    }
+
+    /// Fails while a long record is open: nothing else may come between its pieces.
+    fn no_long_record_open(&self) -> io::Result<()> {
+        match self.long {
+            Some(_) => Err(io::Error::other("a long record was left open")),
+            None => Ok(()),
+        }
     }
 
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -343,7 +343,7 @@ impl Merged<'_> {
                 writer.put_long_data(segment.data).map_err(write_failed)
             })?;
         }
-        let stored = writer.end_long_record(length).map_err(write_failed)?;
+        let stored = writer.end_long_record().map_err(write_failed)?;
         self.summary.extent_count += 1;
         self.summary.changed_bytes += length;
         self.summary.stored_bytes += stored;

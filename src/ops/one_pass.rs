@@ -274,7 +274,7 @@ fn check_hashes(
             "restore failed",
             target,
             format!(
-                "what was written has BLAKE3 {}..., not {}..., the image hash of {} (did a diff change while it was read?)",
+                "what was written has BLAKE3 {}..., not {}..., the image hash of {}",
                 chain::short(totals.copied_hash),
                 chain::short(chain.image_hash()),
                 chain.last().diff.path.display()

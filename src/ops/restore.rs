@@ -164,7 +164,11 @@ pub(super) fn require_size(
 pub(super) fn stopped_writing(error: Error, target: &OpenFile) -> Error {
     let state = match (&error, target.was_written()) {
         (_, false) => TargetState::Untouched,
-        (Error::WrongTarget { .. }, true) => TargetState::InPlace(Holds::PartChangedSince),
+        // The target changed since the dry run, or the copy of the diff read back otherwise
+        // than when it was checked (failing storage): a rerun may refuse either.
+        (Error::WrongTarget { .. } | Error::InvalidDiff { .. }, true) => {
+            TargetState::InPlace(Holds::PartChangedSince)
+        }
         (_, true) => TargetState::InPlace(Holds::Part),
     };
     error.after_writing(&target.path, state)

@@ -21,7 +21,7 @@
 //!    restore fails saying which changed. An error from the first write on says what the
 //!    target holds, as for a single diff.
 
-use crate::chain::{self, Chain};
+use crate::chain::{self, Chain, Segment};
 use crate::device::{OpenFile, Writeback};
 use crate::engine::{self, IoBuffer, Progress, Stage};
 use crate::error::{Error, Result, Written};
@@ -58,9 +58,9 @@ pub fn restore_chain(
     };
     if looked.image_hash == chain.image_hash() {
         // Restored already: count the segments the chain holds, and write nothing.
-        overlay.segments(&mut |_| {
-            summary.extent_count += 1;
-            summary.already_restored += 1;
+        let mut counted = Counted::default();
+        overlay.segments(&mut |segment| {
+            counted.piece(&segment, false, &mut summary);
             Ok(())
         })?;
         target.sync()?;
@@ -85,17 +85,17 @@ pub fn restore_chain(
     progress.start(Stage::Restoring, chain.changed_bytes());
     let mut held = IoBuffer::default();
     let mut writeback = Writeback::default();
+    let mut counted = Counted::default();
     let writing = overlay.segments(&mut |segment| {
-        summary.extent_count += 1;
         progress.advance(segment.data.len() as u64);
         held.resize(segment.data.len());
         target.read_at(segment.offset, &mut held)?;
         if *held == *segment.data {
-            summary.already_restored += 1;
+            counted.piece(&segment, false, &mut summary);
             return Ok(());
         }
         target.write_at(segment.offset, segment.data)?;
-        summary.written += 1;
+        counted.piece(&segment, true, &mut summary);
         summary.bytes_written += segment.data.len() as u64;
         let length = segment.data.len() as u64;
         writeback.wrote(&target.file, segment.offset, length);
@@ -107,4 +107,42 @@ pub fn restore_chain(
         .and_then(|()| chain.check_unchanged(buffer_size))
         .map_err(|error| stopped_writing(error, target))?;
     Ok(summary)
+}
+
+/// Counts segments, written or restored already, from the pieces the overlay hands out: a
+/// long record's segment comes in pieces of 1 MiB, and is one segment, written if any piece
+/// of it was.
+#[derive(Default)]
+struct Counted {
+    /// The segment being counted: its diff, its record, where it has reached, and whether a
+    /// piece of it was written.
+    current: Option<(usize, u64, u64, bool)>,
+}
+
+impl Counted {
+    fn piece(&mut self, segment: &Segment<'_>, written: bool, summary: &mut RestoreSummary) {
+        let end = segment.offset + segment.data.len() as u64;
+        match &mut self.current {
+            Some((link, index, reached, any_written))
+                if *link == segment.link
+                    && *index == segment.record.index
+                    && *reached == segment.offset =>
+            {
+                *reached = end;
+                if written && !*any_written {
+                    *any_written = true;
+                    summary.already_restored -= 1;
+                    summary.written += 1;
+                }
+            }
+            _ => {
+                summary.extent_count += 1;
+                match written {
+                    true => summary.written += 1,
+                    false => summary.already_restored += 1,
+                }
+                self.current = Some((segment.link, segment.record.index, end, written));
+            }
+        }
+    }
 }

@@ -394,3 +394,22 @@ fn a_chain_alone_is_checked_with_no_target() {
         .assert()
         .code(2);
 }
+
+/// A path reaches verify's report escaped, as every other text output: a target named with a
+/// terminal escape prints it as `\u{1b}`, never raw.
+#[test]
+fn verify_prints_paths_escaped() {
+    let fixture = crate::util::Fixture::new(vec![1; 8192], vec![2; 8192]);
+    fixture.backup(&[], "d.diff");
+    let name = "t\u{1b}[31mX.img";
+    std::fs::write(fixture.path(name), &fixture.base).unwrap();
+    let output = fixture
+        .command()
+        .args(["verify", "d.diff", name])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(!report.contains('\u{1b}'), "{report}");
+    assert!(report.contains("t\\u{1b}[31mX.img"), "{report}");
+}
