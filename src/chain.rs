@@ -319,7 +319,7 @@ pub struct Segment<'d> {
     pub over_earlier: bool,
 }
 
-impl Overlay<'_> {
+impl<'a> Overlay<'a> {
     /// Every segment of the chain's records, front to back: where no diff has a record, the
     /// base image shows through and there is no segment.
     pub fn segments(&self, on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>) -> Result<()> {
@@ -334,8 +334,52 @@ impl Overlay<'_> {
         end: u64,
         on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>,
     ) -> Result<()> {
-        let mut cursor = self.new_cursor()?;
-        cursor.walk(&self.diffs, start, end, on_segment)
+        self.ranges()?.segments(start, end, on_segment)
+    }
+
+    /// A reader of ranges of the overlay with a cursor of its own, for ranges read in
+    /// increasing order: each goes on through the diffs from where the last one ended.
+    pub fn ranges(&self) -> Result<Ranges<'_, 'a>> {
+        Ok(Ranges {
+            overlay: self,
+            cursor: self.new_cursor()?,
+        })
+    }
+}
+
+/// Ranges of an overlay read front to back ([`Overlay::ranges`]).
+pub struct Ranges<'o, 'a> {
+    overlay: &'o Overlay<'a>,
+    cursor: Cursor<'a>,
+}
+
+impl Ranges<'_, '_> {
+    /// The segments between bytes `start` and `end`; a range before the last one read makes
+    /// the cursor start again from the front.
+    pub fn segments(
+        &mut self,
+        start: u64,
+        end: u64,
+        on_segment: &mut dyn FnMut(Segment<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if start < self.cursor.at {
+            self.cursor = self.overlay.new_cursor()?;
+        }
+        self.cursor
+            .walk(&self.overlay.diffs, start, end, on_segment)
+    }
+
+    /// The first byte at or after `from` that a record of the chain covers, if any, found
+    /// from the records' headers alone; `from` must not go back.
+    pub fn next_covered(&mut self, from: u64) -> Result<Option<u64>> {
+        self.cursor.pass_records_ending_by(from)?;
+        self.cursor.at = self.cursor.at.max(from);
+        Ok(self
+            .cursor
+            .layers
+            .iter()
+            .filter_map(|(_, record)| record.as_ref().map(|record| record.offset.max(from)))
+            .min())
     }
 }
 

@@ -14,7 +14,7 @@ use std::io::BufWriter;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use crate::chain::{self, Chain, Overlay, Segment};
+use crate::chain::{self, Chain, Ranges, Segment};
 use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
@@ -159,21 +159,31 @@ pub fn merge(
     progress.start(Stage::Merging, chain.image_size());
     let overlay = chain.overlay();
     if header.record_size_limit > format::LONG_RECORD {
-        // Records of one sector longer than any held whole: each sector a record, written
-        // in two passes over the overlay (the first hashes it, the second writes it).
+        // Records of one sector longer than any held whole: each sector the chain touches
+        // (found from the records' headers) is a record, written in two passes over the
+        // overlay, the first hashing it and the second writing it, each with a cursor that
+        // goes on from the sector before.
         let image_size = chain.image_size();
-        let mut written_to = 0;
-        overlay.segments(&mut |segment| {
-            progress.advance(segment.data.len() as u64);
-            if segment.offset < written_to {
-                return Ok(()); // Within the sector written last.
-            }
-            let sector = segment.offset / sector_size * sector_size;
+        let mut passes = LongPasses {
+            finding: overlay.ranges()?,
+            hashing: overlay.ranges()?,
+            writing: overlay.ranges()?,
+        };
+        let mut position = 0;
+        while let Some(covered) = passes.finding.next_covered(position)? {
+            let sector = covered / sector_size * sector_size;
             let length = sector_size.min(image_size - sector);
-            merged.long_record(&chain, &overlay, sector, length, &mut writer, &write_failed)?;
-            written_to = sector + length;
-            Ok(())
-        })?;
+            merged.long_record(
+                &chain,
+                &mut passes,
+                sector,
+                length,
+                &mut writer,
+                &write_failed,
+            )?;
+            progress.advance(length);
+            position = sector + length;
+        }
     } else {
         overlay.segments(&mut |segment| {
             progress.advance(segment.data.len() as u64);
@@ -209,6 +219,14 @@ struct Merged<'a> {
 }
 
 /// Writes one record: offset, data, base hash; returns the bytes its data takes.
+/// The readers of the overlay that merging records of long sectors goes through, each
+/// front to back: one finds the sectors the chain touches, one hashes each, one writes it.
+struct LongPasses<'o, 'a> {
+    finding: Ranges<'o, 'a>,
+    hashing: Ranges<'o, 'a>,
+    writing: Ranges<'o, 'a>,
+}
+
 type WriteRecord<'w> = dyn FnMut(u64, &[u8], blake3::Hash) -> Result<u64> + 'w;
 
 impl Merged<'_> {
@@ -275,7 +293,7 @@ impl Merged<'_> {
     fn long_record<W: std::io::Write>(
         &mut self,
         chain: &Chain<'_>,
-        overlay: &Overlay<'_>,
+        passes: &mut LongPasses<'_, '_>,
         offset: u64,
         length: u64,
         writer: &mut v3::Writer<W>,
@@ -287,7 +305,7 @@ impl Merged<'_> {
         // The one record that gives the whole sector, if one does.
         let mut whole: Option<(usize, Record)> = None;
         let mut single = true;
-        overlay.segments_within(offset, end, &mut |segment| {
+        passes.hashing.segments(offset, end, &mut |segment| {
             hasher.update(segment.data);
             zero = zero && segment.data.iter().all(|&byte| byte == 0);
             covered += segment.data.len() as u64;
@@ -339,7 +357,7 @@ impl Merged<'_> {
             .begin_long_record(offset, length, hasher.finalize(), base_hash, zero)
             .map_err(write_failed)?;
         if !zero {
-            overlay.segments_within(offset, end, &mut |segment| {
+            passes.writing.segments(offset, end, &mut |segment| {
                 writer.put_long_data(segment.data).map_err(write_failed)
             })?;
         }
