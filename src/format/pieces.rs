@@ -118,6 +118,11 @@ impl<'d> RecordPieces<'d> {
         Ok(())
     }
 
+    /// BLAKE3 of the data handed out so far: of the whole record, once it is all read.
+    pub fn data_hash(&self) -> blake3::Hash {
+        self.hasher.finalize()
+    }
+
     /// Moves past `count` bytes, read (and hashed) through `scratch`.
     pub fn skip(&mut self, mut count: u64, scratch: &mut [u8]) -> Result<()> {
         if scratch.is_empty() && count > 0 {

@@ -875,16 +875,12 @@ impl<'a> Reader<'a> {
             Stored::Zero => zeros_hash(length),
             Stored::Zstd { stored_length } if length > super::LONG_RECORD => {
                 // Too long to hold whole: its frame goes into the whole-diff hash as it is
-                // read, and is decoded and checked in pieces from the file.
+                // read (only a reader that checks data comes here: see close_record), and is
+                // decoded in pieces from the file, which reads the frame a second time.
                 let what = Part::RecordData(index);
-                match self.check_data {
-                    true => {
-                        let diff_hasher = &mut self.diff_hasher;
-                        self.source
-                            .read_through(stored_length, what, |bytes| diff_hasher.update(bytes))?;
-                    }
-                    false => self.source.skip(stored_length, what)?,
-                }
+                let diff_hasher = &mut self.diff_hasher;
+                self.source
+                    .read_through(stored_length, what, |bytes| diff_hasher.update(bytes))?;
                 let record = Record {
                     index,
                     offset,
@@ -894,14 +890,9 @@ impl<'a> Reader<'a> {
                     data_at: self.source.position() - stored_length,
                 };
                 let mut pieces = super::RecordPieces::new(self.source.diff, &record)?;
-                let mut hasher = blake3::Hasher::new();
                 let mut piece = vec![0u8; super::PIECE as usize];
-                while pieces.position() < length {
-                    let size = (length - pieces.position()).min(super::PIECE) as usize;
-                    pieces.read(&mut piece[..size])?;
-                    hasher.update(&piece[..size]);
-                }
-                hasher.finalize()
+                pieces.skip(length, &mut piece)?;
+                pieces.data_hash()
             }
             Stored::Zstd { stored_length } => {
                 self.stored_frame.resize(stored_length as usize, 0);
