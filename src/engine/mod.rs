@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 pub use buffer::IoBuffer;
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
-pub use tree_hash::StreamHasher;
-use tree_hash::{piece_value, PiecePlan, TreeMerger};
+use tree_hash::{piece_value, PiecePlan};
+pub use tree_hash::{StreamHasher, TreeMerger};
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).
 pub fn hash_range(
@@ -159,6 +159,109 @@ pub fn copy_image(
         image_hash: hashes[0],
         copied_hash: hashes[1],
     })
+}
+
+/// A layer that lays nothing: the image as it is.
+struct NoLayer;
+
+impl Layer for NoLayer {
+    fn lay_over(&self, _offset: u64, _slice: &mut [u8]) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Takes block values in order: the index of the first block, and the values of the blocks
+/// from there. Called on the reading threads, one at a time.
+pub type BlockSink<'a> = dyn FnMut(u64, &[ChainingValue]) -> Result<()> + Send + 'a;
+
+/// Reads `image` (seen through `layer`, if any) once and hands every block's BLAKE3 value to
+/// `sink` in order: for blocks of `block_size` (a power of two of at least one BLAKE3 chunk),
+/// each block's chaining value at its position in the image, or for an image of one block its
+/// root hash (the digest's `hash_kind` 0). The values are computed on the reading threads and
+/// put in order here, which holds only the values of the few pieces read ahead of the first
+/// one still missing. Returns the hashes [`copy_image`] returns, for the caller to check the
+/// merged values against.
+pub fn block_values(
+    image: &OpenFile,
+    layer: Option<&dyn Layer>,
+    block_size: u64,
+    buffer_size: u64,
+    progress: &dyn Progress,
+    sink: &mut BlockSink<'_>,
+) -> Result<CopyTotals> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    if !block_size.is_power_of_two() || block_size < blake3::CHUNK_LEN as u64 {
+        return Err(Error::Internal("a block size that is not a BLAKE3 subtree"));
+    }
+    let image_size = image.size;
+    let only_block = image_size <= block_size;
+    // Pieces are powers of two of at least a block, so that no block straddles two pieces.
+    let buffer_size = (1u64 << buffer_size.max(1).ilog2()).max(block_size);
+    struct InOrder<'s, 'a> {
+        next_offset: u64,
+        /// Pieces computed ahead of `next_offset`: their end and their values.
+        ahead: BTreeMap<u64, (u64, Vec<ChainingValue>)>,
+        sink: &'s mut BlockSink<'a>,
+    }
+    let in_order = Mutex::new(InOrder {
+        next_offset: 0,
+        ahead: BTreeMap::new(),
+        sink,
+    });
+    let copy = |offset: u64, bytes: &[u8]| -> Result<()> {
+        let end = offset + bytes.len() as u64;
+        if !offset.is_multiple_of(block_size)
+            || !(end.is_multiple_of(block_size) || end == image_size)
+        {
+            return Err(Error::Internal("a piece that is not whole blocks"));
+        }
+        let values: Vec<ChainingValue> = bytes
+            .chunks(block_size as usize)
+            .enumerate()
+            .map(|(index, block)| {
+                if only_block {
+                    return *blake3::hash(block).as_bytes();
+                }
+                let mut hasher = blake3::Hasher::new();
+                blake3::hazmat::HasherExt::set_input_offset(
+                    &mut hasher,
+                    offset + index as u64 * block_size,
+                );
+                hasher.update(block);
+                piece_value(&hasher)
+            })
+            .collect();
+        let mut in_order = in_order
+            .lock()
+            .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+        in_order.ahead.insert(offset, (end, values));
+        while let Some((end, values)) = {
+            let next = in_order.next_offset;
+            in_order.ahead.remove(&next)
+        } {
+            let first_block = in_order.next_offset / block_size;
+            (in_order.sink)(first_block, &values)?;
+            in_order.next_offset = end;
+        }
+        Ok(())
+    };
+    let totals = copy_image(
+        image,
+        layer.unwrap_or(&NoLayer),
+        buffer_size,
+        false,
+        progress,
+        &copy,
+    )?;
+    let in_order = in_order
+        .into_inner()
+        .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+    if in_order.next_offset != image_size || !in_order.ahead.is_empty() {
+        return Err(Error::Internal("blocks were read out of order"));
+    }
+    Ok(totals)
 }
 
 /// BLAKE3 of a whole image, read in buffers of `buffer_size`. With `from_device`, the pages
