@@ -327,3 +327,41 @@ fn outfile_refusals_leave_every_file_as_it_was() {
             .code(2);
     }
 }
+
+/// The read buffer never changes a digest: an image of several pieces has its blocks hashed
+/// as the engine's slices, one of a single piece apart from the engine; both give the same
+/// bytes, with and without a chain laid over the image.
+#[test]
+fn the_digest_does_not_depend_on_the_buffer_size() {
+    let fixture = fixture();
+    fixture.backup(&[], "1.diff");
+    for block_size in ["4K", "16K", "64K"] {
+        for diffs in [&[][..], &["1.diff"][..]] {
+            let mut digests = Vec::new();
+            for buffer_size in ["4K", "16K", "64K", "128K", "4M"] {
+                let digest = fixture
+                    .command()
+                    .env("SOURCE_DATE_EPOCH", "0")
+                    .args(["digest", "-b", buffer_size, "--block-size", block_size])
+                    .arg("base.img")
+                    .args(diffs)
+                    .arg("-")
+                    .assert()
+                    .success()
+                    .get_output()
+                    .stdout
+                    .clone();
+                let image = match diffs.is_empty() {
+                    true => &fixture.base,
+                    false => &fixture.new,
+                };
+                assert_eq!(image_blake3_of(&digest), *blake3::hash(image).as_bytes());
+                digests.push(digest);
+            }
+            assert!(
+                digests.windows(2).all(|pair| pair[0] == pair[1]),
+                "block size {block_size}, diffs {diffs:?}"
+            );
+        }
+    }
+}
