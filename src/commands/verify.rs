@@ -101,7 +101,7 @@ pub fn run_digest(
         Ok(check) => check,
         Err(error) if printing.json => {
             let document = serde_json::json!({
-                "digest": render::printable(&digest.to_string_lossy()),
+                "digest": { "path": render::printable(&digest.to_string_lossy()) },
                 "target": { "path": render::printable(&target.to_string_lossy()) },
                 "ok": false,
                 "exit_code": error.exit_code(diff_dd::error::Reporting::Check),

@@ -156,6 +156,45 @@ fn the_digest_of_an_image_with_a_chain_is_the_digest_of_the_restored_image() {
     assert!(!fixture.path("wrong.digest").exists());
 }
 
+/// A target of another size differs whole; a damaged digest or one that cannot be opened is
+/// still reported in one JSON document, with the exit code it ends with.
+#[test]
+fn verify_reports_targets_of_another_size_and_digests_it_cannot_use() {
+    let fixture = fixture();
+    fixture
+        .command()
+        .args(["digest", "base.img", "base.digest"])
+        .assert()
+        .success();
+    fs::write(fixture.path("short.img"), &fixture.base[..5000]).unwrap();
+    let stdout = fixture
+        .command()
+        .args(["verify", "--json", "--digest", "base.digest", "short.img"])
+        .assert()
+        .code(4)
+        .get_output()
+        .stdout
+        .clone();
+    let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(report["target"]["state"], "differs");
+    assert_eq!(report["target"]["size"], 5000);
+    assert_eq!(report["exit_code"], 4);
+    for (digest, code) in [("missing.digest", 1), ("base.img", 3)] {
+        let stdout = fixture
+            .command()
+            .args(["verify", "--json", "--digest", digest, "base.img"])
+            .assert()
+            .code(code)
+            .get_output()
+            .stdout
+            .clone();
+        let report: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
+        assert_eq!(report["digest"]["path"], digest);
+        assert_eq!(report["exit_code"], code);
+        assert!(report["error"].is_string());
+    }
+}
+
 #[test]
 fn a_digest_goes_through_a_pipe() {
     let fixture = fixture();
