@@ -39,6 +39,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge a chain of diffs into one diff against the first one''s base')
+            [CompletionResult]::new('digest', 'digest', [CompletionResultType]::ParameterValue, 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')
@@ -94,9 +95,23 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'diff-dd;digest' {
+            [CompletionResult]::new('--block-size', '--block-size', [CompletionResultType]::ParameterName, 'The size of the blocks hashed, a power of two from 4K to 4M [default: 16K]: smaller blocks make a larger digest that names differences more finely')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
+            [CompletionResult]::new('--buffer-size', '--buffer-size', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace an existing OUTFILE that is not a digest')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing but errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'diff-dd;verify' {
             [CompletionResult]::new('--spool', '--spool', [CompletionResultType]::ParameterName, 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]')
             [CompletionResult]::new('--expect', '--expect', [CompletionResultType]::ParameterName, 'Fail (exit 4) unless TARGET is in this state')
+            [CompletionResult]::new('--digest', '--digest', [CompletionResultType]::ParameterName, 'Check that TARGET (the one path) holds the image DIGEST describes, reading it once (''-'': DIGEST from standard input)')
             [CompletionResult]::new('-s', '-s', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('--sector-size', '--sector-size', [CompletionResultType]::ParameterName, 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]')
@@ -133,6 +148,7 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             [CompletionResult]::new('backup', 'backup', [CompletionResultType]::ParameterValue, 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass')
             [CompletionResult]::new('merge', 'merge', [CompletionResultType]::ParameterValue, 'Merge a chain of diffs into one diff against the first one''s base')
+            [CompletionResult]::new('digest', 'digest', [CompletionResultType]::ParameterValue, 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'List what a diff holds, from its headers alone')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a completion script for SHELL to stdout')
@@ -146,6 +162,9 @@ Register-ArgumentCompleter -Native -CommandName 'diff-dd' -ScriptBlock {
             break
         }
         'diff-dd;help;merge' {
+            break
+        }
+        'diff-dd;help;digest' {
             break
         }
         'diff-dd;help;verify' {

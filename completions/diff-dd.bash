@@ -22,6 +22,9 @@ _diff__dd() {
             diff__dd,completions)
                 cmd="diff__dd__subcmd__completions"
                 ;;
+            diff__dd,digest)
+                cmd="diff__dd__subcmd__digest"
+                ;;
             diff__dd,help)
                 cmd="diff__dd__subcmd__help"
                 ;;
@@ -42,6 +45,9 @@ _diff__dd() {
                 ;;
             diff__dd__subcmd__help,completions)
                 cmd="diff__dd__subcmd__help__subcmd__completions"
+                ;;
+            diff__dd__subcmd__help,digest)
+                cmd="diff__dd__subcmd__help__subcmd__digest"
                 ;;
             diff__dd__subcmd__help,help)
                 cmd="diff__dd__subcmd__help__subcmd__help"
@@ -65,7 +71,7 @@ _diff__dd() {
 
     case "${cmd}" in
         diff__dd)
-            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --compress --help --version backup restore merge verify inspect completions help"
+            opts="-s -b -q -v -h -V --sector-size --buffer-size --quiet --verbose --format --force --compress --help --version backup restore merge digest verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,8 +164,34 @@ _diff__dd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        diff__dd__subcmd__digest)
+            opts="-b -q -v -h --block-size --force --buffer-size --quiet --verbose --help"
+            if [[ ${cur} == -* ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --block-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --buffer-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -b)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=() # a path: bash's own completion (-o default) offers files
+            return 0
+            ;;
         diff__dd__subcmd__help)
-            opts="backup restore merge verify inspect completions help"
+            opts="backup restore merge digest verify inspect completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +219,20 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        diff__dd__subcmd__help__subcmd__digest)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -373,7 +419,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__verify)
-            opts="-s -b -q -v -h --spool --expect --json --no-target --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --spool --expect --json --no-target --digest --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -385,6 +431,10 @@ _diff__dd() {
                     ;;
                 --expect)
                     COMPREPLY=($(compgen -W "base restored" -- "${cur}"))
+                    return 0
+                    ;;
+                --digest)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --sector-size)

@@ -36,6 +36,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand merge 'Merge a chain of diffs into one diff against the first one''s base'
+            cand digest 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
             cand verify 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -87,9 +88,22 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'diff-dd;digest'= {
+            cand --block-size 'The size of the blocks hashed, a power of two from 4K to 4M [default: 16K]: smaller blocks make a larger digest that names differences more finely'
+            cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
+            cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
+            cand --force 'Replace an existing OUTFILE that is not a digest'
+            cand -q 'Print nothing but errors'
+            cand --quiet 'Print nothing but errors'
+            cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+            cand --verbose 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'diff-dd;verify'= {
             cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
             cand --expect 'Fail (exit 4) unless TARGET is in this state'
+            cand --digest 'Check that TARGET (the one path) holds the image DIGEST describes, reading it once (''-'': DIGEST from standard input)'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
@@ -123,6 +137,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand merge 'Merge a chain of diffs into one diff against the first one''s base'
+            cand digest 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
             cand verify 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
             cand inspect 'List what a diff holds, from its headers alone'
             cand completions 'Print a completion script for SHELL to stdout'
@@ -133,6 +148,8 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         &'diff-dd;help;restore'= {
         }
         &'diff-dd;help;merge'= {
+        }
+        &'diff-dd;help;digest'= {
         }
         &'diff-dd;help;verify'= {
         }

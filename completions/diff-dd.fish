@@ -56,6 +56,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print 
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "digest" -d 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "verify" -d 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "inspect" -d 'List what a diff holds, from its headers alone'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "completions" -d 'Print a completion script for SHELL to stdout'
@@ -124,9 +125,16 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -l force -d 'Repl
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand merge" -s h -l help -d 'Print help'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -l block-size -d 'The size of the blocks hashed, a power of two from 4K to 4M [default: 16K]: smaller blocks make a larger digest that names differences more finely' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -l force -d 'Replace an existing OUTFILE that is not a digest'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -s q -l quiet -d 'Print nothing but errors'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand digest" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l expect -d 'Fail (exit 4) unless TARGET is in this state' -r -f -a "base\t'The image the diff was made against: ready for restore'
 restored\t'The image the diff was made from: restored'"
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l digest -d 'Check that TARGET (the one path) holds the image DIGEST describes, reading it once (\'-\': DIGEST from standard input)' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -l json -d 'Print one JSON document with the states, hashes and counts'
@@ -141,11 +149,12 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "verify" -d 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "digest" -d 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "verify" -d 'Check a diff or a chain, and a target before or after restoring onto it, by reading each twice'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "inspect" -d 'List what a diff holds, from its headers alone'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "completions" -d 'Print a completion script for SHELL to stdout'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

@@ -31,7 +31,7 @@ const SIZE_HELP: &str = size_help!();
 const AFTER_HELP: &str = concat!(
     size_help!(),
     "\n\n\
-A path that is spelled like a subcommand (backup, restore, merge, verify, inspect, completions) is \
+A path that is spelled like a subcommand (backup, restore, merge, digest, verify, inspect, completions) is \
 reached as ./backup.
 
 Exit status: 0 on success, 1 when the work failed (no target was changed, and no unfinished \
@@ -95,12 +95,20 @@ pub enum Command {
     /// Merge a chain of diffs into one diff against the first one's base
     #[command(after_help = MERGE_HELP)]
     Merge(MergeArgs),
+    /// Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the
+    /// BLAKE3 of each block, to check a target against without the image
+    #[command(
+        after_help = DIGEST_HELP,
+        override_usage = "diff-dd digest [OPTIONS] IMAGE [DIFFFILE]... OUTFILE"
+    )]
+    Digest(DigestArgs),
     /// Check a diff or a chain, and a target before or after restoring onto it, by reading each twice
     #[command(
         after_help = VERIFY_HELP,
         override_usage = "diff-dd verify [OPTIONS] DIFFFILE [TARGET]\n       \
 diff-dd verify [OPTIONS] DIFFFILE... TARGET\n       \
-diff-dd verify [OPTIONS] --no-target DIFFFILE..."
+diff-dd verify [OPTIONS] --no-target DIFFFILE...\n       \
+diff-dd verify [OPTIONS] --digest DIGEST TARGET"
     )]
     Verify(VerifyArgs),
     /// List what a diff holds, from its headers alone
@@ -120,6 +128,12 @@ by a killed restore), with nothing written. TARGET is partly_restored, and verif
 run restore again, only when restore would take it and the diff laid over it hashes to the \
 image hash; anything else is neither, with the reason.
 
+With --digest, TARGET is read once, and the digest in step with it: every block's BLAKE3 \
+must equal the digest's (state holds_image), else verify names the first differing blocks by \
+offset and counts them (state differs, exit 4). The digest is checked whole (its signature, \
+counts and hashes, and that its block values merge into the image's BLAKE3) before any \
+verdict: a damaged digest is exit 3.
+
 A chain is given as to restore, the diffs in order and TARGET last: every diff is read twice \
 as above, the links are checked by hashes, and TARGET must hash to the first diff's base \
 hash (base: ready for restore in place), the last diff's image hash (restored), or, with the \
@@ -132,6 +146,18 @@ state --expect names; 1 when a file cannot be read or the diffs do not form a ch
 usage error; 3 when the diff is \
 corrupt; 4 when TARGET is in neither known state or not the expected one; 5 when two reads \
 of the same file gave different bytes (an unstable device, or a file changed meanwhile).";
+
+const DIGEST_HELP: &str = "\
+IMAGE is read once, with the diffs (checked in full first, as restore checks them) laid over \
+it as restore --base lays them; nothing is written but OUTFILE. Each block's value is its \
+BLAKE3 chaining value at its place in the image, so the values merge into the image's own \
+BLAKE3, which the digest holds and which b3sum prints for the image. OUTFILE appears (or \
+replaces an earlier digest) only once complete; '-' writes to standard output. The digest \
+is about 0.2% of the image at 16K blocks, 0.8% at 4K; smaller blocks name differences more \
+finely. --block-size takes a power of two from 4K to 4M.
+
+Exit status: 0 on success, 1 when the work failed or was refused (no OUTFILE is left), 2 \
+for a usage error.";
 
 const MERGE_HELP: &str = "\
 Every diff is read and checked in full, and the chain by hashes, first. The merged diff holds \
@@ -168,6 +194,10 @@ pub struct VerifyArgs {
     /// Every path is a diff: check the chain they form, with no TARGET
     #[arg(long)]
     pub no_target: bool,
+    /// Check that TARGET (the one path) holds the image DIGEST describes, reading it once
+    /// ('-': DIGEST from standard input)
+    #[arg(long, value_name = "DIGEST", conflicts_with_all = ["no_target", "expect"])]
+    pub digest: Option<PathBuf>,
     /// The diff to check, or the diffs of a chain in order; of two or more paths the last is
     /// TARGET (unless --no-target), a file or block device to check against them
     #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
@@ -252,6 +282,25 @@ pub struct BackupArgs {
     /// link is followed
     #[arg(value_name = "OUTFILE")]
     pub outfile: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The size of the blocks hashed, a power of two from 4K to 4M [default: 16K]: smaller
+    /// blocks make a larger digest that names differences more finely
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub block_size: Option<u64>,
+    /// Replace an existing OUTFILE that is not a digest
+    #[arg(long)]
+    pub force: bool,
+    /// The full image: a file or block device
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// [DIFFFILE]... OUTFILE: the diffs of a chain made from IMAGE, in order, laid over it;
+    /// then the digest to write ('-': standard output), which appears (or replaces an earlier
+    /// digest) only once complete
+    #[arg(value_name = "PATH", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -471,6 +520,7 @@ fn does_nothing_in(name: &str, id: &str) -> bool {
     match name {
         "inspect" => id == "buffer_size",
         "completions" => ["sector_size", "buffer_size", "quiet", "verbose"].contains(&id),
+        "digest" => id == "sector_size",
         _ => false,
     }
 }
@@ -540,11 +590,12 @@ pub fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
 /// (`complete -o default`, with directories, quoting and `~`). The first word after the
 /// program still offers the subcommands, and a path typed there still completes as one.
 fn bash_paths_where_paths_go(script: &str) -> String {
-    const PATH_ARMS: [&str; 6] = [
+    const PATH_ARMS: [&str; 7] = [
         "        diff__dd)",
         "        diff__dd__subcmd__backup)",
         "        diff__dd__subcmd__restore)",
         "        diff__dd__subcmd__merge)",
+        "        diff__dd__subcmd__digest)",
         "        diff__dd__subcmd__verify)",
         "        diff__dd__subcmd__inspect)",
     ];
@@ -686,6 +737,19 @@ pub enum Task {
         spool: PathBuf,
         options: ops::OnePassOptions,
     },
+    Digest {
+        image: PathBuf,
+        difffiles: Vec<PathBuf>,
+        outfile: PathBuf,
+        options: ops::DigestOptions,
+    },
+    /// verify --digest DIGEST TARGET.
+    VerifyDigest {
+        digest: PathBuf,
+        target: PathBuf,
+        spool: PathBuf,
+        buffer_size: u64,
+    },
     Verify {
         difffiles: Vec<PathBuf>,
         target: Option<PathBuf>,
@@ -722,7 +786,11 @@ impl Cli {
         check_streams(&command).map_err(Error::Usage)?;
         if matches!(
             command,
-            Command::Backup(_) | Command::Restore(_) | Command::Merge(_) | Command::Verify(_)
+            Command::Backup(_)
+                | Command::Restore(_)
+                | Command::Merge(_)
+                | Command::Verify(_)
+                | Command::Digest(_)
         ) {
             options.check_sizes().map_err(Error::Usage)?;
         }
@@ -806,6 +874,53 @@ impl Cli {
                         difffile,
                         target: args.target,
                         spool: args.spool.unwrap_or_else(std::env::temp_dir),
+                    },
+                }
+            }
+            Command::Digest(mut args) => {
+                let outfile = args
+                    .paths
+                    .pop()
+                    .ok_or(Error::Internal("digest without OUTFILE"))?;
+                let block_size = args
+                    .block_size
+                    .unwrap_or(crate::format::digest::DEFAULT_BLOCK_SIZE);
+                crate::format::digest::check_block_size(block_size)
+                    .map_err(|reason| Error::Usage(format!("--block-size: {reason}")))?;
+                Invocation {
+                    printing: options.printing(false),
+                    task: Task::Digest {
+                        options: ops::DigestOptions {
+                            block_size,
+                            buffer_size: options.buffer_size(),
+                            created_unix_seconds: ops::backup::creation_time(),
+                            force: args.force,
+                        },
+                        image: args.image,
+                        difffiles: args.paths,
+                        outfile,
+                    },
+                }
+            }
+            Command::Verify(VerifyArgs {
+                digest: Some(digest),
+                paths,
+                spool,
+                json,
+                ..
+            }) => {
+                let Ok([target]) = <[PathBuf; 1]>::try_from(paths) else {
+                    return Err(Error::Usage(
+                        "--digest DIGEST takes one TARGET to check, and no diffs".into(),
+                    ));
+                };
+                Invocation {
+                    printing: options.printing(json),
+                    task: Task::VerifyDigest {
+                        digest,
+                        target,
+                        spool: spool.unwrap_or_else(std::env::temp_dir),
+                        buffer_size: options.buffer_size(),
                     },
                 }
             }
@@ -939,6 +1054,12 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Restore(args) if args.difffiles.iter().filter(|path| dash(path)).count() > 1 => Err(
             "only one diff can be read from standard input ('-')".into(),
         ),
+        Command::Digest(args) if dash(&args.image) || args.paths.iter().rev().skip(1).any(dash) => Err(
+            "digest reads IMAGE and the diffs from files or devices (the diffs twice): only OUTFILE can be '-'; a file named - is reached as ./-".into(),
+        ),
+        Command::Verify(args) if args.digest.is_some() && args.paths.iter().any(dash) => Err(
+            "TARGET '-' would mean standard input, which verify --digest does not read; DIGEST can be '-'; a file named - is reached as ./-".into(),
+        ),
         Command::Verify(args) if args.diffs_and_target().1.is_some_and(dash) => Err(
             "TARGET '-' would mean standard input, but verify reads the target twice; a file named - is reached as ./-".into(),
         ),
@@ -950,10 +1071,11 @@ fn check_streams(command: &Command) -> Result<(), String> {
 }
 
 /// The names of the subcommands, which a mistyped first path is compared with.
-const COMMAND_NAMES: [&str; 6] = [
+const COMMAND_NAMES: [&str; 7] = [
     "backup",
     "restore",
     "merge",
+    "digest",
     "verify",
     "inspect",
     "completions",

@@ -44,6 +44,10 @@ pub enum Role {
     Diff,
     /// The file or device restore writes, or verify checks.
     Target,
+    /// The image a digest is made of.
+    Image,
+    /// A digest that is read.
+    Digest,
 }
 
 impl fmt::Display for Role {
@@ -55,6 +59,8 @@ impl fmt::Display for Role {
             Role::Outfile => "OUTFILE",
             Role::Diff => "diff",
             Role::Target => "target",
+            Role::Image => "IMAGE",
+            Role::Digest => "digest",
         })
     }
 }
@@ -191,6 +197,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The digest is damaged, truncated or not a digest.
+    #[error("invalid digest: {}: {reason}", path.display())]
+    InvalidDigest { path: PathBuf, reason: String },
+
     /// restore: the target does not hold the image the diff was made against.
     #[error("wrong target: {}: {reason}", path.display())]
     WrongTarget {
@@ -259,7 +269,9 @@ impl Error {
     pub fn exit_code(&self, reporting: Reporting) -> u8 {
         match (self, reporting) {
             (Error::Usage(_), _) => USAGE,
-            (Error::InvalidDiff { .. }, Reporting::Check) => DIFF_INVALID,
+            (Error::InvalidDiff { .. } | Error::InvalidDigest { .. }, Reporting::Check) => {
+                DIFF_INVALID
+            }
             (Error::UnexpectedTarget { .. }, Reporting::Check) => TARGET_UNEXPECTED,
             (Error::UnstableRead { .. }, Reporting::Check) => UNSTABLE,
             (Error::TargetWritten { state, .. }, _) if state.changed() => TARGET_WRITTEN,
@@ -273,6 +285,7 @@ impl Error {
         match self {
             Error::Unusable { reason, .. }
             | Error::InvalidDiff { reason, .. }
+            | Error::InvalidDigest { reason, .. }
             | Error::WrongTarget { reason, .. }
             | Error::UnexpectedTarget { reason, .. }
             | Error::UnstableRead { reason, .. } => reason.clone(),
@@ -305,6 +318,14 @@ impl Error {
     pub fn unusable(what: impl Into<String>, path: &Path, reason: impl Into<String>) -> Error {
         Error::Unusable {
             what: what.into(),
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A fault in the digest at `path`.
+    pub fn invalid_digest(path: &Path, reason: impl Into<String>) -> Error {
+        Error::InvalidDigest {
             path: path.to_path_buf(),
             reason: reason.into(),
         }

@@ -4,6 +4,7 @@
 
 mod backup;
 mod completions;
+mod digest;
 mod inspect;
 mod merge;
 mod progress;
@@ -71,6 +72,24 @@ pub fn run(invocation: Invocation) -> ExitCode {
             restore::run(&difffile, &target, &spool, &options, printing),
             Reporting::Work,
         ),
+        Task::Digest {
+            image,
+            difffiles,
+            outfile,
+            options,
+        } => (
+            digest::run(&image, &difffiles, &outfile, &options, printing),
+            Reporting::Work,
+        ),
+        Task::VerifyDigest {
+            digest,
+            target,
+            spool,
+            buffer_size,
+        } => (
+            verify::run_digest(&digest, &target, &spool, buffer_size, printing),
+            Reporting::Check,
+        ),
         Task::Verify {
             difffiles,
             target,
@@ -134,6 +153,15 @@ fn open_diff(path: &Path, spool: &Path) -> Result<OpenFile> {
         device::spool_stdin(spool)
     } else {
         device::open_input(path, Role::Diff)
+    }
+}
+
+/// Opens a digest: a file or device, or standard input copied whole into `spool` first.
+fn open_digest(path: &Path, spool: &Path) -> Result<OpenFile> {
+    if is_dash(path) {
+        device::spool_stdin(spool)
+    } else {
+        device::open_input(path, Role::Digest)
     }
 }
 

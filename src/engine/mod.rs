@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 pub use buffer::IoBuffer;
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
-pub use tree_hash::StreamHasher;
-use tree_hash::{piece_value, PiecePlan, TreeMerger};
+use tree_hash::{piece_value, PiecePlan};
+pub use tree_hash::{StreamHasher, TreeMerger};
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).
 pub fn hash_range(
@@ -99,6 +99,8 @@ pub fn compare_images(
         compare: true,
         copy: None,
         in_order: false,
+        block_size: None,
+        block_values: None,
     };
     let hashes = read_pieces(
         &reading,
@@ -153,12 +155,145 @@ pub fn copy_image(
         compare: false,
         copy: Some(copy),
         in_order,
+        block_size: None,
+        block_values: None,
     };
     let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
     Ok(CopyTotals {
         image_hash: hashes[0],
         copied_hash: hashes[1],
     })
+}
+
+/// A layer that lays nothing: the image as it is.
+struct NoLayer;
+
+impl Layer for NoLayer {
+    fn lay_over(&self, _offset: u64, _slice: &mut [u8]) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// Takes block values in order: the index of the first block, and the values of the blocks
+/// from there. Called on the reading threads, one at a time.
+pub type BlockSink<'a> = dyn FnMut(u64, &[ChainingValue]) -> Result<()> + Send + 'a;
+
+/// Reads `image` (seen through `layer`, if any) once and hands every block's BLAKE3 value to
+/// `sink` in order: for blocks of `block_size` (a power of two of at least one BLAKE3 chunk),
+/// each block's chaining value at its position in the image, or for an image of one block its
+/// root hash (the digest's `hash_kind` 0). The values are computed on the reading threads and
+/// put in order here, which holds only the values of the few pieces read ahead of the first
+/// one still missing. Returns the hashes of the image and of what the layer makes of it, for
+/// the caller to check the merged values against.
+///
+/// An image of more than one piece is hashed once: its slices are the blocks, hashed as
+/// subtrees, and the values that make the whole-image hashes are the block values themselves
+/// (computing the values apart from the engine's own hashing took twice b3sum's time). An
+/// image of one piece, which the engine hashes with one plain hasher, has its blocks hashed
+/// apart from it.
+pub fn block_values(
+    image: &OpenFile,
+    layer: Option<&dyn Layer>,
+    block_size: u64,
+    buffer_size: u64,
+    progress: &dyn Progress,
+    sink: &mut BlockSink<'_>,
+) -> Result<CopyTotals> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    if !block_size.is_power_of_two() || block_size < blake3::CHUNK_LEN as u64 {
+        return Err(Error::Internal("a block size that is not a BLAKE3 subtree"));
+    }
+    let image_size = image.size;
+    let only_block = image_size <= block_size;
+    // Pieces are powers of two of at least a block, so that no block straddles two pieces.
+    let buffer_size = (1u64 << buffer_size.max(1).ilog2()).max(block_size);
+    struct InOrder<'s, 'a> {
+        next_offset: u64,
+        /// Pieces computed ahead of `next_offset`: their end and their values.
+        ahead: BTreeMap<u64, (u64, Vec<ChainingValue>)>,
+        sink: &'s mut BlockSink<'a>,
+    }
+    let in_order = Mutex::new(InOrder {
+        next_offset: 0,
+        ahead: BTreeMap::new(),
+        sink,
+    });
+    // Takes the values of the blocks of a piece: checked to be one per block, then handed on
+    // in order.
+    let deliver = |offset: u64, end: u64, values: Vec<ChainingValue>| -> Result<()> {
+        let whole_blocks = end.is_multiple_of(block_size) || end == image_size;
+        let blocks = (end - offset).div_ceil(block_size);
+        if !offset.is_multiple_of(block_size) || !whole_blocks || values.len() as u64 != blocks {
+            return Err(Error::Internal(
+                "a piece whose values are not one per block",
+            ));
+        }
+        let mut in_order = in_order
+            .lock()
+            .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+        in_order.ahead.insert(offset, (end, values));
+        while let Some((end, values)) = {
+            let next = in_order.next_offset;
+            in_order.ahead.remove(&next)
+        } {
+            let first_block = in_order.next_offset / block_size;
+            (in_order.sink)(first_block, &values)?;
+            in_order.next_offset = end;
+        }
+        Ok(())
+    };
+    let layer = layer.unwrap_or(&NoLayer);
+    let totals = if image_size > buffer_size {
+        let piece_size = 1u64 << buffer_size.ilog2();
+        let values_of_piece = |offset: u64, values: &[ChainingValue]| {
+            let end = (offset + piece_size).min(image_size);
+            deliver(offset, end, values.to_vec())
+        };
+        let reading = Reading {
+            images: &[image],
+            layer: Some(layer),
+            compare: false,
+            copy: None,
+            in_order: false,
+            block_size: Some(block_size),
+            block_values: Some(&values_of_piece),
+        };
+        let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
+        CopyTotals {
+            image_hash: hashes[0],
+            copied_hash: hashes[1],
+        }
+    } else {
+        let copy = |offset: u64, bytes: &[u8]| -> Result<()> {
+            let values = bytes
+                .chunks(block_size as usize)
+                .enumerate()
+                .map(|(index, block)| {
+                    if only_block {
+                        return *blake3::hash(block).as_bytes();
+                    }
+                    let mut hasher = blake3::Hasher::new();
+                    blake3::hazmat::HasherExt::set_input_offset(
+                        &mut hasher,
+                        offset + index as u64 * block_size,
+                    );
+                    hasher.update(block);
+                    piece_value(&hasher)
+                })
+                .collect();
+            deliver(offset, offset + bytes.len() as u64, values)
+        };
+        copy_image(image, layer, buffer_size, false, progress, &copy)?
+    };
+    let in_order = in_order
+        .into_inner()
+        .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+    if in_order.next_offset != image_size || !in_order.ahead.is_empty() {
+        return Err(Error::Internal("blocks were read out of order"));
+    }
+    Ok(totals)
 }
 
 /// BLAKE3 of a whole image, read in buffers of `buffer_size`. With `from_device`, the pages
@@ -179,6 +314,8 @@ pub fn hash_image(
         compare: false,
         copy: None,
         in_order: false,
+        block_size: None,
+        block_values: None,
     };
     let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
     Ok(hashes[0])
@@ -226,7 +363,17 @@ struct Reading<'a> {
     copy: Option<CopyTo<'a>>,
     /// One worker, so that the slices come in order.
     in_order: bool,
+    /// Slices of this size (a power of two of BLAKE3 chunks dividing the piece size) instead
+    /// of [`SLICE`], hashed as subtrees: their values are the digest's block values.
+    block_size: Option<u64>,
+    /// Gets the values of the last image's blocks (seen through the layer), a piece at a time
+    /// with the piece's offset; with `block_size`.
+    block_values: Option<&'a BlockValuesTo<'a>>,
 }
+
+/// What takes the block values of a piece read with [`Reading::block_size`]: the piece's
+/// offset and the values of its blocks, called on the reading threads.
+type BlockValuesTo<'a> = dyn Fn(u64, &[ChainingValue]) -> Result<()> + Sync + 'a;
 
 impl Reading<'_> {
     /// How many images are hashed: those read, and the one the layer gives.
@@ -367,7 +514,9 @@ fn read_pieces_of_worker(
     let image_size = images[0].size;
     let hashed = reading.hashed();
     // Whole sectors per slice, so a sector never straddles two slices.
-    let slice_size = (SLICE / sector_size).max(1) * sector_size;
+    let slice_size = reading
+        .block_size
+        .unwrap_or((SLICE / sector_size).max(1) * sector_size);
     // Images are read a slice at a time, so that the bytes are still in the CPU cache when
     // they are hashed and compared. An image that is copied is read, and handed to the copy,
     // a whole piece at a time instead: one-pass restore into a new file reading and writing
@@ -377,7 +526,7 @@ fn read_pieces_of_worker(
     // showed the same.
     let span_size = match reading.copy {
         Some(_) => plan.piece_size,
-        None => slice_size.min(plan.piece_size),
+        None => slice_size.max(SLICE).min(plan.piece_size),
     }
     .min(image_size.max(1));
     let mut buffers: Vec<IoBuffer> = images
@@ -394,6 +543,7 @@ fn read_pieces_of_worker(
         && slice_size.is_power_of_two()
         && slice_size >= blake3::CHUNK_LEN as u64;
     let mut slice_mergers: Vec<TreeMerger> = Vec::new();
+    let mut piece_block_values: Vec<ChainingValue> = Vec::new();
     for index in (worker..plan.piece_count(image_size)).step_by(workers as usize) {
         let offset = index * plan.piece_size;
         let length = plan.piece_size.min(image_size - offset);
@@ -404,6 +554,7 @@ fn read_pieces_of_worker(
             slice_mergers = (0..hashed).map(|_| TreeMerger::default()).collect();
         }
         let mut changes = new_batch();
+        piece_block_values.clear();
         let mut read = Ok(());
         let mut position = offset;
         'spans: while position < offset + length {
@@ -437,10 +588,14 @@ fn read_pieces_of_worker(
                     let laid_image = images.len();
                     match (under, slice_mergers.get_mut(laid_image)) {
                         // Left as it was: the value of the slice under it.
-                        (Some(value), Some(merger)) if !laid => merger.push(value),
+                        (Some(value), Some(merger)) if !laid => {
+                            merger.push(value);
+                            piece_block_values.push(value);
+                        }
                         (_, merger) => {
                             let hasher = &mut hashers[laid_image];
-                            hash_slice(plan, slice_position, slice, hasher, merger);
+                            let value = hash_slice(plan, slice_position, slice, hasher, merger);
+                            piece_block_values.extend(value);
                         }
                     }
                 }
@@ -468,6 +623,9 @@ fn read_pieces_of_worker(
                 }
             }
             position += span as u64;
+        }
+        if let (Ok(()), Some(block_values)) = (&read, reading.block_values) {
+            read = block_values(offset, &piece_block_values);
         }
         let failed = read.is_err();
         let found = read.and_then(|()| {

@@ -13,6 +13,7 @@ pub enum Stage {
     ReadingTarget,
     RereadingTarget,
     Merging,
+    Digesting,
 }
 
 impl Stage {
@@ -26,6 +27,7 @@ impl Stage {
             Stage::ReadingTarget => "reading target",
             Stage::RereadingTarget => "re-reading target",
             Stage::Merging => "merging",
+            Stage::Digesting => "digest",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! [`Error::InvalidDiff`] naming where in the diff it is; they never allocate by a length read
 //! from the diff beyond the limits checked first.
 
+pub mod digest;
 pub mod legacy;
 mod pieces;
 pub mod v3;
@@ -248,6 +249,12 @@ pub fn detect(diff: &OpenFile) -> Result<Format> {
             "it is {available} bytes long, all of them the start of the signature \"diff-dd image\", and has no version byte: a diff cut short"
         )));
     }
+    if available > SIGNATURE.len() && digest::has_signature(&start[..available]) {
+        return Err(invalid(
+            "it is a diff-dd digest (block hashes of an image, made by diff-dd digest), not a diff"
+                .into(),
+        ));
+    }
     if &start[..SIGNATURE.len()] != SIGNATURE {
         return match v3::native_marks(diff, &start[..available])? {
             Some(mark) => Err(invalid(format!(
@@ -301,6 +308,8 @@ pub fn describe_contents(file: &OpenFile) -> String {
         "a disk image with a GPT partition table"
     } else if at(510, &[0x55, 0xaa]) {
         "a disk image or FAT filesystem (boot signature)"
+    } else if at(0, digest::SIGNATURE) {
+        "a diff-dd digest"
     } else if at(0, b"diff-dd image") {
         "a diff-dd image of a version this diff-dd cannot read"
     } else if at(0, &[0x1f, 0x8b]) || at(0, &[0x28, 0xb5, 0x2f, 0xfd]) || at(0, b"\xfd7zXZ\0") {

@@ -148,7 +148,7 @@ struct Trailer {
 /// which bincode writes as exactly the same 32 bytes: serde hands bincode a `[u8; 32]` one
 /// byte at a time, which made listing a million records three times slower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Digest([u8; 32]);
+pub(super) struct Digest(pub(super) [u8; 32]);
 
 impl From<blake3::Hash> for Digest {
     fn from(hash: blake3::Hash) -> Digest {
@@ -183,7 +183,7 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-fn bincode_config() -> impl bincode::config::Config {
+pub(super) fn bincode_config() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
         .with_fixed_int_encoding()
@@ -191,7 +191,7 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 /// A value framed as its u32 LE length and its bincode bytes.
-fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+pub(super) fn frame<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     let payload =
         bincode::serde::encode_to_vec(value, bincode_config()).map_err(io::Error::other)?;
     // MAX_FRAME, the encoder's limit, fits a u32.
@@ -1235,7 +1235,7 @@ fn check_header(header: &Header) -> Result<(), String> {
 
 /// Reads one frame: a u32 LE length no larger than [`MAX_FRAME`], then exactly that many bytes
 /// of bincode. Returns the value and the frame's bytes (for hashing).
-fn read_frame<T: serde::de::DeserializeOwned>(
+pub(super) fn read_frame<T: serde::de::DeserializeOwned>(
     source: &mut DiffSource<'_>,
     what: Part,
 ) -> Result<(T, Vec<u8>)> {

@@ -4,6 +4,7 @@
 //! (src/commands/), and tests and fuzz targets call these directly.
 
 pub mod backup;
+pub mod digest;
 pub mod inspect;
 pub mod merge;
 pub mod one_pass;
@@ -12,6 +13,7 @@ pub mod restore_chain;
 pub mod verify;
 
 pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
+pub use digest::{digest, verify_digest, DigestCheck, DigestOptions, DigestSummary};
 pub use inspect::{inspect, InspectOptions, Listing};
 pub use merge::{merge, MergeOptions, MergeSummary};
 pub use one_pass::{restore_one_pass, OnePassOptions, OnePassSummary, OnePassTarget};

@@ -11,6 +11,7 @@ mod chains;
 mod completion;
 mod compression;
 mod core;
+mod digest;
 mod faults;
 mod format;
 mod generated;
