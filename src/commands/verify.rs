@@ -155,7 +155,7 @@ pub fn run_digest(
             "target: {}: {}\n",
             render::printable(&target.to_string_lossy()),
             match check.holds_image() {
-                true => "holds_image, the image the digest describes".to_string(),
+                true => "holds_image: it holds the image the digest describes".to_string(),
                 false => format!("differs: {}", differences(&check)),
             }
         ));
