@@ -143,6 +143,29 @@ impl<'a> Chain<'a> {
         Ok(())
     }
 
+    /// Refuses `image` (named `what`: FULL, IMAGE), read whole with the BLAKE3 `read_hash`,
+    /// unless it is the image the chain starts from.
+    pub fn require_base(
+        &self,
+        image: &OpenFile,
+        what: &str,
+        read_hash: blake3::Hash,
+    ) -> Result<()> {
+        if read_hash == self.base_hash() {
+            return Ok(());
+        }
+        Err(Error::unusable(
+            format!("refusing {what}"),
+            &image.path,
+            format!(
+                "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from",
+                short(read_hash),
+                self.first().diff.path.display(),
+                short(self.base_hash()),
+            ),
+        ))
+    }
+
     /// Refuses a FULL (the image the chain starts from) that is not of the chain's size.
     pub fn check_full_size(&self, full: &OpenFile) -> Result<()> {
         if full.size == self.image_size() {

@@ -118,18 +118,7 @@ pub fn digest(
         .into_inner()
         .map_err(|_| Error::Internal("a writer of the digest failed"))?;
     if let Some(chain) = &chain {
-        if totals.image_hash != chain.base_hash() {
-            return Err(Error::unusable(
-                "refusing IMAGE",
-                &image.path,
-                format!(
-                    "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from; nothing was written",
-                    chain::short(totals.image_hash),
-                    chain.first().diff.path.display(),
-                    chain::short(chain.base_hash()),
-                ),
-            ));
-        }
+        chain.require_base(image, "IMAGE", totals.image_hash)?;
         if totals.copied_hash != chain.image_hash() {
             return Err(Error::unusable(
                 "refusing the chain",

@@ -257,18 +257,7 @@ fn check_hashes(
     target: &std::path::Path,
     totals: &CopyTotals,
 ) -> Result<()> {
-    if totals.image_hash != chain.base_hash() {
-        return Err(Error::unusable(
-            "refusing FULL",
-            &full.path,
-            format!(
-                "its BLAKE3 is {}..., but {} was made against an image with BLAKE3 {}...: it is not the full image the chain starts from",
-                chain::short(totals.image_hash),
-                chain.first().diff.path.display(),
-                chain::short(chain.base_hash()),
-            ),
-        ));
-    }
+    chain.require_base(full, "FULL", totals.image_hash)?;
     if totals.copied_hash != chain.image_hash() {
         return Err(Error::unusable(
             "restore failed",
