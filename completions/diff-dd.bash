@@ -109,7 +109,7 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__backup)
-            opts="-s -b -q -v -h --format --force --compress --on --sector-size --buffer-size --quiet --verbose --help"
+            opts="-s -b -q -v -h --format --force --compress --on --digest --digest-out --sector-size --buffer-size --quiet --verbose --help"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +124,14 @@ _diff__dd() {
                     return 0
                     ;;
                 --on)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --digest)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --digest-out)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

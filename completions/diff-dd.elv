@@ -33,7 +33,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+            cand backup 'Save the sectors of INFILE that differ from REFFILE (or from the image a digest describes) into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand merge 'Merge a chain of diffs into one diff against the first one''s base'
             cand digest 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
@@ -46,6 +46,8 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --format 'The format of the diff to write [default: native]'
             cand --compress 'Compress record data with zstd at LEVEL (1 to 19), or store it raw with ''none'' [default: 4]. Extents of zeros are stored without data either way'
             cand --on 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first'
+            cand --digest 'Diff INFILE against the image DIGEST describes (written by diff-dd digest; ''-'': standard input) instead of REFFILE, reading INFILE once: every block that differs is recorded whole'
+            cand --digest-out 'With --digest: write the digest of INFILE into NEXT in the same pass, with DIGEST''s block size (the DIGEST of the next backup); it appears only once complete, after OUTFILE'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
@@ -134,7 +136,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --help 'Print help'
         }
         &'diff-dd;help'= {
-            cand backup 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+            cand backup 'Save the sectors of INFILE that differ from REFFILE (or from the image a digest describes) into the diff OUTFILE'
             cand restore 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
             cand merge 'Merge a chain of diffs into one diff against the first one''s base'
             cand digest 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'

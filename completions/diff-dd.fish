@@ -53,7 +53,7 @@ complete -c diff-dd -n "__fish_diff_dd_needs_command" -s v -l verbose -d 'Print 
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -l force -d 'With three paths: replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -s V -l version -d 'Print version'
-complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE (or from the image a digest describes) into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
 complete -c diff-dd -n "__fish_diff_dd_needs_command" -a "digest" -d 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'
@@ -84,6 +84,8 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l compress -d '
 18\t''
 19\t'smallest'"
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l on -d 'Continue a chain: diff INFILE against REFFILE with the records of PREV laid over it, so that the diff holds only what changed since PREV. Once per diff of the chain, in order, the first made against REFFILE; each is checked in full first' -r -F
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l digest -d 'Diff INFILE against the image DIGEST describes (written by diff-dd digest; \'-\': standard input) instead of REFFILE, reading INFILE once: every block that differs is recorded whole' -r -F
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l digest-out -d 'With --digest: write the digest of INFILE into NEXT in the same pass, with DIGEST\'s block size (the DIGEST of the next backup); it appears only once complete, after OUTFILE' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
@@ -149,7 +151,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "backup" -d 'Save the sectors of INFILE that differ from REFFILE (or from the image a digest describes) into the diff OUTFILE'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "restore" -d 'Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the first was made against; with --base FULL, write FULL with the diffs laid over it into OUTFILE in one pass'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "merge" -d 'Merge a chain of diffs into one diff against the first one\'s base'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand help; and not __fish_seen_subcommand_from backup restore merge digest verify inspect completions help" -f -a "digest" -d 'Write a digest of IMAGE (or of the image the diffs give laid over it): its size and the BLAKE3 of each block, to check a target against without the image'

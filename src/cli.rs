@@ -84,8 +84,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Save the sectors of INFILE that differ from REFFILE into the diff OUTFILE
-    #[command(after_help = SIZE_HELP)]
+    /// Save the sectors of INFILE that differ from REFFILE (or from the image a digest
+    /// describes) into the diff OUTFILE
+    #[command(
+        after_help = SIZE_HELP,
+        override_usage = "diff-dd backup [OPTIONS] INFILE REFFILE OUTFILE\n       \
+diff-dd backup [OPTIONS] --on PREV... INFILE REFFILE OUTFILE\n       \
+diff-dd backup [OPTIONS] --digest DIGEST [--digest-out NEXT] INFILE OUTFILE"
+    )]
     Backup(BackupArgs),
     /// Apply DIFFFILE (or a chain of diffs) to OUTFILE, which must hold the full image the
     /// first was made against; with --base FULL, write FULL with the diffs laid over it into
@@ -272,16 +278,40 @@ pub struct BackupArgs {
     /// order, the first made against REFFILE; each is checked in full first
     #[arg(long = "on", value_name = "PREV")]
     pub on: Vec<PathBuf>,
+    /// Diff INFILE against the image DIGEST describes (written by diff-dd digest; '-':
+    /// standard input) instead of REFFILE, reading INFILE once: every block that differs is
+    /// recorded whole
+    #[arg(long, value_name = "DIGEST", conflicts_with = "on")]
+    pub digest: Option<PathBuf>,
+    /// With --digest: write the digest of INFILE into NEXT in the same pass, with DIGEST's
+    /// block size (the DIGEST of the next backup); it appears only once complete, after
+    /// OUTFILE
+    #[arg(long = "digest-out", value_name = "NEXT", requires = "digest")]
+    pub digest_out: Option<PathBuf>,
     /// The current image: a file or block device
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
-    /// The full image taken earlier with dd, with the same size as INFILE
-    #[arg(value_name = "REFFILE")]
-    pub reffile: PathBuf,
-    /// The diff to write: appears (or replaces an earlier diff) only once complete; a symbolic
-    /// link is followed
-    #[arg(value_name = "OUTFILE")]
-    pub outfile: PathBuf,
+    /// REFFILE OUTFILE: the full image taken earlier with dd, with the same size as INFILE;
+    /// then the diff to write, which appears (or replaces an earlier diff) only once complete
+    /// (a symbolic link is followed). With --digest, OUTFILE alone
+    #[arg(value_names = ["REFFILE", "OUTFILE"], required = true, num_args = 1..=2)]
+    pub paths: Vec<PathBuf>,
+}
+
+impl BackupArgs {
+    /// REFFILE (None with --digest) and OUTFILE, or why the paths do not fit.
+    pub fn reffile_and_outfile(&self) -> Result<(Option<&PathBuf>, &PathBuf), String> {
+        match (&self.digest, &self.paths[..]) {
+            (None, [reffile, outfile]) => Ok((Some(reffile), outfile)),
+            (Some(_), [outfile]) => Ok((None, outfile)),
+            (None, _) => Err(
+                "backup takes INFILE REFFILE OUTFILE (or --digest DIGEST INFILE OUTFILE)".into(),
+            ),
+            (Some(_), _) => Err(
+                "with --digest, backup takes INFILE OUTFILE: the digest stands for REFFILE".into(),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -699,12 +729,24 @@ impl Printing {
     }
 }
 
+/// What a backup diffs INFILE against.
+#[derive(Debug)]
+pub enum BackupBase {
+    /// REFFILE, the full image.
+    Image(PathBuf),
+    /// A digest of it, and where to write INFILE's own digest, if anywhere.
+    Digest {
+        digest: PathBuf,
+        digest_out: Option<PathBuf>,
+    },
+}
+
 /// A task, with the files it names and the options of its operation.
 #[derive(Debug)]
 pub enum Task {
     Backup {
         infile: PathBuf,
-        reffile: PathBuf,
+        base: BackupBase,
         outfile: PathBuf,
         /// The diffs of the chain the new diff continues, in order.
         on: Vec<PathBuf>,
@@ -817,6 +859,23 @@ impl Cli {
             Command::Backup(args) => Invocation {
                 printing: options.printing(false),
                 task: Task::Backup {
+                    base: match args.digest {
+                        Some(digest) => BackupBase::Digest {
+                            digest,
+                            digest_out: args.digest_out,
+                        },
+                        None => BackupBase::Image(
+                            args.paths
+                                .first()
+                                .cloned()
+                                .ok_or(Error::Internal("backup without REFFILE"))?,
+                        ),
+                    },
+                    outfile: args
+                        .paths
+                        .last()
+                        .cloned()
+                        .ok_or(Error::Internal("backup without OUTFILE"))?,
                     options: BackupOptions {
                         sector_size: options.sector_size(),
                         buffer_size: options.buffer_size(),
@@ -829,8 +888,6 @@ impl Cli {
                         compression: args.compress.unwrap_or_default().0,
                     },
                     infile: args.infile,
-                    reffile: args.reffile,
-                    outfile: args.outfile,
                     on: args.on,
                 },
             },
@@ -999,9 +1056,10 @@ fn from_original_synopsis(
             force,
             compress,
             on: Vec::new(),
+            digest: None,
+            digest_out: None,
             infile,
-            reffile,
-            outfile,
+            paths: vec![reffile, outfile],
         })),
         Err(paths) => match <[PathBuf; 2]>::try_from(paths) {
             Ok(_) if format.is_some() => {
@@ -1036,7 +1094,16 @@ fn from_original_synopsis(
 fn check_streams(command: &Command) -> Result<(), String> {
     let dash = |path: &PathBuf| path.as_os_str() == "-";
     match command {
-        Command::Backup(args) if dash(&args.infile) && dash(&args.reffile) => Err(
+        Command::Backup(args) if args.reffile_and_outfile().is_err() => {
+            args.reffile_and_outfile().map(|_| ())
+        }
+        Command::Backup(args) if dash(&args.infile) && args.digest.as_ref().is_some_and(dash) => Err(
+            "INFILE and DIGEST cannot both be '-' (standard input): one must be a file or device; a file named - is reached as ./-".into(),
+        ),
+        Command::Backup(args) if args.digest_out.as_ref().is_some_and(dash) => Err(
+            "NEXT '-' would mean standard output, which OUTFILE may take; --digest-out writes a file or device; a file named - is reached as ./-".into(),
+        ),
+        Command::Backup(args) if dash(&args.infile) && args.paths.len() == 2 && dash(&args.paths[0]) => Err(
             "INFILE and REFFILE cannot both be '-' (standard input): one image must be a file or device".into(),
         ),
         Command::Backup(args) if args.on.iter().any(dash) => Err(

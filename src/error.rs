@@ -48,6 +48,8 @@ pub enum Role {
     Image,
     /// A digest that is read.
     Digest,
+    /// The digest `backup --digest-out` writes.
+    Next,
 }
 
 impl fmt::Display for Role {
@@ -61,6 +63,7 @@ impl fmt::Display for Role {
             Role::Target => "target",
             Role::Image => "IMAGE",
             Role::Digest => "digest",
+            Role::Next => "NEXT",
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Reporting, Result};
 use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
 use crate::ops::verify::{ChainFindings, DiffFindings, State, TargetFindings, VerifyReport};
-use crate::units::{human_bytes, utc_timestamp};
+use crate::units::{self, human_bytes, utc_timestamp};
 
 /// `text` as it may be shown on a terminal: every character that could end a line, move the
 /// cursor, recolor or reorder what follows is written as its Rust escape (`\n`, `\r`, `\t`,
@@ -244,7 +244,10 @@ impl ListingStyle for TableListing {
                     out.write_all(b"  ")?;
                     out.write_all(&short_hex(hashes.new))?;
                     out.write_all(b"  ")?;
-                    out.write_all(&short_hex(hashes.base))?;
+                    out.write_all(&short_hex(hashes.base.value))?;
+                    if let Some(block_size) = hashes.base.hashing.block_size() {
+                        write!(out, "  over blocks of {}", units::size(block_size))?;
+                    }
                 }
                 None => out.write_all(b"  -                 -")?,
             }
@@ -327,6 +330,10 @@ struct JsonExtent {
     zero: bool,
     new_blake3: Option<String>,
     base_blake3: Option<String>,
+    /// For a record made from a digest: the size of the blocks its base hash is taken over
+    /// (man/diff-dd.5, Records); absent when it is the BLAKE3 of the bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_block_size: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -386,7 +393,10 @@ impl ListingStyle for JsonListing {
             stored_bytes: record.stored.bytes_in_file(record.length),
             zero: record.stored == Stored::Zero,
             new_blake3: hex(record.hashes.map(|hashes| hashes.new)),
-            base_blake3: hex(record.hashes.map(|hashes| hashes.base)),
+            base_blake3: hex(record.hashes.map(|hashes| hashes.base.value)),
+            base_block_size: record
+                .hashes
+                .and_then(|hashes| hashes.base.hashing.block_size()),
         };
         serde_json::to_writer(&mut *out, &extent)?;
         Ok(())

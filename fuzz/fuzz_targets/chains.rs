@@ -135,7 +135,7 @@ fn diff_of(header: &Header, before: &[u8], day: &[u8], compress: bool) -> Vec<u8
             at = end;
         }
         writer
-            .write_record(start as u64, &day[start..at], blake3::hash(&before[start..at]))
+            .write_record(start as u64, &day[start..at], diff_dd::format::BaseHash::of_bytes(blake3::hash(&before[start..at])))
             .expect("writing a record in memory");
     }
     writer

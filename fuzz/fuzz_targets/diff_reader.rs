@@ -116,7 +116,9 @@ impl Seen {
         self.fingerprint.update(&record.length.to_le_bytes());
         if let Some(hashes) = record.hashes {
             self.fingerprint.update(hashes.new.as_bytes());
-            self.fingerprint.update(hashes.base.as_bytes());
+            self.fingerprint.update(hashes.base.value.as_bytes());
+            let block_size = hashes.base.hashing.block_size().unwrap_or(0);
+            self.fingerprint.update(&block_size.to_le_bytes());
         }
     }
 

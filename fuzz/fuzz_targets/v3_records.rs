@@ -707,7 +707,7 @@ fuzz_target!(|input: Input| {
     let mut writer = Writer::new(Vec::new(), &header, 1).expect("writing the header");
     for record in &records {
         writer
-            .write_record(record.offset, &record.data, record.base_hash)
+            .write_record(record.offset, &record.data, diff_dd::format::BaseHash::of_bytes(record.base_hash))
             .expect("writing a record");
     }
     let damaged = !matches!(input.damage, Damage::None);

@@ -1,5 +1,5 @@
-//! backup: open INFILE and REFFILE, refuse an OUTFILE (or standard output) that is one of them
-//! or of the --on diffs, write the diff.
+//! backup: open INFILE and REFFILE (or DIGEST), refuse an OUTFILE (or standard output) or NEXT
+//! that is one of them or of the --on diffs, write the diff.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -7,7 +7,8 @@ use std::time::Instant;
 use diff_dd::cli::Printing;
 use diff_dd::device::{self, OpenFile, Output};
 use diff_dd::error::{Result, Role};
-use diff_dd::ops::{self, BackupOptions};
+use diff_dd::format::digest;
+use diff_dd::ops::{self, BackupOptions, BackupSummary};
 use diff_dd::render::{self, count};
 use diff_dd::units::human_bytes;
 
@@ -53,6 +54,86 @@ pub fn run(
     let bars = Bars::new(!printing.quiet);
     let summary = ops::backup(&new, &base, &chain, output, options, &bars)?;
     drop(bars);
+    print_summary(&summary, started, printing);
+    Ok(())
+}
+
+/// backup --digest DIGEST [--digest-out NEXT] INFILE OUTFILE. DIGEST from standard input is
+/// copied into $TMPDIR first, so that it is checked whole (its size, block size and footer)
+/// before INFILE is read or OUTFILE created.
+pub fn run_from_digest(
+    infile: &Path,
+    digest_path: &Path,
+    next: Option<&Path>,
+    outfile: &Path,
+    options: &BackupOptions,
+    printing: Printing,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut new = match super::is_dash(infile) {
+        true => OpenFile::stdin(Role::Infile)?,
+        false => device::open_input(infile, Role::Infile)?,
+    };
+    let digest_file = super::open_digest(digest_path, &std::env::temp_dir())?;
+    let described = digest::Reader::open(&digest_file)?.header().clone();
+    new.expect_stream_size(
+        described.image_size,
+        "the image size DIGEST describes: the images must be the same size",
+    );
+    ops::backup::check_digest(&new, &digest_file, &described, options)?;
+    if !options.force {
+        device::refuse_read_write_mount(&new)?;
+    }
+    let inputs = [&new, &digest_file];
+    let next = match next {
+        Some(next) => {
+            let next = device::follow_links(next)?;
+            device::refuse_alias(&next, Role::Next, &inputs)?;
+            ops::digest::check_outfile(&next, options.force)?;
+            Some(next)
+        }
+        None => None,
+    };
+    let output = if super::is_dash(outfile) {
+        Output::stdout(&inputs)?
+    } else {
+        let outfile = device::follow_links(outfile)?;
+        device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
+        if next.as_ref().is_some_and(|next| same_file(next, &outfile)) {
+            return Err(diff_dd::error::Error::Usage(format!(
+                "OUTFILE and NEXT are the same file, {}: the diff and the digest need a file each",
+                render::printable(&outfile.to_string_lossy())
+            )));
+        }
+        ops::backup::check_outfile(&outfile, options.force, options.sector_size)?;
+        Output::create(&outfile, options.force)?
+    };
+    let next = match next {
+        Some(next) => Some(Output::create(&next, options.force)?),
+        None => None,
+    };
+    let bars = Bars::new(!printing.quiet);
+    let summary =
+        ops::backup::backup_from_digest(&new, &digest_file, output, next, options, &bars)?;
+    drop(bars);
+    print_summary(&summary, started, printing);
+    Ok(())
+}
+
+/// Whether two paths, links followed, name one file: the same path, or an existing file with
+/// the same device and inode.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+fn print_summary(summary: &BackupSummary, started: Instant, printing: Printing) {
     if printing.verbose {
         super::summary(
             "backup",
@@ -68,5 +149,4 @@ pub fn run(
             ),
         );
     }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use std::path::Path;
 
-use diff_dd::cli::{Invocation, Task};
+use diff_dd::cli::{BackupBase, Invocation, Task};
 use diff_dd::device::{self, OpenFile};
 use diff_dd::error::{self, Error, Reporting, Result, Role};
 use diff_dd::render;
@@ -27,12 +27,29 @@ pub fn run(invocation: Invocation) -> ExitCode {
     let (outcome, reporting) = match invocation.task {
         Task::Backup {
             infile,
-            reffile,
+            base: BackupBase::Image(reffile),
             outfile,
             on,
             options,
         } => (
             backup::run(&infile, &reffile, &outfile, &on, &options, printing),
+            Reporting::Work,
+        ),
+        Task::Backup {
+            infile,
+            base: BackupBase::Digest { digest, digest_out },
+            outfile,
+            options,
+            ..
+        } => (
+            backup::run_from_digest(
+                &infile,
+                &digest,
+                digest_out.as_deref(),
+                &outfile,
+                &options,
+                printing,
+            ),
             Reporting::Work,
         ),
         Task::Merge {

@@ -1,6 +1,8 @@
 //! Sector comparison: changed sectors found within a piece of the images, then joined across
 //! pieces into the extents a diff records.
 
+use blake3::hazmat::ChainingValue;
+
 use crate::error::Result;
 
 /// The changed sectors of one piece, as runs of adjacent sectors with their new and base bytes.
@@ -13,6 +15,9 @@ pub struct Changes {
     pub new_data: Vec<u8>,
     /// The base bytes of all runs, back to back.
     pub base_data: Vec<u8>,
+    /// In a comparison with a digest ([`Changes::add_block`]), which has no base bytes: the
+    /// digest's value of each changed block, in order.
+    pub base_values: Vec<ChainingValue>,
 }
 
 impl Changes {
@@ -39,11 +44,40 @@ impl Changes {
         }
     }
 
+    /// Records a block at `offset` whose value differs from `base_value`, the digest's: the
+    /// whole block changed, as far as a digest can tell.
+    pub fn add_block(&mut self, offset: u64, new: &[u8], base_value: ChainingValue) {
+        match self.runs.last_mut() {
+            Some((start, length)) if *start + *length as u64 == offset => *length += new.len(),
+            _ => self.runs.push((offset, new.len())),
+        }
+        self.new_data.extend_from_slice(new);
+        self.base_values.push(base_value);
+    }
+
     /// Empties it, keeping its buffers.
     pub fn clear(&mut self) {
         self.runs.clear();
         self.new_data.clear();
         self.base_data.clear();
+        self.base_values.clear();
+    }
+
+    /// Each run of changed blocks ([`Changes::add_block`]) with its new bytes and the
+    /// digest's values of its blocks of `block_size`.
+    pub fn block_runs(
+        &self,
+        block_size: u64,
+    ) -> impl Iterator<Item = (u64, &[u8], &[ChainingValue])> {
+        let (mut start, mut first_value) = (0, 0);
+        self.runs.iter().map(move |&(offset, length)| {
+            let bytes = start..start + length;
+            let values = first_value..first_value + length.div_ceil(block_size as usize);
+            start += length;
+            first_value = values.end;
+            let values = self.base_values.get(values).unwrap_or_default();
+            (offset, &self.new_data[bytes], values)
+        })
     }
 
     /// Each run with its new and base bytes.
@@ -68,7 +102,8 @@ pub struct ChangedExtent<'a> {
     /// The new (INFILE) bytes of the run. A sink that keeps them may take the vector, leaving
     /// another in its place (its contents do not matter), so that records are not copied.
     pub new_data: &'a mut Vec<u8>,
-    /// BLAKE3 of the base (REFFILE) bytes the run replaces.
+    /// BLAKE3 of the base (REFFILE) bytes the run replaces; in a comparison with a digest,
+    /// of the digest's values of its blocks ([`ExtentFinder::add_blocks`]).
     pub base_hash: blake3::Hash,
 }
 
@@ -122,6 +157,36 @@ impl ExtentFinder {
             self.new_data.extend_from_slice(new_sector);
             self.base_hasher.update(base_sector);
             sector_offset += new_sector.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Takes a run of changed blocks of `block_size` at `offset` with the digest's values of
+    /// them ([`Changes::add_block`]); runs must come in order, and the record limit be a
+    /// multiple of the block size. The extent's base hash is then the BLAKE3 of its blocks'
+    /// values one after the other.
+    pub fn add_blocks(
+        &mut self,
+        offset: u64,
+        new: &[u8],
+        base_values: &[ChainingValue],
+        block_size: u64,
+        sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
+    ) -> Result<()> {
+        if self.start + self.new_data.len() as u64 != offset {
+            self.flush(sink)?; // An unchanged block lies between.
+        }
+        let mut block_offset = offset;
+        for (new_block, base_value) in new.chunks(block_size as usize).zip(base_values) {
+            if self.new_data.len() + new_block.len() > self.record_limit {
+                self.flush(sink)?;
+            }
+            if self.new_data.is_empty() {
+                self.start = block_offset;
+            }
+            self.new_data.extend_from_slice(new_block);
+            self.base_hasher.update(base_value);
+            block_offset += new_block.len() as u64;
         }
         Ok(())
     }

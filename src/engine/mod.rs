@@ -22,7 +22,7 @@ pub use buffer::IoBuffer;
 pub use compare::{ChangedExtent, Changes, ExtentFinder};
 pub use progress::{NoProgress, Progress, Stage};
 use tree_hash::{piece_value, PiecePlan};
-pub use tree_hash::{StreamHasher, TreeMerger};
+pub use tree_hash::{BlockHasher, StreamHasher, TreeMerger};
 
 /// BLAKE3 of `length` bytes at `offset`, read through `scratch` (which bounds the memory).
 pub fn hash_range(
@@ -44,6 +44,45 @@ pub fn hash_range(
         position += piece as u64;
     }
     Ok(hasher.finalize())
+}
+
+/// BLAKE3 of `length` bytes at `offset`, and the hash a record's base check takes of them: the
+/// same, or with `block_size`, the BLAKE3 of the blocks' values one after the other (each as
+/// [`BlockHasher`] gives it: what a digest holds). One read through `scratch`, which bounds
+/// the memory; `offset` and `length` are whole blocks of the image, or end at its end.
+pub fn hash_range_and_blocks(
+    image: &OpenFile,
+    offset: u64,
+    length: u64,
+    block_size: Option<u64>,
+    scratch: &mut [u8],
+) -> Result<(blake3::Hash, blake3::Hash)> {
+    let Some(block_size) = block_size else {
+        let hash = hash_range(image, offset, length, scratch)?;
+        return Ok((hash, hash));
+    };
+    if scratch.is_empty() {
+        return hash_range_and_blocks(image, offset, length, Some(block_size), &mut [0u8; 4096]);
+    }
+    let mut bytes = blake3::Hasher::new();
+    let mut values = blake3::Hasher::new();
+    let end = offset + length;
+    let mut block_start = offset;
+    while block_start < end {
+        let block_end = (block_start + block_size).min(end);
+        let mut block = BlockHasher::new(image.size, block_size, block_start);
+        let mut position = block_start;
+        while position < block_end {
+            let piece = scratch.len().min((block_end - position) as usize);
+            image.read_at(position, &mut scratch[..piece])?;
+            bytes.update(&scratch[..piece]);
+            block.update(&scratch[..piece]);
+            position += piece as u64;
+        }
+        values.update(&block.value());
+        block_start = block_end;
+    }
+    Ok((bytes.finalize(), values.finalize()))
 }
 
 /// How to read and compare.
@@ -101,6 +140,7 @@ pub fn compare_images(
         in_order: false,
         block_size: None,
         block_values: None,
+        expected: None,
     };
     let hashes = read_pieces(
         &reading,
@@ -157,6 +197,7 @@ pub fn copy_image(
         in_order,
         block_size: None,
         block_values: None,
+        expected: None,
     };
     let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
     Ok(CopyTotals {
@@ -199,51 +240,14 @@ pub fn block_values(
     progress: &dyn Progress,
     sink: &mut BlockSink<'_>,
 ) -> Result<CopyTotals> {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-
     if !block_size.is_power_of_two() || block_size < blake3::CHUNK_LEN as u64 {
         return Err(Error::Internal("a block size that is not a BLAKE3 subtree"));
     }
     let image_size = image.size;
-    let only_block = image_size <= block_size;
     // Pieces are powers of two of at least a block, so that no block straddles two pieces.
     let buffer_size = (1u64 << buffer_size.max(1).ilog2()).max(block_size);
-    struct InOrder<'s, 'a> {
-        next_offset: u64,
-        /// Pieces computed ahead of `next_offset`: their end and their values.
-        ahead: BTreeMap<u64, (u64, Vec<ChainingValue>)>,
-        sink: &'s mut BlockSink<'a>,
-    }
-    let in_order = Mutex::new(InOrder {
-        next_offset: 0,
-        ahead: BTreeMap::new(),
-        sink,
-    });
-    // Takes the values of the blocks of a piece: checked to be one per block, then handed on
-    // in order.
-    let deliver = |offset: u64, end: u64, values: Vec<ChainingValue>| -> Result<()> {
-        let whole_blocks = end.is_multiple_of(block_size) || end == image_size;
-        let blocks = (end - offset).div_ceil(block_size);
-        if !offset.is_multiple_of(block_size) || !whole_blocks || values.len() as u64 != blocks {
-            return Err(Error::Internal(
-                "a piece whose values are not one per block",
-            ));
-        }
-        let mut in_order = in_order
-            .lock()
-            .map_err(|_| Error::Internal("a reader of blocks failed"))?;
-        in_order.ahead.insert(offset, (end, values));
-        while let Some((end, values)) = {
-            let next = in_order.next_offset;
-            in_order.ahead.remove(&next)
-        } {
-            let first_block = in_order.next_offset / block_size;
-            (in_order.sink)(first_block, &values)?;
-            in_order.next_offset = end;
-        }
-        Ok(())
-    };
+    let in_order = InOrderValues::new(image_size, block_size, sink);
+    let deliver = |offset, end, values| in_order.deliver(offset, end, values);
     let layer = layer.unwrap_or(&NoLayer);
     let totals = if image_size > buffer_size {
         let piece_size = 1u64 << buffer_size.ilog2();
@@ -259,6 +263,7 @@ pub fn block_values(
             in_order: false,
             block_size: Some(block_size),
             block_values: Some(&values_of_piece),
+            expected: None,
         };
         let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
         CopyTotals {
@@ -271,29 +276,240 @@ pub fn block_values(
                 .chunks(block_size as usize)
                 .enumerate()
                 .map(|(index, block)| {
-                    if only_block {
-                        return *blake3::hash(block).as_bytes();
-                    }
-                    let mut hasher = blake3::Hasher::new();
-                    blake3::hazmat::HasherExt::set_input_offset(
-                        &mut hasher,
-                        offset + index as u64 * block_size,
-                    );
+                    let at = offset + index as u64 * block_size;
+                    let mut hasher = BlockHasher::new(image_size, block_size, at);
                     hasher.update(block);
-                    piece_value(&hasher)
+                    hasher.value()
                 })
                 .collect();
             deliver(offset, offset + bytes.len() as u64, values)
         };
         copy_image(image, layer, buffer_size, false, progress, &copy)?
     };
-    let in_order = in_order
-        .into_inner()
-        .map_err(|_| Error::Internal("a reader of blocks failed"))?;
-    if in_order.next_offset != image_size || !in_order.ahead.is_empty() {
-        return Err(Error::Internal("blocks were read out of order"));
-    }
+    in_order.finish()?;
     Ok(totals)
+}
+
+/// Puts the block values of pieces computed on several threads back in order for a
+/// [`BlockSink`]. It holds only the values of the few pieces read ahead of the first one still
+/// missing.
+struct InOrderValues<'s, 'a> {
+    image_size: u64,
+    block_size: u64,
+    state: std::sync::Mutex<InOrderState<'s, 'a>>,
+}
+
+struct InOrderState<'s, 'a> {
+    next_offset: u64,
+    /// Pieces computed ahead of `next_offset`: their end and their values.
+    ahead: std::collections::BTreeMap<u64, (u64, Vec<ChainingValue>)>,
+    sink: &'s mut BlockSink<'a>,
+}
+
+impl<'s, 'a> InOrderValues<'s, 'a> {
+    fn new(image_size: u64, block_size: u64, sink: &'s mut BlockSink<'a>) -> Self {
+        InOrderValues {
+            image_size,
+            block_size,
+            state: std::sync::Mutex::new(InOrderState {
+                next_offset: 0,
+                ahead: Default::default(),
+                sink,
+            }),
+        }
+    }
+
+    /// Takes the values of the blocks of the piece `offset..end`: checked to be one per
+    /// block, then handed on in order.
+    fn deliver(&self, offset: u64, end: u64, values: Vec<ChainingValue>) -> Result<()> {
+        let block_size = self.block_size;
+        let whole_blocks = end.is_multiple_of(block_size) || end == self.image_size;
+        let blocks = (end - offset).div_ceil(block_size);
+        if !offset.is_multiple_of(block_size) || !whole_blocks || values.len() as u64 != blocks {
+            return Err(Error::Internal(
+                "a piece whose values are not one per block",
+            ));
+        }
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+        state.ahead.insert(offset, (end, values));
+        while let Some((end, values)) = {
+            let next = state.next_offset;
+            state.ahead.remove(&next)
+        } {
+            let first_block = state.next_offset / block_size;
+            (state.sink)(first_block, &values)?;
+            state.next_offset = end;
+        }
+        Ok(())
+    }
+
+    /// Fails unless every block's value was handed on.
+    fn finish(self) -> Result<()> {
+        let state = self
+            .state
+            .into_inner()
+            .map_err(|_| Error::Internal("a reader of blocks failed"))?;
+        if state.next_offset != self.image_size || !state.ahead.is_empty() {
+            return Err(Error::Internal("blocks were read out of order"));
+        }
+        Ok(())
+    }
+}
+
+/// The block values an image is compared with ([`compare_with_values`]): a digest's. Asked
+/// for the values of one piece's blocks at a time, by the reading threads, in no fixed order
+/// but each block once.
+pub trait ExpectedValues: Sync {
+    /// Appends the values of `count` blocks from `first_block` to `out`.
+    fn values_of(&self, first_block: u64, count: u64, out: &mut Vec<ChainingValue>) -> Result<()>;
+}
+
+/// [`ExpectedValues`] from a source that gives the values one by one, in order (a digest read
+/// front to back, also from a stream): it holds the values from the first block not asked for
+/// yet up to the last one asked for, which the pieces being read bound, never the image.
+pub struct ValueWindow<F> {
+    state: std::sync::Mutex<WindowState<F>>,
+}
+
+struct WindowState<F> {
+    next_value: F,
+    /// The block of `values[0]`.
+    start: u64,
+    values: std::collections::VecDeque<ChainingValue>,
+    /// Ranges asked for ahead of `start`: first block to end.
+    taken: std::collections::BTreeMap<u64, u64>,
+}
+
+impl<F: FnMut() -> Result<Option<ChainingValue>> + Send> ValueWindow<F> {
+    /// `next_value` gives the next value, or None after the last.
+    pub fn new(next_value: F) -> ValueWindow<F> {
+        ValueWindow {
+            state: std::sync::Mutex::new(WindowState {
+                next_value,
+                start: 0,
+                values: Default::default(),
+                taken: Default::default(),
+            }),
+        }
+    }
+
+    /// The source, once every value asked for was taken.
+    pub fn into_source(self) -> Result<F> {
+        let state = self
+            .state
+            .into_inner()
+            .map_err(|_| Error::Internal("a reader of block values failed"))?;
+        Ok(state.next_value)
+    }
+}
+
+impl<F: FnMut() -> Result<Option<ChainingValue>> + Send> ExpectedValues for ValueWindow<F> {
+    fn values_of(&self, first_block: u64, count: u64, out: &mut Vec<ChainingValue>) -> Result<()> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| Error::Internal("a reader of block values failed"))?;
+        let end = first_block + count;
+        if first_block < state.start || state.taken.contains_key(&first_block) {
+            return Err(Error::Internal("block values asked for twice"));
+        }
+        while state.start + (state.values.len() as u64) < end {
+            let value = (state.next_value)()?
+                .ok_or(Error::Internal("more blocks than the values given"))?;
+            state.values.push_back(value);
+        }
+        let from = (first_block - state.start) as usize;
+        out.extend(state.values.range(from..from + count as usize));
+        state.taken.insert(first_block, end);
+        // Values before the first block not asked for yet are done with.
+        while let Some(end) = {
+            let start = state.start;
+            state.taken.remove(&start)
+        } {
+            let done = (end - state.start) as usize;
+            state.values.drain(..done);
+            state.start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `new` once, in blocks of `block_size` (a power of two of at least one BLAKE3 chunk),
+/// compares each block's value with the one `expected` gives (a digest of the base image),
+/// and hands every extent of changed blocks to `sink` in order, its base hash the BLAKE3 of
+/// the expected values of its blocks ([`ExtentFinder::add_blocks`]). `new_values` gets the
+/// values of `new`'s own blocks, in order (the digest of `new`). Returns `new`'s BLAKE3, which
+/// the block values make: the image is hashed once.
+pub fn compare_with_values(
+    new: &OpenFile,
+    expected: &dyn ExpectedValues,
+    block_size: u64,
+    settings: CompareSettings,
+    progress: &dyn Progress,
+    new_values: &mut BlockSink<'_>,
+    sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
+) -> Result<blake3::Hash> {
+    let subtree = block_size.is_power_of_two() && block_size >= blake3::CHUNK_LEN as u64;
+    if !subtree || !settings.record_limit.is_multiple_of(block_size) {
+        return Err(Error::Internal(
+            "a block size that is not a BLAKE3 subtree dividing the record limit",
+        ));
+    }
+    let image_size = new.size;
+    let mut finder = ExtentFinder::new(
+        settings.sector_size as usize,
+        settings.record_limit as usize,
+    );
+    if image_size <= block_size {
+        // One block (or none), whose value is the root hash: read whole, it is at most 4 MiB.
+        let mut bytes = IoBuffer::new(image_size as usize);
+        new.read_at(0, &mut bytes)?;
+        let hash = blake3::hash(&bytes);
+        if image_size > 0 {
+            let mut base_value = Vec::with_capacity(1);
+            expected.values_of(0, 1, &mut base_value)?;
+            new_values(0, &[*hash.as_bytes()])?;
+            if base_value.first() != Some(hash.as_bytes()) {
+                finder.add_blocks(0, &bytes, &base_value, block_size, sink)?;
+            }
+        }
+        progress.advance(image_size);
+        finder.finish(sink)?;
+        return Ok(hash);
+    }
+    // Pieces are powers of two of whole blocks, and more than one, so that pieces are hashed
+    // as subtrees and every block's value is one of their parts.
+    let mut piece_size = (1u64 << settings.buffer_size.max(1).ilog2()).max(block_size);
+    while piece_size >= image_size && piece_size > block_size {
+        piece_size /= 2;
+    }
+    let in_order = InOrderValues::new(image_size, block_size, new_values);
+    let values_of_piece = |offset: u64, values: &[ChainingValue]| {
+        let end = (offset + piece_size).min(image_size);
+        in_order.deliver(offset, end, values.to_vec())
+    };
+    let reading = Reading {
+        images: &[new],
+        layer: Some(&NoLayer),
+        compare: false,
+        copy: None,
+        in_order: false,
+        block_size: Some(block_size),
+        block_values: Some(&values_of_piece),
+        expected: Some(expected),
+    };
+    let hashes = read_pieces(&reading, 1, piece_size, progress, |changes| {
+        for (offset, new_run, base_values) in changes.block_runs(block_size) {
+            finder.add_blocks(offset, new_run, base_values, block_size, sink)?;
+        }
+        Ok(())
+    })?;
+    finder.finish(sink)?;
+    in_order.finish()?;
+    Ok(hashes[0])
 }
 
 /// BLAKE3 of a whole image, read in buffers of `buffer_size`. With `from_device`, the pages
@@ -316,6 +532,7 @@ pub fn hash_image(
         in_order: false,
         block_size: None,
         block_values: None,
+        expected: None,
     };
     let hashes = read_pieces(&reading, 1, buffer_size, progress, |_| Ok(()))?;
     Ok(hashes[0])
@@ -369,6 +586,9 @@ struct Reading<'a> {
     /// Gets the values of the last image's blocks (seen through the layer), a piece at a time
     /// with the piece's offset; with `block_size`.
     block_values: Option<&'a BlockValuesTo<'a>>,
+    /// Compare the last image's block values with these, and hand on the blocks that differ
+    /// ([`Changes::add_block`]); with `block_size`.
+    expected: Option<&'a dyn ExpectedValues>,
 }
 
 /// What takes the block values of a piece read with [`Reading::block_size`]: the piece's
@@ -544,6 +764,7 @@ fn read_pieces_of_worker(
         && slice_size >= blake3::CHUNK_LEN as u64;
     let mut slice_mergers: Vec<TreeMerger> = Vec::new();
     let mut piece_block_values: Vec<ChainingValue> = Vec::new();
+    let mut piece_expected: Vec<ChainingValue> = Vec::new();
     for index in (worker..plan.piece_count(image_size)).step_by(workers as usize) {
         let offset = index * plan.piece_size;
         let length = plan.piece_size.min(image_size - offset);
@@ -555,9 +776,17 @@ fn read_pieces_of_worker(
         }
         let mut changes = new_batch();
         piece_block_values.clear();
-        let mut read = Ok(());
+        piece_expected.clear();
+        let mut read = match (reading.expected, reading.block_size) {
+            (Some(expected), Some(block_size)) => expected.values_of(
+                offset / block_size,
+                length.div_ceil(block_size),
+                &mut piece_expected,
+            ),
+            _ => Ok(()),
+        };
         let mut position = offset;
-        'spans: while position < offset + length {
+        'spans: while read.is_ok() && position < offset + length {
             let span = span_size.min(offset + length - position) as usize;
             for (image, buffer) in images.iter().zip(&mut buffers) {
                 read = image.read_at(position, &mut buffer[..span]);
@@ -599,7 +828,20 @@ fn read_pieces_of_worker(
                         }
                     }
                 }
-                if reading.compare {
+                if reading.expected.is_some() {
+                    // The slice is a block, whose value was just taken.
+                    let block = piece_block_values.len().wrapping_sub(1);
+                    match (piece_block_values.get(block), piece_expected.get(block)) {
+                        (Some(value), Some(expected)) if value != expected => {
+                            changes.add_block(slice_position, &buffers[0][slice_range], *expected)
+                        }
+                        (Some(_), Some(_)) => {}
+                        _ => {
+                            read = Err(Error::Internal("a block compared without its values"));
+                            break 'spans;
+                        }
+                    }
+                } else if reading.compare {
                     if let (Some(new), Some(base)) = (buffers.first(), buffers.last()) {
                         changes.compare(
                             slice_position,
@@ -608,11 +850,12 @@ fn read_pieces_of_worker(
                             sector_size as usize,
                         );
                     }
-                    if changes.new_data.len() >= BATCH {
-                        let batch = std::mem::replace(&mut changes, new_batch());
-                        if results.send(Ok(Found::Batch(batch))).is_err() {
-                            return None; // Nobody is listening any more.
-                        }
+                }
+                // Only comparing gathers changes; hand them over a batch at a time.
+                if changes.new_data.len() >= BATCH {
+                    let batch = std::mem::replace(&mut changes, new_batch());
+                    if results.send(Ok(Found::Batch(batch))).is_err() {
+                        return None; // Nobody is listening any more.
                     }
                 }
             }
@@ -749,5 +992,131 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The value of each block of `image`, as a digest holds it.
+    fn values_of(image: &[u8], block_size: u64) -> Vec<ChainingValue> {
+        let size = image.len() as u64;
+        image
+            .chunks(block_size as usize)
+            .enumerate()
+            .map(|(index, block)| {
+                let mut hasher = BlockHasher::new(size, block_size, index as u64 * block_size);
+                hasher.update(block);
+                hasher.value()
+            })
+            .collect()
+    }
+
+    /// compare_with_values finds exactly the blocks whose values differ, joined into extents
+    /// up to the record limit, each with the hash of the expected values of its blocks; gives
+    /// the new image's values in order and its BLAKE3; whatever the image size (one block, a
+    /// short last block) and the buffer size (pieces of one block, or several).
+    #[test]
+    fn comparing_with_block_values_finds_the_blocks_that_differ() {
+        for image_size in [1u64, 4096, 5000, 70_000, (1 << 20) + 4095, 2_500_001] {
+            let base: Vec<u8> = (0..image_size).map(|i| (i * 7 % 253) as u8).collect();
+            let mut new = base.clone();
+            for at in [0, 4095, 4096, 40_000, 1 << 20, image_size - 1] {
+                if let Some(byte) = new.get_mut(at as usize) {
+                    *byte ^= 0x5a;
+                }
+            }
+            let file = tempfile::tempfile().unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&file, &new, 0).unwrap();
+            let new_file = OpenFile::from_file(file, "new", Role::Infile).unwrap();
+            for block_size in [4096u64, 16_384] {
+                let base_values = values_of(&base, block_size);
+                let new_values = values_of(&new, block_size);
+                // The model: changed blocks, joined while adjacent and within 32 KiB.
+                let limit = 32_768u64;
+                let mut model: Vec<(u64, u64, blake3::Hasher)> = Vec::new();
+                for (index, (old, now)) in base_values.iter().zip(&new_values).enumerate() {
+                    if old == now {
+                        continue;
+                    }
+                    let offset = index as u64 * block_size;
+                    let length = block_size.min(image_size - offset);
+                    match model.last_mut() {
+                        Some((start, size, hasher))
+                            if *start + *size == offset && *size + length <= limit =>
+                        {
+                            *size += length;
+                            hasher.update(old);
+                        }
+                        _ => {
+                            let mut hasher = blake3::Hasher::new();
+                            hasher.update(old);
+                            model.push((offset, length, hasher));
+                        }
+                    }
+                }
+                let model: Vec<(u64, u64, blake3::Hash)> = model
+                    .into_iter()
+                    .map(|(offset, length, hasher)| (offset, length, hasher.finalize()))
+                    .collect();
+                for buffer_size in [4096u64, 100_000, 1 << 20] {
+                    let case =
+                        format!("image {image_size}, block {block_size}, buffer {buffer_size}");
+                    let mut given = base_values.clone().into_iter();
+                    let expected = ValueWindow::new(|| Ok(given.next()));
+                    let settings = CompareSettings {
+                        sector_size: 512,
+                        buffer_size,
+                        record_limit: limit,
+                    };
+                    let mut found = Vec::new();
+                    let mut values = Vec::new();
+                    let hash = compare_with_values(
+                        &new_file,
+                        &expected,
+                        block_size,
+                        settings,
+                        &NoProgress,
+                        &mut |first, piece| {
+                            assert_eq!(first as usize, values.len(), "{case}");
+                            values.extend_from_slice(piece);
+                            Ok(())
+                        },
+                        &mut |extent| {
+                            let at = extent.offset as usize;
+                            assert!(
+                                extent.new_data[..] == new[at..at + extent.new_data.len()],
+                                "{case}"
+                            );
+                            found.push((
+                                extent.offset,
+                                extent.new_data.len() as u64,
+                                extent.base_hash,
+                            ));
+                            Ok(())
+                        },
+                    )
+                    .unwrap();
+                    assert_eq!(found, model, "{case}");
+                    assert!(values == new_values, "{case}");
+                    assert_eq!(hash, blake3::hash(&new), "{case}");
+                }
+            }
+        }
+    }
+
+    /// The window hands out ranges asked for in any order, each once, and refuses a range
+    /// asked for twice or past the source's end.
+    #[test]
+    fn the_value_window_hands_out_each_range_once() {
+        let values: Vec<ChainingValue> = (0..10u8).map(|i| [i; 32]).collect();
+        let mut given = values.clone().into_iter();
+        let window = ValueWindow::new(|| Ok(given.next()));
+        let mut out = Vec::new();
+        window.values_of(4, 3, &mut out).unwrap();
+        window.values_of(0, 4, &mut out).unwrap();
+        assert!(window.values_of(0, 1, &mut Vec::new()).is_err());
+        window.values_of(7, 3, &mut out).unwrap();
+        assert!(window.values_of(10, 1, &mut Vec::new()).is_err());
+        let mut expected = values[4..7].to_vec();
+        expected.extend_from_slice(&values[..4]);
+        expected.extend_from_slice(&values[7..]);
+        assert_eq!(out, expected);
     }
 }

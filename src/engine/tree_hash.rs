@@ -108,6 +108,38 @@ pub fn piece_value(hasher: &blake3::Hasher) -> ChainingValue {
     hasher.finalize_non_root()
 }
 
+/// The value a digest holds for one block ([`crate::format::digest`], hash kind 0): the
+/// block's chaining value at its position in the image, or, for an image of one block, which
+/// has no subtree below the root, its root hash.
+pub struct BlockHasher {
+    hasher: blake3::Hasher,
+    root: bool,
+}
+
+impl BlockHasher {
+    /// For the block at `offset` (a multiple of `block_size`, a power of two of at least one
+    /// BLAKE3 chunk) of an image of `image_size`.
+    pub fn new(image_size: u64, block_size: u64, offset: u64) -> BlockHasher {
+        let root = image_size <= block_size;
+        let mut hasher = blake3::Hasher::new();
+        if !root {
+            hasher.set_input_offset(offset);
+        }
+        BlockHasher { hasher, root }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+    }
+
+    pub fn value(&self) -> ChainingValue {
+        match self.root {
+            true => *self.hasher.finalize().as_bytes(),
+            false => self.hasher.finalize_non_root(),
+        }
+    }
+}
+
 /// Merges piece values, given in order, into the hash of the whole image.
 #[derive(Debug, Default)]
 pub struct TreeMerger {

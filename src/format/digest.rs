@@ -237,7 +237,7 @@ pub fn has_signature(start: &[u8]) -> bool {
 }
 
 /// Reads a digest block by block, in bounded memory. `open` checks the signature, the
-/// header, the trailer and the footer, and that the counts agree; `next_value` gives the
+/// header, the trailer and the footer, that the counts agree, and the whole digest's hash; `next_value` gives the
 /// values in order; `finish` checks the whole-digest hash and that the values merge into the
 /// image's BLAKE3. Until `finish` succeeds nothing read may be trusted.
 pub struct Reader<'a> {
@@ -260,6 +260,11 @@ impl<'a> Reader<'a> {
         let mut lead = [0u8; LEAD_LEN as usize];
         let available = lead.len().min(size as usize);
         file.read_at(0, &mut lead[..available])?;
+        if size == 0 {
+            return Err(invalid(
+                "it is empty: a digest holds at least its signature, a header and a footer".into(),
+            ));
+        }
         if available < SIGNATURE.len() || !has_signature(&lead[..available]) {
             if available > 0 && SIGNATURE.starts_with(&lead[..available]) {
                 return Err(invalid(format!(
@@ -319,6 +324,18 @@ impl<'a> Reader<'a> {
             ));
         }
 
+        // The whole digest is checked against its hash before its header is believed, so
+        // that damage anywhere is reported as damage, not as a digest of another image. It
+        // is read again, and hashed again, as it is used (see `finish`): what is used is what
+        // was checked, even if the file changes meanwhile.
+        let mut source = DiffSource::new(file, false)?;
+        let mut whole = StreamHasher::new();
+        source.read_through(trailer_offset, Part::Signature, |bytes| whole.update(bytes))?;
+        if whole.finalize() != blake3::Hash::from(trailer.digest_blake3) {
+            return Err(invalid(
+                "its bytes do not match the digest hash in its trailer: it is damaged".into(),
+            ));
+        }
         let mut source = DiffSource::new(file, false)?;
         let mut hasher = StreamHasher::new();
         source.read_through(LEAD_LEN, Part::Signature, |bytes| hasher.update(bytes))?;

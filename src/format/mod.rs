@@ -82,8 +82,47 @@ pub struct DiffInfo {
 pub struct RecordHashes {
     /// BLAKE3 of the record's data: the new bytes, from INFILE.
     pub new: blake3::Hash,
-    /// BLAKE3 of the base-image bytes the data replaces, from REFFILE.
-    pub base: blake3::Hash,
+    /// What the base-image bytes the data replaces hash to.
+    pub base: BaseHash,
+}
+
+/// What the base-image bytes a record replaces hash to, and how they are hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaseHash {
+    pub value: blake3::Hash,
+    pub hashing: BaseHashing,
+}
+
+impl BaseHash {
+    /// The BLAKE3 of the bytes themselves: what a backup against REFFILE records.
+    pub fn of_bytes(value: blake3::Hash) -> BaseHash {
+        BaseHash {
+            value,
+            hashing: BaseHashing::Bytes,
+        }
+    }
+}
+
+/// How a record's base hash is taken over the base image's bytes (man/diff-dd.5, Records).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseHashing {
+    /// BLAKE3 of the bytes.
+    Bytes,
+    /// BLAKE3 of the block values, one after the other, of the blocks of `block_size` the
+    /// record covers: each block's BLAKE3 chaining value at its position in the image, as a
+    /// digest holds them (for an image of one block, its root hash). What a backup from a
+    /// digest records, since a digest holds those values and not the bytes.
+    Blocks { block_size: u64 },
+}
+
+impl BaseHashing {
+    /// The block size of a hash over blocks.
+    pub fn block_size(self) -> Option<u64> {
+        match self {
+            BaseHashing::Bytes => None,
+            BaseHashing::Blocks { block_size } => Some(block_size),
+        }
+    }
 }
 
 /// How a record's data is held in the diff.

@@ -20,8 +20,8 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record, RecordHashes, Stored,
-    Totals, SIGNATURE,
+    BaseHash, BaseHashing, DiffInfo, DiffReader, DiffSource, Format, ImageHashes, Part, Record,
+    RecordHashes, Stored, Totals, SIGNATURE,
 };
 use crate::device::OpenFile;
 use crate::engine::StreamHasher;
@@ -115,6 +115,145 @@ enum Entry {
     ZeroRecord(RecordHeader),
     /// 3: `stored_length` bytes of one zstd frame follow, which decode to `length` bytes.
     ZstdRecord(ZstdRecordHeader),
+    /// 4 to 6: records 0, 2 and 3 whose base hash is taken over blocks
+    /// ([`BaseHashing::Blocks`]), as a backup from a digest writes them.
+    BlockRecord(BlockRecordHeader),
+    BlockZeroRecord(BlockRecordHeader),
+    BlockZstdRecord(BlockZstdRecordHeader),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BlockRecordHeader {
+    offset: u64,
+    length: u64,
+    block_size: u64,
+    new_blake3: Digest,
+    base_blake3: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BlockZstdRecordHeader {
+    offset: u64,
+    length: u64,
+    stored_length: u64,
+    block_size: u64,
+    new_blake3: Digest,
+    base_blake3: Digest,
+}
+
+/// What every kind of record frame says, whatever its variant.
+#[derive(Debug, Clone, Copy)]
+struct RecordParts {
+    offset: u64,
+    length: u64,
+    stored: Stored,
+    new_blake3: Digest,
+    base: BaseHash,
+}
+
+impl RecordParts {
+    /// The frame that says this.
+    fn entry(self) -> Entry {
+        let (offset, length, new_blake3) = (self.offset, self.length, self.new_blake3);
+        let base_blake3 = Digest::from(self.base.value);
+        match (self.base.hashing, self.stored) {
+            (BaseHashing::Bytes, stored) => {
+                let header = RecordHeader {
+                    offset,
+                    length,
+                    new_blake3,
+                    base_blake3,
+                };
+                match stored {
+                    Stored::Raw => Entry::Record(header),
+                    Stored::Zero => Entry::ZeroRecord(header),
+                    Stored::Zstd { stored_length } => Entry::ZstdRecord(ZstdRecordHeader {
+                        offset,
+                        length,
+                        stored_length,
+                        new_blake3,
+                        base_blake3,
+                    }),
+                }
+            }
+            (BaseHashing::Blocks { block_size }, stored) => {
+                let header = BlockRecordHeader {
+                    offset,
+                    length,
+                    block_size,
+                    new_blake3,
+                    base_blake3,
+                };
+                match stored {
+                    Stored::Raw => Entry::BlockRecord(header),
+                    Stored::Zero => Entry::BlockZeroRecord(header),
+                    Stored::Zstd { stored_length } => {
+                        Entry::BlockZstdRecord(BlockZstdRecordHeader {
+                            offset,
+                            length,
+                            stored_length,
+                            block_size,
+                            new_blake3,
+                            base_blake3,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a record frame says; None for the trailer.
+    fn of(entry: &Entry) -> Option<RecordParts> {
+        let bytes = |header: &RecordHeader, stored| RecordParts {
+            offset: header.offset,
+            length: header.length,
+            stored,
+            new_blake3: header.new_blake3,
+            base: BaseHash::of_bytes(header.base_blake3.into()),
+        };
+        let blocks = |header: &BlockRecordHeader, stored| RecordParts {
+            offset: header.offset,
+            length: header.length,
+            stored,
+            new_blake3: header.new_blake3,
+            base: BaseHash {
+                value: header.base_blake3.into(),
+                hashing: BaseHashing::Blocks {
+                    block_size: header.block_size,
+                },
+            },
+        };
+        Some(match entry {
+            Entry::Record(header) => bytes(header, Stored::Raw),
+            Entry::ZeroRecord(header) => bytes(header, Stored::Zero),
+            Entry::ZstdRecord(header) => RecordParts {
+                offset: header.offset,
+                length: header.length,
+                stored: Stored::Zstd {
+                    stored_length: header.stored_length,
+                },
+                new_blake3: header.new_blake3,
+                base: BaseHash::of_bytes(header.base_blake3.into()),
+            },
+            Entry::BlockRecord(header) => blocks(header, Stored::Raw),
+            Entry::BlockZeroRecord(header) => blocks(header, Stored::Zero),
+            Entry::BlockZstdRecord(header) => RecordParts {
+                offset: header.offset,
+                length: header.length,
+                stored: Stored::Zstd {
+                    stored_length: header.stored_length,
+                },
+                new_blake3: header.new_blake3,
+                base: BaseHash {
+                    value: header.base_blake3.into(),
+                    hashing: BaseHashing::Blocks {
+                        block_size: header.block_size,
+                    },
+                },
+            },
+            Entry::Trailer(_) => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,23 +353,19 @@ pub struct Encoder {
 /// [`Writer::write_encoded`] with the data and the compressed bytes it was encoded from.
 #[derive(Debug)]
 pub struct EncodedRecord {
-    entry: Entry,
+    parts: RecordParts,
 }
 
 impl EncodedRecord {
     /// The length of its data.
     pub fn length(&self) -> u64 {
-        match &self.entry {
-            Entry::Record(header) | Entry::ZeroRecord(header) => header.length,
-            Entry::ZstdRecord(header) => header.length,
-            Entry::Trailer(_) => 0,
-        }
+        self.parts.length
     }
 
     /// The compressed bytes it stores (appended by [`Encoder::encode`]).
     pub fn compressed_bytes(&self) -> u64 {
-        match &self.entry {
-            Entry::ZstdRecord(header) => header.stored_length,
+        match self.parts.stored {
+            Stored::Zstd { stored_length } => stored_length,
             _ => 0,
         }
     }
@@ -253,20 +388,20 @@ impl Encoder {
         &mut self,
         offset: u64,
         data: &[u8],
-        base_hash: blake3::Hash,
+        base: BaseHash,
         compressed: &mut Vec<u8>,
     ) -> io::Result<EncodedRecord> {
         let length = data.len() as u64;
-        let raw = RecordHeader {
+        let mut parts = RecordParts {
             offset,
             length,
+            stored: Stored::Raw,
             new_blake3: Digest::from(blake3::hash(data)),
-            base_blake3: Digest::from(base_hash),
+            base,
         };
         if data.iter().all(|&byte| byte == 0) {
-            return Ok(EncodedRecord {
-                entry: Entry::ZeroRecord(raw),
-            });
+            parts.stored = Stored::Zero;
+            return Ok(EncodedRecord { parts });
         }
         if let Some(compressor) = &mut self.compressor {
             let start = compressed.len();
@@ -281,21 +416,14 @@ impl Encoder {
             if (stored as u64) < length
                 && check_zstd_frame_header(&compressed[start..], length).is_ok()
             {
-                return Ok(EncodedRecord {
-                    entry: Entry::ZstdRecord(ZstdRecordHeader {
-                        offset,
-                        length,
-                        stored_length: stored as u64,
-                        new_blake3: raw.new_blake3,
-                        base_blake3: raw.base_blake3,
-                    }),
-                });
+                parts.stored = Stored::Zstd {
+                    stored_length: stored as u64,
+                };
+                return Ok(EncodedRecord { parts });
             }
             compressed.truncate(start);
         }
-        Ok(EncodedRecord {
-            entry: Entry::Record(raw),
-        })
+        Ok(EncodedRecord { parts })
     }
 }
 
@@ -344,17 +472,12 @@ impl<W: Write> Writer<W> {
 
     /// Encodes and writes one record (see [`Encoder::encode`]). Returns the bytes its data
     /// takes in the diff.
-    pub fn write_record(
-        &mut self,
-        offset: u64,
-        data: &[u8],
-        base_hash: blake3::Hash,
-    ) -> io::Result<u64> {
+    pub fn write_record(&mut self, offset: u64, data: &[u8], base: BaseHash) -> io::Result<u64> {
         let mut compressed = std::mem::take(&mut self.compressed);
         compressed.clear();
         let written = self
             .encoder
-            .encode(offset, data, base_hash, &mut compressed)
+            .encode(offset, data, base, &mut compressed)
             .and_then(|record| self.write_encoded(&record, data, &compressed));
         self.compressed = compressed;
         written
@@ -368,18 +491,15 @@ impl<W: Write> Writer<W> {
         data: &[u8],
         compressed: &[u8],
     ) -> io::Result<u64> {
-        let (length, stored) = match &record.entry {
-            Entry::Record(header) => (header.length, data),
-            Entry::ZeroRecord(header) => (header.length, &[][..]),
-            Entry::ZstdRecord(header) => {
-                let stored = compressed
-                    .get(..header.stored_length as usize)
-                    .ok_or_else(|| {
-                        io::Error::other("a record was written without its compressed bytes")
-                    })?;
-                (header.length, stored)
+        let length = record.parts.length;
+        let stored = match record.parts.stored {
+            Stored::Raw => data,
+            Stored::Zero => &[][..],
+            Stored::Zstd { stored_length } => {
+                compressed.get(..stored_length as usize).ok_or_else(|| {
+                    io::Error::other("a record was written without its compressed bytes")
+                })?
             }
-            Entry::Trailer(_) => return Err(io::Error::other("a trailer is not a record")),
         };
         if length != data.len() as u64 {
             return Err(io::Error::other(
@@ -389,7 +509,7 @@ impl<W: Write> Writer<W> {
         self.no_long_record_open()?;
         self.extent_count += 1;
         self.changed_bytes += length;
-        self.put(&frame(&record.entry)?)?;
+        self.put(&frame(&record.parts.entry())?)?;
         self.put(stored)?;
         Ok(stored.len() as u64)
     }
@@ -405,23 +525,24 @@ impl<W: Write> Writer<W> {
         offset: u64,
         length: u64,
         new_hash: blake3::Hash,
-        base_hash: blake3::Hash,
+        base: BaseHash,
         zero: bool,
     ) -> io::Result<()> {
         self.no_long_record_open()?;
-        let header = RecordHeader {
+        let (stored, data_left) = match zero {
+            true => (Stored::Zero, 0),
+            false => (Stored::Raw, length),
+        };
+        let parts = RecordParts {
             offset,
             length,
+            stored,
             new_blake3: Digest::from(new_hash),
-            base_blake3: Digest::from(base_hash),
+            base,
         };
         self.extent_count += 1;
         self.changed_bytes += length;
-        let (entry, data_left) = match zero {
-            true => (Entry::ZeroRecord(header), 0),
-            false => (Entry::Record(header), length),
-        };
-        self.put(&frame(&entry)?)?;
+        self.put(&frame(&parts.entry())?)?;
         self.long = Some(LongRecord {
             length,
             data_left,
@@ -922,7 +1043,8 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn check_record(&self, index: u64, header: &RecordHeader, stored: Stored) -> Result<()> {
+    fn check_record(&self, index: u64, header: &RecordParts) -> Result<()> {
+        let stored = header.stored;
         let info = &self.header;
         let fault = |reason: String| -> Result<()> {
             Err(self.source.invalid(
@@ -966,6 +1088,23 @@ impl<'a> Reader<'a> {
                 "not a whole number of sectors of {} bytes, and not the image's last sector",
                 info.sector_size
             ));
+        }
+        if let BaseHashing::Blocks { block_size } = header.base.hashing {
+            if let Err(reason) = super::digest::check_block_size(block_size) {
+                return fault(format!("its base hash is over blocks, and {reason}"));
+            }
+            if !block_size.is_multiple_of(info.sector_size) {
+                return fault(format!(
+                    "its base hash is over blocks of {block_size} bytes, not a multiple of the sector size {}",
+                    info.sector_size
+                ));
+            }
+            let whole_blocks = header.length.is_multiple_of(block_size) || end == info.image_size;
+            if !header.offset.is_multiple_of(block_size) || !whole_blocks {
+                return fault(format!(
+                    "its base hash is over blocks of {block_size} bytes, but it is not whole blocks"
+                ));
+            }
         }
         if stored != Stored::Raw {
             // Its data is made in memory, not read: bounded by what diff-dd writes, whatever
@@ -1066,27 +1205,17 @@ impl DiffReader for Reader<'_> {
         self.close_record()?;
         let frame_offset = self.source.position();
         let (entry, framed) = read_frame::<Entry>(&mut self.source, Part::FrameAt(frame_offset))?;
-        let (header, stored) = match entry {
-            Entry::Record(header) => (header, Stored::Raw),
-            Entry::ZeroRecord(header) => (header, Stored::Zero),
-            Entry::ZstdRecord(header) => (
-                RecordHeader {
-                    offset: header.offset,
-                    length: header.length,
-                    new_blake3: header.new_blake3,
-                    base_blake3: header.base_blake3,
-                },
-                Stored::Zstd {
-                    stored_length: header.stored_length,
-                },
-            ),
-            Entry::Trailer(trailer) => {
+        let header = match (RecordParts::of(&entry), entry) {
+            (Some(parts), _) => parts,
+            (None, Entry::Trailer(trailer)) => {
                 self.finish(trailer, frame_offset, &framed)?;
                 return Ok(None);
             }
+            (None, _) => return Err(Error::Internal("a record frame without its parts")),
         };
+        let stored = header.stored;
         let index = self.next_index;
-        self.check_record(index, &header, stored)?;
+        self.check_record(index, &header)?;
         if self.check_data {
             self.diff_hasher.update(&framed);
         }
@@ -1096,7 +1225,7 @@ impl DiffReader for Reader<'_> {
         self.stored_bytes += stored.bytes_in_file(header.length);
         let hashes = RecordHashes {
             new: header.new_blake3.into(),
-            base: header.base_blake3.into(),
+            base: header.base,
         };
         self.open_record = Some(OpenRecord {
             index,
@@ -1305,7 +1434,9 @@ mod tests {
         let mut writer = Writer::new(Vec::new(), &header(), 3).unwrap();
         for (offset, data) in records() {
             let base_hash = blake3::hash(&[offset as u8]);
-            writer.write_record(offset, &data, base_hash).unwrap();
+            writer
+                .write_record(offset, &data, BaseHash::of_bytes(base_hash))
+                .unwrap();
         }
         writer.finish(HASHES).unwrap()
     }
@@ -1557,10 +1688,10 @@ mod tests {
             let mut encoder = Encoder::new(DataEncoding::Zstd, level).unwrap();
             let mut stored = Vec::new();
             let record = encoder
-                .encode(0, &data, blake3::hash(b""), &mut stored)
+                .encode(0, &data, BaseHash::of_bytes(blake3::hash(b"")), &mut stored)
                 .unwrap();
             assert!(
-                matches!(record.entry, Entry::ZstdRecord(_)),
+                matches!(record.parts.entry(), Entry::ZstdRecord(_)),
                 "level {level}: stored raw"
             );
             check_zstd_frame_header(&stored, data.len() as u64)
@@ -1618,7 +1749,10 @@ mod tests {
             assert_eq!((record.index, record.offset), (index as u64, offset));
             let hashes = record.hashes.unwrap();
             assert_eq!(hashes.new, blake3::hash(&data));
-            assert_eq!(hashes.base, blake3::hash(&[offset as u8]));
+            assert_eq!(
+                hashes.base,
+                BaseHash::of_bytes(blake3::hash(&[offset as u8]))
+            );
             assert_eq!(reader.read_record(&record, &mut buffer).unwrap(), &data[..]);
         }
         assert!(reader.next_record().unwrap().is_none());
@@ -1654,5 +1788,68 @@ mod tests {
             ),
             "{refused:?}"
         );
+    }
+
+    /// Records whose base hash is over blocks (variants 4 to 6) read back with their block
+    /// size, raw, zero and compressed; and are refused unless they are whole blocks that are
+    /// whole sectors, of a block size a digest may have.
+    #[test]
+    fn records_over_blocks_read_back_and_must_be_whole_blocks() {
+        let header = |image_size: u64, sector_size: u64| Header {
+            sector_size,
+            image_size,
+            record_size_limit: 4 << 20,
+            created_unix_seconds: 0,
+            tool_version: "test".into(),
+            data_encoding: DataEncoding::Zstd,
+        };
+        let over = |block_size: u64| BaseHash {
+            value: blake3::Hash::from_bytes([3; 32]),
+            hashing: BaseHashing::Blocks { block_size },
+        };
+        let read = |header: &Header, records: &[(u64, Vec<u8>, BaseHash)]| {
+            let mut writer = Writer::new(Vec::new(), header, 3).unwrap();
+            for (offset, data, base) in records {
+                writer.write_record(*offset, data, *base).unwrap();
+            }
+            let diff = image(&writer.finish(HASHES).unwrap());
+            let options = ReadOptions::checked(512, None);
+            let mut reader = open_reader(&diff, &options)?;
+            let mut found = Vec::new();
+            while let Some(record) = reader.next_record()? {
+                found.push((record.offset, record.stored, record.hashes.map(|h| h.base)));
+            }
+            Ok::<_, Error>(found)
+        };
+        let mut noise = vec![0u8; 8192];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let found = read(
+            &header(40_000, 512),
+            &[
+                (0, vec![0; 4096], over(4096)),
+                (8192, vec![5; 8192], over(4096)),
+                (16_384, noise.clone(), over(8192)),
+                (32_768, noise[..7232].to_vec(), over(4096)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(found.len(), 4);
+        assert_eq!(found[0].1, Stored::Zero);
+        assert!(matches!(found[1].1, Stored::Zstd { .. }));
+        assert_eq!(found[2].1, Stored::Raw);
+        assert_eq!(found[2].2, Some(over(8192)));
+
+        let refused = [
+            (header(40_000, 512), 2048, 4096, 4096, "not whole blocks"),
+            (header(40_000, 512), 4096, 2048, 4096, "not whole blocks"),
+            (header(40_000, 512), 0, 4096, 2048, "power of two"),
+            (header(40_000, 512), 0, 6144, 6144, "power of two"),
+            (header(40_000, 8192), 0, 8192, 4096, "sector size"),
+        ];
+        for (header, offset, length, block_size, reason) in refused {
+            let error =
+                read(&header, &[(offset, vec![1; length], over(block_size))]).expect_err(reason);
+            assert!(error.to_string().contains(reason), "{error}");
+        }
     }
 }

@@ -10,9 +10,10 @@ use crate::chain::{self, Chain};
 use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, pool, ChangedExtent, CompareSettings, CompareTotals, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
+use crate::format::digest;
 use crate::format::legacy::V1Writer;
 use crate::format::v3::{self, Header};
-use crate::format::{self, Format, ImageHashes, ReadOptions};
+use crate::format::{self, BaseHash, BaseHashing, Format, ImageHashes, ReadOptions};
 use crate::units;
 
 /// The formats backup can write.
@@ -169,43 +170,16 @@ pub fn backup(
         DiffFormat::Native => {
             let level = options.compression.unwrap_or(0);
             let writer = v3::Writer::new(buffered, &header, level).map_err(write_failed)?;
-            let mut records = NativeRecords::new(writer);
-            let totals = pool::scoped(
-                engine::worker_count() as usize,
-                JOBS_IN_FLIGHT,
-                || v3::Encoder::new(header.data_encoding, level),
-                encode,
-                |pool| {
-                    let mut job = EncodingJob::default();
-                    let compared = engine::compare_images(
-                        new,
-                        base,
-                        layer,
-                        settings,
-                        progress,
-                        &mut |extent| {
-                            let full = job.data.len() + extent.new_data.len() > JOB_SIZE;
-                            if full {
-                                let given = std::mem::replace(&mut job, records.spare_job());
-                                pool.give(given, &mut |encoded| {
-                                    records.write(encoded, &write_failed)
-                                })?;
-                            }
-                            job.add(extent);
-                            Ok(())
-                        },
-                    );
-                    let mut take = |encoded| records.write(encoded, &write_failed);
-                    let compared = compared.and_then(|totals| {
-                        if !job.extents.is_empty() {
-                            pool.give(job, &mut take)?;
-                        }
-                        Ok(totals)
-                    });
-                    match compared {
-                        Ok(totals) => pool.finish(&mut take).map(|()| totals),
-                        Err(error) => Err(pool.finish_after(error, &mut take)),
-                    }
+            let (totals, records) = write_records(
+                writer,
+                &header,
+                level,
+                BaseHashing::Bytes,
+                &write_failed,
+                &mut |sink| {
+                    engine::compare_images(new, base, layer, settings, progress, &mut |extent| {
+                        sink(extent)
+                    })
                 },
             )?;
             finish_streams(new, base)?;
@@ -242,6 +216,215 @@ pub fn backup(
         image_size: new.size,
         hashes: image_hashes(&totals),
     })
+}
+
+/// Diffs `new` (INFILE) against the image `digest` describes into `output`, reading each once:
+/// every block of INFILE whose value differs from the digest's is a record (whole blocks, since
+/// a digest cannot tell which sectors of a block changed), its base hash taken over the
+/// digest's values of its blocks ([`BaseHashing::Blocks`]); the diff's base hash is the
+/// digest's image hash, the real BLAKE3 of the base image. With `next`, the digest of INFILE is
+/// written in the same pass, with the same block size. Nothing appears under either name
+/// unless the digest was read whole and found intact (its own hash, its values merging into
+/// its image hash), and `next` is committed after OUTFILE, so that a digest never describes an
+/// image no diff leads to.
+pub fn backup_from_digest(
+    new: &OpenFile,
+    digest_file: &OpenFile,
+    output: Output,
+    next: Option<Output>,
+    options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
+    if !options.force {
+        device::refuse_read_write_mount(new)?;
+    }
+    let mut digest = digest::Reader::open(digest_file)?;
+    let described = digest.header().clone();
+    check_digest(new, digest_file, &described, options)?;
+    let block_size = described.block_size;
+    let settings = CompareSettings {
+        sector_size: options.sector_size,
+        buffer_size: options.buffer_size,
+        record_limit: v3::record_size_limit(options.sector_size),
+    };
+    let header = Header::of_this_version(
+        settings.sector_size,
+        new.size,
+        settings.record_limit,
+        options.created_unix_seconds,
+        options.compression.is_some(),
+    );
+    let write_failed =
+        |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
+    let next_failed = |error: io::Error| {
+        let path = next.as_ref().map_or(Path::new(""), |next| next.path());
+        Error::io(Action::Write, Role::Outfile, path, error)
+    };
+    // The writers borrow the outputs until both are finished.
+    let (counts, hashes) = {
+        let mut next_writer = match &next {
+            Some(next) => {
+                let header = digest::Header::of_this_version(
+                    new.size,
+                    block_size,
+                    options.created_unix_seconds,
+                );
+                let buffered = BufWriter::with_capacity(1 << 20, next.file());
+                Some(digest::Writer::new(buffered, header).map_err(next_failed)?)
+            }
+            None => None,
+        };
+        let level = options.compression.unwrap_or(0);
+        let buffered = BufWriter::with_capacity(1 << 20, output.file());
+        let writer = v3::Writer::new(buffered, &header, level).map_err(write_failed)?;
+        progress.start(Stage::Backup, new.size);
+        let expected = engine::ValueWindow::new(|| digest.next_value());
+        let (image_hash, records) = write_records(
+            writer,
+            &header,
+            level,
+            BaseHashing::Blocks { block_size },
+            &write_failed,
+            &mut |sink| {
+                engine::compare_with_values(
+                    new,
+                    &expected,
+                    block_size,
+                    settings,
+                    progress,
+                    &mut |_, values| match &mut next_writer {
+                        Some(writer) => values
+                            .iter()
+                            .try_for_each(|value| writer.push(*value))
+                            .map_err(next_failed),
+                        None => Ok(()),
+                    },
+                    &mut |extent| sink(extent),
+                )
+            },
+        )?;
+        drop(expected);
+        new.finish_stream()?;
+        // Every value was used: now the digest is checked whole, before the diff is finished.
+        let base_hash = digest.finish()?;
+        let hashes = ImageHashes {
+            base: base_hash,
+            image: image_hash,
+        };
+        let NativeRecords { writer, counts, .. } = records;
+        writer.finish(hashes).map_err(write_failed)?;
+        let next_merged = match next_writer {
+            Some(writer) => Some(writer.finish().map_err(next_failed)?.1),
+            None => None,
+        };
+        // The values of INFILE merge into the BLAKE3 the engine made of them: a check of the
+        // merging, which a digest read later repeats.
+        if next_merged.is_some_and(|merged| merged != image_hash) {
+            return Err(Error::Internal(
+                "the block values of INFILE do not merge into its BLAKE3",
+            ));
+        }
+        (counts, hashes)
+    };
+    output.commit()?;
+    if let Some(next) = next {
+        next.commit()?;
+    }
+    Ok(BackupSummary {
+        extent_count: counts.extents,
+        changed_bytes: counts.changed_bytes,
+        stored_bytes: counts.stored_bytes,
+        image_size: new.size,
+        hashes,
+    })
+}
+
+/// Refuses a digest that cannot be the base of a backup of `new` with these options. Called
+/// before OUTFILE is created, and again by the backup.
+pub fn check_digest(
+    new: &OpenFile,
+    digest_file: &OpenFile,
+    described: &digest::Header,
+    options: &BackupOptions,
+) -> Result<()> {
+    if options.format == DiffFormat::V1 {
+        return Err(Error::Usage(
+            "--digest needs the native format: a v1 diff holds no hashes to check a target by"
+                .into(),
+        ));
+    }
+    if described.image_size != new.size {
+        return Err(Error::unusable(
+            "refusing DIGEST",
+            &digest_file.path,
+            format!(
+                "it describes an image of {}, but INFILE {} has {}",
+                units::size(described.image_size),
+                new.path.display(),
+                units::size(new.size)
+            ),
+        ));
+    }
+    if !described.block_size.is_multiple_of(options.sector_size) {
+        return Err(Error::unusable(
+            "refusing DIGEST",
+            &digest_file.path,
+            format!(
+                "its blocks of {} are not whole sectors of {} bytes: give a sector size that divides the block size, or make the digest with a --block-size that is a multiple of the sector size",
+                units::size(described.block_size),
+                options.sector_size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The changes a backup compares out of its images, handed to the sink extent by extent in
+/// order; it returns what the comparison found besides.
+type Compare<'c, T> = dyn FnMut(&mut dyn FnMut(ChangedExtent<'_>) -> Result<()>) -> Result<T> + 'c;
+
+/// Encodes the extents `compare` finds on the engine's pool (zero, compressed or raw, as
+/// [`v3::Encoder`] decides), their base hashes taken as `hashing` says, and writes them into
+/// `writer` in order. The trailer is the caller's to write.
+fn write_records<W: Write, T>(
+    writer: v3::Writer<W>,
+    header: &Header,
+    level: i32,
+    hashing: BaseHashing,
+    write_failed: &impl Fn(io::Error) -> Error,
+    compare: &mut Compare<'_, T>,
+) -> Result<(T, NativeRecords<W>)> {
+    let mut records = NativeRecords::new(writer);
+    let found = pool::scoped(
+        engine::worker_count() as usize,
+        JOBS_IN_FLIGHT,
+        || v3::Encoder::new(header.data_encoding, level),
+        encode,
+        |pool| {
+            let mut job = EncodingJob::default();
+            let compared = compare(&mut |extent| {
+                let full = job.data.len() + extent.new_data.len() > JOB_SIZE;
+                if full {
+                    let given = std::mem::replace(&mut job, records.spare_job());
+                    pool.give(given, &mut |encoded| records.write(encoded, write_failed))?;
+                }
+                job.add(extent, hashing);
+                Ok(())
+            });
+            let mut take = |encoded| records.write(encoded, write_failed);
+            let compared = compared.and_then(|found| {
+                if !job.extents.is_empty() {
+                    pool.give(job, &mut take)?;
+                }
+                Ok(found)
+            });
+            match compared {
+                Ok(found) => pool.finish(&mut take).map(|()| found),
+                Err(error) => Err(pool.finish_after(error, &mut take)),
+            }
+        },
+    )?;
+    Ok((found, records))
 }
 
 /// REFFILE must be the image the chain starts from, and then the chain laid over it gives the
@@ -320,16 +503,20 @@ impl Counts {
 #[derive(Default)]
 struct EncodingJob {
     /// Offset, length and base hash of each extent.
-    extents: Vec<(u64, usize, blake3::Hash)>,
+    extents: Vec<(u64, usize, BaseHash)>,
     data: Vec<u8>,
     /// What the compressed extents store, back to back.
     compressed: Vec<u8>,
 }
 
 impl EncodingJob {
-    fn add(&mut self, extent: ChangedExtent<'_>) {
+    fn add(&mut self, extent: ChangedExtent<'_>, hashing: BaseHashing) {
         let length = extent.new_data.len();
-        self.extents.push((extent.offset, length, extent.base_hash));
+        let base = BaseHash {
+            value: extent.base_hash,
+            hashing,
+        };
+        self.extents.push((extent.offset, length, base));
         if self.data.is_empty() {
             // Taken, not copied: the finder gets this job's buffer to gather the next extent.
             std::mem::swap(&mut self.data, extent.new_data);

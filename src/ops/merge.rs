@@ -19,7 +19,7 @@ use crate::device::{self, OpenFile, Output};
 use crate::engine::{self, Progress, Stage};
 use crate::error::{Action, Error, Result, Role};
 use crate::format::v3::{self, Header};
-use crate::format::{self, Format, ImageHashes, ReadOptions, Record};
+use crate::format::{self, BaseHash, Format, ImageHashes, ReadOptions, Record};
 
 #[derive(Debug, Clone)]
 pub struct MergeOptions {
@@ -227,7 +227,7 @@ struct LongPasses<'o, 'a> {
     writing: Ranges<'o, 'a>,
 }
 
-type WriteRecord<'w> = dyn FnMut(u64, &[u8], blake3::Hash) -> Result<u64> + 'w;
+type WriteRecord<'w> = dyn FnMut(u64, &[u8], BaseHash) -> Result<u64> + 'w;
 
 impl Merged<'_> {
     fn add(
@@ -244,9 +244,14 @@ impl Merged<'_> {
             let whole =
                 segment.offset == record.offset && segment.data.len() as u64 == record.length;
             if let (Some(hashes), true, false) = (record.hashes, whole, segment.over_earlier) {
-                let held =
-                    engine::hash_range(full, record.offset, record.length, &mut self.scratch)?;
-                if held != hashes.base {
+                let (_, held) = engine::hash_range_and_blocks(
+                    full,
+                    record.offset,
+                    record.length,
+                    hashes.base.hashing.block_size(),
+                    &mut self.scratch,
+                )?;
+                if held != hashes.base.value {
                     return Err(self.full_is_not_the_base(chain, segment.link, record));
                 }
             }
@@ -333,14 +338,23 @@ impl Merged<'_> {
             .map(|hashes| hashes.base);
         let base_hash = match (self.full, known_base) {
             (Some(full), known) => {
-                let held = engine::hash_range(full, offset, length, &mut self.scratch)?;
+                // The merged record's base hash is of FULL's bytes; the one FULL must match
+                // there is taken as the record that gives the sector took it.
+                let known_blocks = known.and_then(|known| known.hashing.block_size());
+                let (held, held_as_known) = engine::hash_range_and_blocks(
+                    full,
+                    offset,
+                    length,
+                    known_blocks,
+                    &mut self.scratch,
+                )?;
                 self.summary.base_bytes_read += length;
                 if let (Some(known), Some((link, record))) = (known, &whole) {
-                    if held != known {
+                    if held_as_known != known.value {
                         return Err(self.full_is_not_the_base(chain, *link, record));
                     }
                 }
-                held
+                BaseHash::of_bytes(held)
             }
             (None, Some(known)) => known,
             (None, None) => {
@@ -377,7 +391,12 @@ impl Merged<'_> {
             return Ok(());
         }
         let length = self.pending.len() as u64;
-        let base_hash = engine::hash_range(full, self.pending_offset, length, &mut self.scratch)?;
+        let base_hash = BaseHash::of_bytes(engine::hash_range(
+            full,
+            self.pending_offset,
+            length,
+            &mut self.scratch,
+        )?);
         self.summary.base_bytes_read += length;
         let data = std::mem::take(&mut self.pending);
         // A record whose data equals FULL's bytes is kept: dropping it would trust FULL to be
@@ -408,7 +427,7 @@ impl Merged<'_> {
         &mut self,
         offset: u64,
         data: &[u8],
-        base_hash: blake3::Hash,
+        base_hash: BaseHash,
         write: &mut WriteRecord<'_>,
     ) -> Result<()> {
         let stored = write(offset, data, base_hash)?;

@@ -554,15 +554,16 @@ fn look_at_target(
     };
     let scratch_len = buffer_size.min(record.length) as usize;
     scratch.resize(scratch.len().max(scratch_len));
-    let found = engine::hash_range(
+    let (found, found_base) = engine::hash_range_and_blocks(
         target,
         record.offset,
         record.length,
+        base.hashing.block_size(),
         &mut scratch[..scratch_len],
     )?;
     Ok(if found == new {
         Found::New
-    } else if found == base {
+    } else if found_base == base.value {
         Found::Base
     } else {
         Found::Neither

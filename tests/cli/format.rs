@@ -41,6 +41,31 @@ enum StoredAs {
     Zero,
     /// These bytes, meant to be a zstd frame of the data.
     Zstd(Vec<u8>),
+    /// Raw, with the base hash over blocks of this size (variant 4).
+    RawOverBlocks(u64),
+}
+
+/// The base hash of a record over blocks, as man/diff-dd.5 (Records) defines it: BLAKE3 of the
+/// blocks' values one after the other, each block's chaining value at its position in the
+/// image, or for an image of one block its BLAKE3.
+fn base_over_blocks(image: &[u8], offset: u64, length: u64, block_size: u64) -> blake3::Hash {
+    use blake3::hazmat::HasherExt;
+    let mut values = blake3::Hasher::new();
+    let mut at = offset;
+    while at < offset + length {
+        let end = (at + block_size).min(offset + length);
+        let block = &image[at as usize..end as usize];
+        if image.len() as u64 <= block_size {
+            values.update(blake3::hash(block).as_bytes());
+        } else {
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(at);
+            hasher.update(block);
+            values.update(&hasher.finalize_non_root());
+        }
+        at = end;
+    }
+    values.finalize()
 }
 
 /// A native diff of new.img against base.img, built byte by byte as man/diff-dd.5 lays it
@@ -79,6 +104,7 @@ fn native_diff_made_by(
             StoredAs::Raw => 0,
             StoredAs::Zero => 2,
             StoredAs::Zstd(_) => 3,
+            StoredAs::RawOverBlocks(_) => 4,
         };
         record.extend(variant.to_le_bytes());
         record.extend(offset.to_le_bytes());
@@ -86,11 +112,20 @@ fn native_diff_made_by(
         if let StoredAs::Zstd(frame) = stored {
             record.extend((frame.len() as u64).to_le_bytes());
         }
+        if let StoredAs::RawOverBlocks(block_size) = stored {
+            record.extend(block_size.to_le_bytes());
+        }
         record.extend(blake3::hash(&fixture.new[range.clone()]).as_bytes());
-        record.extend(blake3::hash(&fixture.base[range.clone()]).as_bytes());
+        let base = match stored {
+            StoredAs::RawOverBlocks(block_size) => {
+                base_over_blocks(&fixture.base, *offset, *length, *block_size)
+            }
+            _ => blake3::hash(&fixture.base[range.clone()]),
+        };
+        record.extend(base.as_bytes());
         diff.extend(framed(record));
         match stored {
-            StoredAs::Raw => diff.extend(&fixture.new[range]),
+            StoredAs::Raw | StoredAs::RawOverBlocks(_) => diff.extend(&fixture.new[range]),
             StoredAs::Zero => {}
             StoredAs::Zstd(frame) => diff.extend(frame),
         }
@@ -352,9 +387,38 @@ fn a_diff_built_from_the_page_alone_restores() {
     // Variants 0, 2 and 3 are records, 1 the trailer; data_encoding 1 allows compression.
     let validity = page_section("VALIDITY");
     assert!(
-        validity.contains("the variant is 0 (raw record), 1 (trailer), 2 (zero record) or 3 (compressed record), data_encoding is 0 or 1"),
+        validity.contains("the variant is 0 (raw record), 1 (trailer), 2 (zero record), 3 (compressed record), or 4, 5 or 6 (the same over blocks), data_encoding is 0 or 1"),
         "{validity}"
     );
+}
+
+#[test]
+fn a_record_over_blocks_built_from_the_page_alone_restores() {
+    let base = Random(35).bytes(3 * 4096 + 100);
+    let mut new = base.clone();
+    new[5000] ^= 1;
+    new[12_300] ^= 1;
+    let fixture = Fixture::new(base, new);
+    let diff = native_diff(
+        &fixture,
+        512,
+        &[
+            (4096, 4096, StoredAs::RawOverBlocks(4096)),
+            (8192, 4196, StoredAs::RawOverBlocks(4096)),
+        ],
+    );
+    let (output, after) = fixture.restore("blocks", &diff, &fixture.base);
+    assert!(output.status.success(), "{output:?}");
+    assert!(after == fixture.new, "restore did not rebuild new.img");
+    // An image of one block: the value is the image's BLAKE3.
+    let base = Random(36).bytes(3000);
+    let mut new = base.clone();
+    new[10] ^= 1;
+    let fixture = Fixture::new(base, new);
+    let diff = native_diff(&fixture, 512, &[(0, 3000, StoredAs::RawOverBlocks(4096))]);
+    let (output, after) = fixture.restore("one", &diff, &fixture.base);
+    assert!(output.status.success(), "{output:?}");
+    assert!(after == fixture.new, "restore did not rebuild new.img");
 }
 
 #[test]

@@ -247,7 +247,15 @@ fn synopses_are_complete_and_options_appear_where_they_apply() {
     ] {
         assert!(merge.contains(part), "diff-dd-merge.1 lacks {part}");
     }
-    assert!(page("diff-dd-backup.1").contains("[\\fB\\-\\-on\\fR \\%\\fIPREV\\fR]..."));
+    // backup's forms (REFFILE, a chain, a digest) are its overridden usage.
+    let backup = page("diff-dd-backup.1");
+    for form in [
+        "INFILE REFFILE OUTFILE",
+        "\\-\\-on PREV... INFILE REFFILE OUTFILE",
+        "\\-\\-digest DIGEST [\\-\\-digest\\-out NEXT] INFILE OUTFILE",
+    ] {
+        assert!(backup.contains(form), "diff-dd-backup.1 lacks {form}");
+    }
     // verify's forms (one diff, a chain, --no-target) are its overridden usage.
     let verify = page("diff-dd-verify.1");
     for form in [

@@ -12,6 +12,7 @@ mod completion;
 mod compression;
 mod core;
 mod digest;
+mod digest_backup;
 mod faults;
 mod format;
 mod generated;
