@@ -29,11 +29,15 @@
 #      checked, or untouched. Peak RSS of verify, restore, one pass and merge on a 587-byte
 #      diff of four 1 GiB zero records, under 64 MiB. A target filling its filesystem during
 #      the writing run: exit 6 and "written in part".
+#   8  digests: random bit flips and truncations of a digest, from a file and through a pipe,
+#      given to backup --digest --digest-out: refused, nothing left; backup --digest
+#      --digest-out killed at random moments: OUTFILE and NEXT are each absent or complete,
+#      and NEXT never appears without OUTFILE.
 #
 # Runs as root from a fresh clone (Debian): builds the release binary with --locked, or uses
 # $DIFF_DD; installs python3 and strace with apt-get if they are missing. FAULT_SEED makes
 # the images and the random choices repeatable (timing still varies); FAULT_SCENARIOS picks
-# scenarios ("1 1b 2 2b 3 4 5 6 7"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
+# scenarios ("1 1b 2 2b 3 4 5 6 7 8"); FAULT_VERBOSE=1 logs every trial to stderr. Prints one summary
 # line per scenario; exits 1 if any trial failed, listing each failure.
 set -euo pipefail
 
@@ -1040,8 +1044,80 @@ PY
   summary+=("7  $trials trials, $((${#failures[@]} - failed_before)) failed; $swap_note; peak RSS on the 1 GiB-sector diff: ${rss_note%, }; a target filling its filesystem during the writing run: $enospc_note")
 }
 
+# === 8. digests ===============================================================================
+scenario_8() {
+  S=8
+  trials=0 failed_before=${#failures[@]}
+  local size rc flips=0 cuts=0 none=0 diff_only=0 both=0 finished=0 durations=() digest_ms
+  "$BIN" digest base.img base.dg
+  "$BIN" backup --digest base.dg --digest-out ref-next.dg new.img ref-digest.diff
+  size=$(stat -c %s base.dg)
+  mkdir -p dout
+  # Damaged digests: one bit flipped anywhere, or cut anywhere; from a file or a pipe.
+  for trial in $(seq 1 16); do
+    trials=$((trials + 1))
+    find dout -mindepth 1 -delete
+    cp base.dg bad.dg
+    if ((trial % 2)); then
+      rand 0 $((size - 1)); local at=$R
+      rand 0 7
+      python3 -c 'import sys; p, a, b = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]); d = bytearray(open(p, "rb").read()); d[a] ^= 1 << b; open(p, "wb").write(d)' bad.dg "$at" "$R"
+      flips=$((flips + 1)); how="bit $R of byte $at flipped"
+    else
+      rand 0 $((size - 1))
+      truncate -s "$R" bad.dg
+      cuts=$((cuts + 1)); how="cut to $R bytes"
+    fi
+    rc=0
+    if ((trial % 4 < 2)); then
+      "$BIN" backup --digest bad.dg --digest-out dout/next.dg new.img dout/d.diff 2>err || rc=$?
+    else
+      how="$how, through a pipe"
+      "$BIN" backup --digest - --digest-out dout/next.dg new.img dout/d.diff <bad.dg 2>err || rc=$?
+    fi
+    vlog "  8 trial $trial: $how; exit $rc: $(first_line err)"
+    if ((rc != 1)) || [[ -n $(ls -A dout) ]]; then
+      fail "$S" "$trial" "backup --digest with a damaged digest ($how): exit $rc, left: $(ls -A dout | tr '\n' ' '), $(first_line err)"
+    fi
+  done
+  # Killed at random moments.
+  for run in 1 2 3; do
+    find dout -mindepth 1 -delete
+    now_us; local t0=$NOW
+    "$BIN" backup --digest base.dg --digest-out dout/next.dg new.img dout/d.diff
+    now_us; durations+=($(((NOW - t0) / 1000)))
+  done
+  digest_ms=$(median "${durations[@]}")
+  for trial in $(seq 1 16); do
+    trials=$((trials + 1))
+    find dout -mindepth 1 -delete
+    start /dev/null err "$BIN" backup --digest base.dg --digest-out dout/next.dg new.img dout/d.diff
+    rand 0 $((digest_ms * 11 / 10))
+    sleep_ms "$R"
+    kill -9 "$PID" 2>/dev/null || true
+    reap "$PID"
+    local listing
+    listing=$(ls -A dout | tr '\n' ' ')
+    vlog "  8 kill $trial: after $R ms, exit $RC, left: $listing"
+    case "${listing% }" in
+      "") none=$((none + 1)) ;;
+      d.diff)
+        if cmp -s dout/d.diff ref-digest.diff; then diff_only=$((diff_only + 1))
+        else fail "$S" "kill $trial" "killed after $R ms: an incomplete OUTFILE"; fi ;;
+      "d.diff next.dg")
+        if cmp -s dout/d.diff ref-digest.diff && cmp -s dout/next.dg ref-next.dg; then
+          if ((RC == 0)); then finished=$((finished + 1)); else both=$((both + 1)); fi
+        else
+          fail "$S" "kill $trial" "killed after $R ms: OUTFILE or NEXT incomplete"
+        fi ;;
+      *) fail "$S" "kill $trial" "killed after $R ms (exit $RC) left: $listing" ;;
+    esac
+  done
+  summary+=("8  digests: $trials trials, $((${#failures[@]} - failed_before)) failed; damaged digests refused with nothing left: $flips bit flips, $cuts cuts; backup --digest killed (uninterrupted ${digest_ms} ms): nothing left $none, OUTFILE alone (complete) $diff_only, both complete $both, finished $finished")
+}
+
 # === run ======================================================================================
-for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5 6 7}; do
+for scenario in ${FAULT_SCENARIOS:-1 1b 2 2b 3 4 5 6 7 8}; do
   declare -F "scenario_$scenario" >/dev/null || { log "fault-campaign: no scenario $scenario"; exit 2; }
   "scenario_$scenario"
 done

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Seeds the corpus of every fuzz target with the diffs of the repository's test vectors:
-# tests/vectors/native/*.diff (v3) and tests/vectors/legacy/*.diff (v1, v2). The corpus
+# tests/vectors/native/*.diff (v3, also records over blocks) and tests/vectors/legacy/*.diff
+# (v1, v2); and digest_reader's with tests/vectors/native/*.digest. The corpus
 # directories are git-ignored; libFuzzer adds what it finds to them.
 set -eu
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
@@ -13,3 +14,9 @@ for target in diff_reader inspect; do
     done
     echo "$target: $(ls "$corpus" | wc -l) files in $corpus"
 done
+corpus="$fuzz_dir/corpus/digest_reader"
+mkdir -p "$corpus"
+for digest in "$vectors"/native/*.digest; do
+    cp "$digest" "$corpus/seed-$(basename "$digest")"
+done
+echo "digest_reader: $(ls "$corpus" | wc -l) files in $corpus"

@@ -10,7 +10,7 @@ use crate::error::{Error, Reporting, Result};
 use crate::format::{DiffInfo, Format, Record, Stored, Totals};
 use crate::ops::inspect::Listing;
 use crate::ops::verify::{ChainFindings, DiffFindings, State, TargetFindings, VerifyReport};
-use crate::units::{self, human_bytes, utc_timestamp};
+use crate::units::{human_bytes, utc_timestamp};
 
 /// `text` as it may be shown on a terminal: every character that could end a line, move the
 /// cursor, recolor or reorder what follows is written as its Rust escape (`\n`, `\r`, `\t`,
@@ -246,7 +246,7 @@ impl ListingStyle for TableListing {
                     out.write_all(b"  ")?;
                     out.write_all(&short_hex(hashes.base.value))?;
                     if let Some(block_size) = hashes.base.hashing.block_size() {
-                        write!(out, "  over blocks of {}", units::size(block_size))?;
+                        write!(out, "  over blocks of {}", human_bytes(block_size))?;
                     }
                 }
                 None => out.write_all(b"  -                 -")?,

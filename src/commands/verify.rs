@@ -142,10 +142,10 @@ pub fn run_digest(
     } else if !printing.quiet {
         let mut out = std::io::stdout().lock();
         let mut text = format!(
-            "digest: {}: an image of {} in {} blocks of {}\n",
+            "digest: {}: an image of {} in {} of {}\n",
             render::printable(&digest.to_string_lossy()),
             diff_dd::units::human_bytes(check.image_size),
-            check.block_count,
+            render::count(check.block_count, "block"),
             diff_dd::units::human_bytes(check.block_size),
         );
         if printing.verbose {

@@ -81,10 +81,47 @@ fn backup_writes_the_golden_bytes() {
     }
 }
 
+/// The digest vector (base.img at 4 KiB blocks) and the diff backup makes from it: records
+/// over blocks (variants 4 to 6).
+const DIGEST: &str = "base-b4k.digest";
+const FROM_DIGEST: &str = "v3-from-digest-s512.diff";
+
+#[test]
+fn digest_and_backup_from_a_digest_write_the_golden_bytes() {
+    let fixture = Fixture::vectors();
+    let run = |args: &[&str]| {
+        diff_dd()
+            .current_dir(fixture.dir())
+            .env("SOURCE_DATE_EPOCH", "1764000000")
+            .args(args)
+            .assert()
+            .success()
+            .stdout("")
+            .stderr("");
+    };
+    run(&["digest", "--block-size", "4K", "base.img", DIGEST]);
+    run(&["backup", "--digest", DIGEST, "new.img", FROM_DIGEST]);
+    for name in [DIGEST, FROM_DIGEST] {
+        let golden_path = vector("native").join(name);
+        let fresh = fs::read(fixture.path(name)).unwrap();
+        if std::env::var_os("DIFF_DD_BLESS").is_some() {
+            fs::write(&golden_path, &fresh).unwrap();
+        }
+        assert!(
+            fresh == fs::read(&golden_path).unwrap(),
+            "{name}: the writer's bytes changed (see the comment at the top of this file)"
+        );
+    }
+}
+
 #[test]
 fn golden_diffs_restore_new_img() {
     let fixture = Fixture::vectors();
-    let names = NATIVE.iter().map(|(name, _)| *name).chain(EARLIER);
+    let names = NATIVE
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(EARLIER)
+        .chain([FROM_DIGEST]);
     for name in names {
         fixture.assert_restores_to(vector("native").join(name), &new_image_of(name, &fixture));
     }
