@@ -168,12 +168,31 @@ fn a_diff_from_a_digest_holds_every_changed_sector_in_whole_blocks() {
         listed_extents(&inspect_json(dir, "d4k.diff")),
         listed_extents(&inspect_json(dir, "plain4k.diff"))
     );
-    // With larger blocks, every changed sector lies in a record.
+    // With larger blocks, every changed sector lies in a record; and -b, a read buffer,
+    // changes nothing.
     run(dir, &["digest", "base.img", "base16k.dg"]);
     run(
         dir,
         &["backup", "--digest", "base16k.dg", "new.img", "d.diff"],
     );
+    for buffer in ["16K", "64K", "1M"] {
+        run(
+            dir,
+            &[
+                "-b",
+                buffer,
+                "backup",
+                "--digest",
+                "base16k.dg",
+                "new.img",
+                "b.diff",
+            ],
+        );
+        assert!(
+            fs::read(dir.join("b.diff")).unwrap() == fs::read(dir.join("d.diff")).unwrap(),
+            "-b {buffer} changed the diff"
+        );
+    }
     let blocks = listed_extents(&inspect_json(dir, "d.diff"));
     for (offset, length) in listed_extents(&inspect_json(dir, "plain.diff")) {
         assert!(
