@@ -284,10 +284,13 @@ fn long_records_are_read_in_pieces(work: &Path) {
         created_unix_seconds: 0,
         force: false,
     };
+    let reffile = device::open_input(&base_path, Role::Reffile).unwrap();
     ops::backup(
         &device::open_input(&new_path, Role::Infile).unwrap(),
-        &device::open_input(&base_path, Role::Reffile).unwrap(),
-        &[],
+        ops::backup::Base::Image {
+            reffile: &reffile,
+            on: &[],
+        },
         device::Output::create(&diff_path, false).unwrap(),
         &options,
         &NoProgress,

@@ -52,7 +52,11 @@ pub fn run(
         Output::create(&outfile, options.force)?
     };
     let bars = Bars::new(!printing.quiet);
-    let summary = ops::backup(&new, &base, &chain, output, options, &bars)?;
+    let base = ops::backup::Base::Image {
+        reffile: &base,
+        on: &chain,
+    };
+    let summary = ops::backup(&new, base, output, options, &bars)?;
     drop(bars);
     print_summary(&summary, started, printing);
     Ok(())
@@ -113,8 +117,11 @@ pub fn run_from_digest(
         None => None,
     };
     let bars = Bars::new(!printing.quiet);
-    let summary =
-        ops::backup::backup_from_digest(&new, &digest_file, output, next, options, &bars)?;
+    let base = ops::backup::Base::Digest {
+        digest: &digest_file,
+        next,
+    };
+    let summary = ops::backup(&new, base, output, options, &bars)?;
     drop(bars);
     print_summary(&summary, started, printing);
     Ok(())

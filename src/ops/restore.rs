@@ -815,10 +815,14 @@ mod operation_tests {
         };
         let open = |name: &str, role| device::open_input(&work.join(name), role).unwrap();
         let output = Output::create(&work.join("d.diff"), false).unwrap();
+        let reffile = open("base.img", Role::Reffile);
+        let backup_base = crate::ops::backup::Base::Image {
+            reffile: &reffile,
+            on: &[],
+        };
         let summary = backup(
             &open("new.img", Role::Infile),
-            &open("base.img", Role::Reffile),
-            &[],
+            backup_base,
             output,
             &options,
             &NoProgress,

@@ -115,11 +115,41 @@ pub fn check_outfile(path: &Path, force: bool, sector_size: u64) -> Result<()> {
     ))
 }
 
-/// Diffs `new` (INFILE) against `base` (REFFILE) into `output`, and commits it under its
-/// name only when the whole diff is written and synced. With diffs `on` (a chain made from
+/// What a backup compares INFILE with.
+pub enum Base<'a> {
+    /// REFFILE, the full image, with the diffs of a chain made from it laid over it in order
+    /// (none: REFFILE itself).
+    Image {
+        reffile: &'a OpenFile,
+        on: &'a [&'a OpenFile],
+    },
+    /// A digest of the base image, and where to write the digest of INFILE, if anywhere.
+    Digest {
+        digest: &'a OpenFile,
+        next: Option<Output>,
+    },
+}
+
+/// Diffs `new` (INFILE) against `base` into `output`, and commits it under its name only when
+/// the whole diff is written and synced: the one backup, whatever the base (see
+/// [`from_image`] and [`from_digest`]).
+pub fn backup(
+    new: &OpenFile,
+    base: Base<'_>,
+    output: Output,
+    options: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupSummary> {
+    match base {
+        Base::Image { reffile, on } => from_image(new, reffile, on, output, options, progress),
+        Base::Digest { digest, next } => from_digest(new, digest, output, next, options, progress),
+    }
+}
+
+/// The backup against REFFILE: diffs `new` against `base`. With diffs `on` (a chain made from
 /// REFFILE, in order), `new` is diffed against REFFILE with their records laid over it: the
 /// new diff continues the chain.
-pub fn backup(
+fn from_image(
     new: &OpenFile,
     base: &OpenFile,
     on: &[&OpenFile],
@@ -233,7 +263,7 @@ pub fn backup(
 /// unless the digest was read whole and found intact (its own hash, its values merging into
 /// its image hash), and `next` is committed after OUTFILE, so that a digest never describes an
 /// image no diff leads to.
-pub fn backup_from_digest(
+fn from_digest(
     new: &OpenFile,
     digest_file: &OpenFile,
     output: Output,
