@@ -135,7 +135,11 @@ fn diff_of(header: &Header, before: &[u8], day: &[u8], compress: bool) -> Vec<u8
             at = end;
         }
         writer
-            .write_record(start as u64, &day[start..at], diff_dd::format::BaseHash::of_bytes(blake3::hash(&before[start..at])))
+            .write_record(
+                start as u64,
+                &day[start..at],
+                diff_dd::format::BaseHash::of_bytes(blake3::hash(&before[start..at])),
+            )
             .expect("writing a record in memory");
     }
     writer
@@ -235,7 +239,10 @@ fn run(input: Input) {
             let start = &days[usize::from(start_day) % days.len()];
             restore_chain_onto(files, &diffs, start, buffer_size).expect("restore of a chain");
             files.target.contents(&mut after);
-            assert!(after == *last, "the chain restored in place did not give the last day");
+            assert!(
+                after == *last,
+                "the chain restored in place did not give the last day"
+            );
         }
         Use::InPlaceKilled { written } => {
             // A killed run leaves some of the last day written, in order, and a torn page.
@@ -253,7 +260,8 @@ fn run(input: Input) {
                 .map(|index| (usize::from(at) + index) % size.div_ceil(sector))
                 .find(|&index| {
                     let range = index * sector..((index + 1) * sector).min(size);
-                    days.iter().all(|day| day[range.clone()] == full[range.clone()])
+                    days.iter()
+                        .all(|day| day[range.clone()] == full[range.clone()])
                 });
             let Some(index) = untouched else { return };
             let mut wrong = full.clone();
@@ -265,7 +273,9 @@ fn run(input: Input) {
             assert!(after == wrong, "a refused restore wrote to the target");
         }
         Use::Merge => {
-            let path = files.directory.join(format!("diff-dd-fuzz-merged-{}", std::process::id()));
+            let path = files
+                .directory
+                .join(format!("diff-dd-fuzz-merged-{}", std::process::id()));
             let output = Output::create(&path, true).expect("an unnamed merged diff");
             let chain: Vec<&OpenFile> = diffs.iter().collect();
             let merged = common::bounded("merge", || {

@@ -1,6 +1,7 @@
 //! The input is not a diff but a description of one, decoded with `arbitrary`: header fields
 //! (sector size, image size, record size limit, tool version), a list of records (offset,
-//! length, data, base hash: true or wrong) and the state of the target at each record (base
+//! length, data, base hash: true or wrong, over the bytes or over blocks as a backup from a
+//! digest takes it) and the state of the target at each record (base
 //! data, already restored, torn by a killed restore, scribbled over). The diff is written with
 //! the public writer, `diff_dd::format::v3::Writer`, which writes whatever it is given, so
 //! every hash in it is right and the diff passes or fails on its records alone; mutating a
@@ -152,7 +153,57 @@ struct RecordSpec {
     length: Length,
     data: Data,
     base_hash: BaseHash,
+    hashing: Hashing,
     target: TargetState,
+}
+
+/// How the record's base hash is taken (man/diff-dd.5, Records): over the bytes (variants 0,
+/// 2, 3) or over blocks (4, 5, 6), of a size that may be one no diff may have.
+#[derive(Debug, Arbitrary)]
+enum Hashing {
+    Bytes,
+    Blocks(u8),
+}
+
+impl Hashing {
+    fn block_size(&self) -> Option<u64> {
+        match self {
+            Hashing::Bytes => None,
+            Hashing::Blocks(k) => Some(match k % 8 {
+                4 => 2048,
+                5 => 6144,
+                6 => 8 << 20,
+                n => 4096 << (n % 4),
+            }),
+        }
+    }
+}
+
+/// The base hash of `bytes` at `offset` in an image of `image_size`, over blocks of
+/// `block_size` as man/diff-dd.5 defines it: the BLAKE3 of each block's value one after the
+/// other, a value being the block's chaining value at its position, or for an image of one
+/// block its BLAKE3. Only for aligned blocks of a valid size; anything else is an invalid
+/// record, whose base hash is then of the bytes.
+fn over_blocks(bytes: &[u8], offset: u64, image_size: u64, block_size: u64) -> blake3::Hash {
+    use blake3::hazmat::HasherExt;
+    let valid = block_size.is_power_of_two()
+        && (4096..=4 << 20).contains(&block_size)
+        && offset.is_multiple_of(block_size);
+    if !valid {
+        return blake3::hash(bytes);
+    }
+    let mut values = blake3::Hasher::new();
+    for (index, block) in bytes.chunks(block_size as usize).enumerate() {
+        if image_size <= block_size {
+            values.update(blake3::hash(block).as_bytes());
+        } else {
+            let mut hasher = blake3::Hasher::new();
+            hasher.set_input_offset(offset + index as u64 * block_size);
+            hasher.update(block);
+            values.update(&hasher.finalize_non_root());
+        }
+    }
+    values.finalize()
 }
 
 /// Relative to where the previous record ended, mostly, so that valid diffs are common.
@@ -233,6 +284,29 @@ struct Built {
     offset: u64,
     data: Vec<u8>,
     base_hash: blake3::Hash,
+    /// The block size of a base hash over blocks.
+    block_size: Option<u64>,
+}
+
+impl Built {
+    fn base(&self) -> diff_dd::format::BaseHash {
+        diff_dd::format::BaseHash {
+            value: self.base_hash,
+            hashing: match self.block_size {
+                None => diff_dd::format::BaseHashing::Bytes,
+                Some(block_size) => diff_dd::format::BaseHashing::Blocks { block_size },
+            },
+        }
+    }
+
+    /// What restore compares with the base hash: the hash of the target's bytes `held` at the
+    /// record, taken as the record takes its base hash.
+    fn base_hash_of(&self, held: &[u8], image_size: u64) -> blake3::Hash {
+        match self.block_size {
+            None => blake3::hash(held),
+            Some(block_size) => over_blocks(held, self.offset, image_size, block_size),
+        }
+    }
 }
 
 /// A small deterministic generator (xorshift64*).
@@ -401,8 +475,14 @@ impl Input {
                 }
                 Data::Bytes(_) => {}
             }
+            let block_size = spec.hashing.block_size();
             let base_hash = match spec.base_hash {
-                BaseHash::True => blake3::hash(&base[in_base.clone()]),
+                BaseHash::True => match block_size {
+                    None => blake3::hash(&base[in_base.clone()]),
+                    Some(block_size) => {
+                        over_blocks(&base[in_base.clone()], offset, image_size, block_size)
+                    }
+                },
                 BaseHash::Wrong(n) => {
                     let mut hasher = blake3::Hasher::new();
                     hasher.update(b"not the base data");
@@ -440,6 +520,7 @@ impl Input {
                 offset,
                 data,
                 base_hash,
+                block_size,
             });
         }
         (built, target)
@@ -504,6 +585,18 @@ fn record_fault(header: &Header, records: &[Built]) -> Option<String> {
         };
         if !length.is_multiple_of(header.sector_size) && end != header.image_size {
             return fault("not whole sectors, and not the image's last sector");
+        }
+        if let Some(block_size) = record.block_size {
+            if !block_size.is_power_of_two() || !(4096..=4 << 20).contains(&block_size) {
+                return fault("over blocks of a size no digest has");
+            }
+            if !block_size.is_multiple_of(header.sector_size) {
+                return fault("over blocks that are not whole sectors");
+            }
+            let whole_blocks = length.is_multiple_of(block_size) || end == header.image_size;
+            if !offset.is_multiple_of(block_size) || !whole_blocks {
+                return fault("over blocks, but not whole blocks");
+            }
         }
         previous_end = end;
     }
@@ -591,7 +684,7 @@ fn expectation(
                 );
             }
             already_restored += 1;
-        } else if blake3::hash(held) == record.base_hash {
+        } else if record.base_hash_of(held, header.image_size) == record.base_hash {
             passed_base = true;
         } else {
             if passed_base || torn.is_some() {
@@ -707,7 +800,7 @@ fuzz_target!(|input: Input| {
     let mut writer = Writer::new(Vec::new(), &header, 1).expect("writing the header");
     for record in &records {
         writer
-            .write_record(record.offset, &record.data, diff_dd::format::BaseHash::of_bytes(record.base_hash))
+            .write_record(record.offset, &record.data, record.base())
             .expect("writing a record");
     }
     let damaged = !matches!(input.damage, Damage::None);
