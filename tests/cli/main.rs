@@ -13,6 +13,7 @@ mod compression;
 mod core;
 mod digest;
 mod faults;
+mod files;
 mod format;
 mod generated;
 mod legacy;
