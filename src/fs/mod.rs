@@ -71,6 +71,9 @@ pub type FsResult<T> = std::result::Result<T, FsError>;
 
 /// Calls `on_piece` with every piece of `span` that lies in `changed` (sorted, disjoint).
 pub fn intersect(changed: &[Span], span: Span, on_piece: &mut dyn FnMut(Span)) {
+    if span.start >= span.end {
+        return;
+    }
     let first = changed.partition_point(|piece| piece.end <= span.start);
     for piece in &changed[first..] {
         if piece.start >= span.end {
@@ -149,6 +152,9 @@ mod tests {
         let mut pieces = Vec::new();
         intersect(&spans, 6..12, &mut |piece| pieces.push(piece));
         assert_eq!(pieces, vec![6..7, 10..12]);
+        // An empty span has no piece, even inside a changed one.
+        intersect(&spans, 15..15, &mut |piece| pieces.push(piece));
+        assert_eq!(pieces.len(), 2);
         assert!(touches(&spans, &(29..100)) && !touches(&spans, &(7..10)));
         assert_eq!(total(&spans), 27);
     }
