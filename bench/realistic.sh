@@ -5,6 +5,7 @@
 # fixed seed, so the pair is the same on one machine from run to run.
 #
 #   bench/realistic.sh [RUNS]      (default 5; environment: BENCH_DIR, DIFF_DD)
+#   bench/realistic.sh pair        (only make the pair in BENCH_DIR: bench/files.sh uses it)
 #
 # Each round times, one after the other: backup with compression (the default) and with
 # --compress none, and restore of each diff (onto a fresh copy of the base image, then sync;
@@ -70,6 +71,7 @@ print(f"deleting 300 files, writing {written} files ({total >> 20} MiB)", file=s
 PY
   debugfs -w -f "$work/debugfs.cmd" "$new" >/dev/null 2>&1
 fi
+[[ $runs == pair ]] && exit 0
 cat "$base" "$new" >/dev/null # into the page cache
 
 now() { date +%s%N; }

@@ -325,13 +325,17 @@ _diff__dd() {
             return 0
             ;;
         diff__dd__subcmd__inspect)
-            opts="-s -q -v -h --spool --json --sector-size --quiet --verbose --help"
+            opts="-s -q -v -h --spool --json --files --sector-size --quiet --verbose --help"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --spool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --files)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

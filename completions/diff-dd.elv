@@ -121,6 +121,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
         }
         &'diff-dd;inspect'= {
             cand --spool 'Where a diff read from standard input (''-'') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]'
+            cand --files 'List the files, directories and metadata of the ext2/3/4 filesystem the diffs change, FULL being the full image the first diff was made against'
             cand -s 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand --json 'Print one JSON document instead of a table'

@@ -145,6 +145,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s q -l quiet -d
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l spool -d 'Where a diff read from standard input (\'-\') is copied first, as an unnamed file, so that it is checked whole before use [default: $TMPDIR, else /tmp]' -r -F
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l files -d 'List the files, directories and metadata of the ext2/3/4 filesystem the diffs change, FULL being the full image the first diff was made against' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -l json -d 'Print one JSON document instead of a table'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand inspect" -s q -l quiet -d 'Print nothing but errors'

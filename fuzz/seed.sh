@@ -20,3 +20,20 @@ for digest in "$vectors"/native/*.digest; do
     cp "$digest" "$corpus/seed-$(basename "$digest")"
 done
 echo "digest_reader: $(ls "$corpus" | wc -l) files in $corpus"
+
+# ext4_reader: small real filesystems (ext2 with indirect blocks, ext4 with extents, 1 KiB
+# blocks, a directory, a symlink), made with mkfs -d from a tree built here.
+corpus="$fuzz_dir/corpus/ext4_reader"
+mkdir -p "$corpus"
+tree=$(mktemp -d)
+trap 'rm -rf "$tree"' EXIT
+mkdir -p "$tree/dir/sub"
+echo hello >"$tree/a"
+seq 1 3000 >"$tree/dir/numbers"
+echo deep >"$tree/dir/sub/deep"
+ln -s a "$tree/link"
+PATH=$PATH:/sbin:/usr/sbin
+mkfs.ext2 -q -F -b 1024 -N 32 -d "$tree" "$corpus/seed-ext2.img" 128K >/dev/null
+mkfs.ext4 -q -F -b 1024 -N 32 -O ^has_journal -d "$tree" "$corpus/seed-ext4.img" 192K >/dev/null
+mkfs.ext4 -q -F -b 1024 -N 32 -O ^has_journal,64bit,meta_bg,^resize_inode -d "$tree" "$corpus/seed-ext4-64bit.img" 192K >/dev/null
+echo "ext4_reader: $(ls "$corpus" | wc -l) files in $corpus"

@@ -181,7 +181,16 @@ const INSPECT_HELP: &str = "\
 Reads only the headers and skips the data, so a large diff lists quickly. Record data and \
 the whole-diff hash are not checked here: verify does that.
 
-Exit status: 0 when the whole diff could be listed; 1 when it cannot be opened; 3 when it is \
+With --files FULL, the diffs (a chain, in order) are audited by file: for the ext2, ext3 or \
+ext4 filesystem of the image they give laid over FULL (read through them, nothing written), \
+the files and directories whose data, block map or inode they change, each added, deleted or \
+modified, with the changed bytes of its blocks; the metadata they change by kind; and changed \
+bytes in blocks free in both images, which data written and deleted again leaves. The diffs \
+are checked in full first, and FULL at every extent of the first diff. An image that holds \
+no ext2/3/4 filesystem is named on stderr and the diffs are listed as without --files.
+
+Exit status: 0 when the whole diff could be listed; 1 when it cannot be opened (with --files: \
+a diff, a chain or FULL is refused, or the filesystem is damaged); 3 when it is \
 corrupt (what could be read is listed first). When the reader of standard output stops early \
 (| head -1), inspect ends quietly, killed by SIGPIPE (141 in a shell).";
 
@@ -248,9 +257,13 @@ pub struct InspectArgs {
     /// Print one JSON document instead of a table
     #[arg(long)]
     pub json: bool,
-    /// The diff to list
-    #[arg(value_name = "DIFFFILE")]
-    pub difffile: PathBuf,
+    /// List the files, directories and metadata of the ext2/3/4 filesystem the diffs change,
+    /// FULL being the full image the first diff was made against
+    #[arg(long, value_name = "FULL")]
+    pub files: Option<PathBuf>,
+    /// The diff to list; with --files, the diffs of a chain in order
+    #[arg(value_name = "DIFFFILE", required = true, num_args = 1..)]
+    pub difffiles: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -803,6 +816,12 @@ pub enum Task {
         spool: PathBuf,
         options: InspectOptions,
     },
+    /// inspect --files FULL DIFF...
+    InspectFiles {
+        full: PathBuf,
+        difffiles: Vec<PathBuf>,
+        spool: PathBuf,
+    },
     Completions {
         shell: clap_complete::Shell,
     },
@@ -1007,16 +1026,36 @@ impl Cli {
                     },
                 }
             }
-            Command::Inspect(args) => Invocation {
-                printing: options.printing(args.json),
-                task: Task::Inspect {
-                    options: InspectOptions {
-                        v1_sector_size: options.sector_size(),
-                    },
-                    difffile: args.difffile,
-                    spool: args.spool.unwrap_or_else(std::env::temp_dir),
+            Command::Inspect(InspectArgs {
+                files: Some(full),
+                difffiles,
+                spool,
+                json,
+            }) => Invocation {
+                printing: options.printing(json),
+                task: Task::InspectFiles {
+                    full,
+                    difffiles,
+                    spool: spool.unwrap_or_else(std::env::temp_dir),
                 },
             },
+            Command::Inspect(mut args) => {
+                if args.difffiles.len() > 1 {
+                    return Err(Error::Usage(
+                        "inspect lists one diff; the diffs of a chain are audited together with --files FULL".into(),
+                    ));
+                }
+                Invocation {
+                    printing: options.printing(args.json),
+                    task: Task::Inspect {
+                        options: InspectOptions {
+                            v1_sector_size: options.sector_size(),
+                        },
+                        difffile: args.difffiles.remove(0),
+                        spool: args.spool.unwrap_or_else(std::env::temp_dir),
+                    },
+                }
+            }
             Command::Merge(args) => Invocation {
                 printing: options.printing(false),
                 task: Task::Merge {
@@ -1129,6 +1168,12 @@ fn check_streams(command: &Command) -> Result<(), String> {
         ),
         Command::Verify(args) if args.diffs_and_target().1.is_some_and(dash) => Err(
             "TARGET '-' would mean standard input, but verify reads the target twice; a file named - is reached as ./-".into(),
+        ),
+        Command::Inspect(args) if args.files.as_ref().is_some_and(dash) => Err(
+            "FULL '-' would mean standard input, but inspect --files reads FULL where the filesystem's metadata lies; a file named - is reached as ./-".into(),
+        ),
+        Command::Inspect(args) if args.difffiles.iter().filter(|path| dash(path)).count() > 1 => Err(
+            "only one diff can be read from standard input ('-')".into(),
         ),
         Command::Verify(args) if args.diffs_and_target().0.iter().filter(|path| dash(path)).count() > 1 => Err(
             "only one diff can be read from standard input ('-')".into(),

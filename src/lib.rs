@@ -17,6 +17,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod fs;
 pub mod ops;
 pub mod render;
 pub mod units;

@@ -12,6 +12,9 @@ use crate::ops::inspect::Listing;
 use crate::ops::verify::{ChainFindings, DiffFindings, State, TargetFindings, VerifyReport};
 use crate::units::{human_bytes, utc_timestamp};
 
+pub mod files;
+pub use files::{write_files, write_files_failure};
+
 /// `text` as it may be shown on a terminal: every character that could end a line, move the
 /// cursor, recolor or reorder what follows is written as its Rust escape (`\n`, `\r`, `\t`,
 /// `\u{1b}`, `\u{202e}`). A diff is outside data: its tool version could otherwise print a

@@ -124,6 +124,14 @@ pub fn run(invocation: Invocation) -> ExitCode {
             inspect::run(&difffile, &spool, &options, printing),
             Reporting::Check,
         ),
+        Task::InspectFiles {
+            full,
+            difffiles,
+            spool,
+        } => (
+            inspect::run_files(&full, &difffiles, &spool, printing),
+            Reporting::Check,
+        ),
         Task::Completions { shell } => (completions::run(shell), Reporting::Work),
     };
     match outcome {

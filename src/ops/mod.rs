@@ -6,6 +6,7 @@
 pub mod backup;
 pub mod digest;
 pub mod inspect;
+pub mod inspect_files;
 pub mod merge;
 pub mod one_pass;
 pub mod restore;
@@ -15,6 +16,7 @@ pub mod verify;
 pub use backup::{backup, BackupOptions, BackupSummary, DiffFormat};
 pub use digest::{digest, verify_digest, DigestCheck, DigestOptions, DigestSummary};
 pub use inspect::{inspect, InspectOptions, Listing};
+pub use inspect_files::{inspect_files, FilesReport};
 pub use merge::{merge, MergeOptions, MergeSummary};
 pub use one_pass::{restore_one_pass, OnePassOptions, OnePassSummary, OnePassTarget};
 pub use restore::{restore, RestoreOptions, RestoreSummary};

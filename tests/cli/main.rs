@@ -14,6 +14,7 @@ mod core;
 mod digest;
 mod digest_backup;
 mod faults;
+mod files;
 mod format;
 mod generated;
 mod legacy;
