@@ -52,7 +52,7 @@ set edit:completion:arg-completer[diff-dd] = {|@words|
             cand --sector-size 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format'
             cand -b 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
             cand --buffer-size 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]'
-            cand --force 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
+            cand --force 'Replace an OUTFILE that is not a diff (or a NEXT that is not a digest), write a diff onto a block device, or read an image from a device mounted read-write'
             cand -q 'Print nothing but errors'
             cand --quiet 'Print nothing but errors'
             cand -v 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'

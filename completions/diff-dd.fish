@@ -88,7 +88,7 @@ complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l digest -d 'Di
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l digest-out -d 'With --digest: write the digest of INFILE into NEXT in the same pass, with DIGEST\'s block size (the DIGEST of the next backup); it appears only once complete, after OUTFILE' -r -F
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s s -l sector-size -d 'Granularity of comparison in bytes [default: 512]. A native diff records its own sector size, so restore, verify and inspect need this only for diffs of the original v1 format' -r
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s b -l buffer-size -d 'Read buffer size in bytes, a multiple of the sector size; it never changes the diff [default: 4M]' -r
-complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an image from a device mounted read-write'
+complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -l force -d 'Replace an OUTFILE that is not a diff (or a NEXT that is not a digest), write a diff onto a block device, or read an image from a device mounted read-write'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s q -l quiet -d 'Print nothing but errors'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s v -l verbose -d 'Print more: a summary when done (extents, changed bytes, share of the image, throughput), and in verify and inspect the hashes too'
 complete -c diff-dd -n "__fish_diff_dd_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'

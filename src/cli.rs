@@ -278,8 +278,8 @@ pub struct BackupArgs {
     /// The format of the diff to write [default: native]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<DiffFormat>,
-    /// Replace an OUTFILE that is not a diff, write a diff onto a block device, or read an
-    /// image from a device mounted read-write
+    /// Replace an OUTFILE that is not a diff (or a NEXT that is not a digest), write a diff
+    /// onto a block device, or read an image from a device mounted read-write
     #[arg(long)]
     pub force: bool,
     /// Compress record data with zstd at LEVEL (1 to 19), or store it raw with 'none'
@@ -304,23 +304,26 @@ pub struct BackupArgs {
     /// The current image: a file or block device
     #[arg(value_name = "INFILE")]
     pub infile: PathBuf,
-    /// REFFILE OUTFILE: the full image taken earlier with dd, with the same size as INFILE;
-    /// then the diff to write, which appears (or replaces an earlier diff) only once complete
-    /// (a symbolic link is followed). With --digest, OUTFILE alone
-    #[arg(value_names = ["REFFILE", "OUTFILE"], required = true, num_args = 1..=2)]
-    pub paths: Vec<PathBuf>,
+    /// The full image taken earlier with dd, with the same size as INFILE (with --digest,
+    /// which stands for it: OUTFILE)
+    #[arg(value_name = "REFFILE")]
+    pub reffile: PathBuf,
+    /// The diff to write: appears (or replaces an earlier diff) only once complete; a symbolic
+    /// link is followed
+    #[arg(value_name = "OUTFILE")]
+    pub outfile: Option<PathBuf>,
 }
 
 impl BackupArgs {
     /// REFFILE (None with --digest) and OUTFILE, or why the paths do not fit.
     pub fn reffile_and_outfile(&self) -> Result<(Option<&PathBuf>, &PathBuf), String> {
-        match (&self.digest, &self.paths[..]) {
-            (None, [reffile, outfile]) => Ok((Some(reffile), outfile)),
-            (Some(_), [outfile]) => Ok((None, outfile)),
-            (None, _) => Err(
-                "backup takes INFILE REFFILE OUTFILE (or --digest DIGEST INFILE OUTFILE)".into(),
+        match (&self.digest, &self.outfile) {
+            (None, Some(outfile)) => Ok((Some(&self.reffile), outfile)),
+            (Some(_), None) => Ok((None, &self.reffile)),
+            (None, None) => Err(
+                "backup takes INFILE REFFILE OUTFILE (or --digest DIGEST INFILE OUTFILE): OUTFILE is missing".into(),
             ),
-            (Some(_), _) => Err(
+            (Some(_), Some(_)) => Err(
                 "with --digest, backup takes INFILE OUTFILE: the digest stands for REFFILE".into(),
             ),
         }
@@ -878,23 +881,14 @@ impl Cli {
             Command::Backup(args) => Invocation {
                 printing: options.printing(false),
                 task: Task::Backup {
+                    outfile: args.reffile_and_outfile().map_err(Error::Usage)?.1.clone(),
                     base: match args.digest {
                         Some(digest) => BackupBase::Digest {
                             digest,
                             digest_out: args.digest_out,
                         },
-                        None => BackupBase::Image(
-                            args.paths
-                                .first()
-                                .cloned()
-                                .ok_or(Error::Internal("backup without REFFILE"))?,
-                        ),
+                        None => BackupBase::Image(args.reffile),
                     },
-                    outfile: args
-                        .paths
-                        .last()
-                        .cloned()
-                        .ok_or(Error::Internal("backup without OUTFILE"))?,
                     options: BackupOptions {
                         sector_size: options.sector_size(),
                         buffer_size: options.buffer_size(),
@@ -1098,7 +1092,8 @@ fn from_original_synopsis(
             digest: None,
             digest_out: None,
             infile,
-            paths: vec![reffile, outfile],
+            reffile,
+            outfile: Some(outfile),
         })),
         Err(paths) => match <[PathBuf; 2]>::try_from(paths) {
             Ok(_) if format.is_some() => {
@@ -1142,7 +1137,7 @@ fn check_streams(command: &Command) -> Result<(), String> {
         Command::Backup(args) if args.digest_out.as_ref().is_some_and(dash) => Err(
             "NEXT '-' would mean standard output, which OUTFILE may take; --digest-out writes a file or device; a file named - is reached as ./-".into(),
         ),
-        Command::Backup(args) if dash(&args.infile) && args.paths.len() == 2 && dash(&args.paths[0]) => Err(
+        Command::Backup(args) if dash(&args.infile) && args.digest.is_none() && dash(&args.reffile) => Err(
             "INFILE and REFFILE cannot both be '-' (standard input): one image must be a file or device".into(),
         ),
         Command::Backup(args) if args.on.iter().any(dash) => Err(

@@ -834,6 +834,8 @@ pub struct Output {
     file: File,
     path: PathBuf,
     kind: OutputKind,
+    /// What it is, for messages: OUTFILE, or NEXT (the digest backup --digest-out writes).
+    role: Role,
 }
 
 enum OutputKind {
@@ -850,21 +852,21 @@ impl Output {
     /// [`follow_links`]). A block device is written only with `force`, and then opened
     /// exclusively, so a mounted one is still refused.
     pub fn create(path: &Path, force: bool) -> Result<Output> {
-        let failed = |error: io::Error| Error::io(Action::Create, Role::Outfile, path, error);
-        let refuse = |reason: &str| {
-            Error::unusable(
-                format!("{} {}", Action::Create, Role::Outfile),
-                path,
-                reason,
-            )
-        };
+        Output::create_as(path, force, Role::Outfile)
+    }
+
+    /// [`Output::create`], for a file messages name as `role`.
+    pub fn create_as(path: &Path, force: bool, role: Role) -> Result<Output> {
+        let failed = |error: io::Error| Error::io(Action::Create, role, path, error);
+        let refuse =
+            |reason: &str| Error::unusable(format!("{} {role}", Action::Create), path, reason);
         let existing = fs::metadata(path).ok();
         if let Some(metadata) = &existing {
             let file_type = metadata.file_type();
             if file_type.is_dir() {
                 return Err(refuse("it is a directory"));
             }
-            refuse_loop_backing_file(metadata, path, Role::Outfile)?;
+            refuse_loop_backing_file(metadata, path, role)?;
             if file_type.is_block_device() && !force {
                 return Err(refuse(
                     "it is a block device, which a diff would overwrite from its first byte; give --force to write the diff onto it",
@@ -890,6 +892,7 @@ impl Output {
                     file,
                     path: path.to_path_buf(),
                     kind: OutputKind::Direct,
+                    role,
                 });
             }
         }
@@ -930,6 +933,7 @@ impl Output {
             file,
             path: path.to_path_buf(),
             kind,
+            role,
         })
     }
 
@@ -953,7 +957,54 @@ impl Output {
             file,
             path: path.to_path_buf(),
             kind: OutputKind::Direct,
+            role: Role::Outfile,
         })
+    }
+
+    /// Refuses when `other`, a second output of the same command, would land on this one: the
+    /// same name however spelled (the same file name in the same directory, the directories
+    /// compared once their links are resolved), or the same file (standard output redirected
+    /// to it, or an existing file both names lead to). Whichever is committed last would
+    /// replace the other, which a command that exits 0 must never do.
+    pub fn refuse_same_destination(&self, other: &Output) -> Result<()> {
+        let refuse = || {
+            Err(Error::unusable(
+                format!("refusing to write {}", other.role),
+                &other.path,
+                format!(
+                    "it is the same file as {} {}; each needs a file of its own",
+                    self.role,
+                    self.path.display()
+                ),
+            ))
+        };
+        let is_stdout = |output: &Output| output.path == Path::new(STANDARD_OUTPUT);
+        if !is_stdout(self) && !is_stdout(other) && same_place(&self.path, &other.path) {
+            return refuse();
+        }
+        let identity = |metadata: fs::Metadata| (metadata.dev(), metadata.ino());
+        // What each writes into, or will replace: its open file when written in place (a
+        // device, standard output), else the file now under its name, if any.
+        let targets = |output: &Output| {
+            let open = match output.kind {
+                OutputKind::Direct => output.file.metadata().ok().map(identity),
+                _ => None,
+            };
+            let named = match is_stdout(output) {
+                true => None,
+                false => fs::metadata(&output.path).ok().map(identity),
+            };
+            [open, named]
+        };
+        let mine = targets(self);
+        if targets(other)
+            .iter()
+            .flatten()
+            .any(|target| mine.iter().flatten().any(|own| own == target))
+        {
+            return refuse();
+        }
+        Ok(())
     }
 
     pub fn file(&self) -> &File {
@@ -969,7 +1020,8 @@ impl Output {
     /// in one step.
     pub fn commit(mut self) -> Result<()> {
         let path = self.path.clone();
-        let failed = |error: io::Error| Error::io(Action::Write, Role::Outfile, &path, error);
+        let role = self.role;
+        let failed = |error: io::Error| Error::io(Action::Write, role, &path, error);
         // Taking the kind out means Drop has nothing left to clean up: from here on, this
         // function removes the temporary name itself when it fails.
         let temporary = match std::mem::replace(&mut self.kind, OutputKind::Direct) {
@@ -1030,6 +1082,16 @@ fn temporary_prefix(path: &Path) -> OsString {
     prefix.push(path.file_name().unwrap_or_default());
     prefix.push(".diff-dd-");
     prefix
+}
+
+/// Whether two paths (links followed) name the same entry of the same directory, whether or
+/// not it exists yet: `x`, `./x` and `$PWD/x` do.
+fn same_place(a: &Path, b: &Path) -> bool {
+    let place = |path: &Path| {
+        let directory = fs::canonicalize(parent_directory(path)).ok()?;
+        Some((directory, path.file_name()?.to_os_string()))
+    };
+    a == b || matches!((place(a), place(b)), (Some(a), Some(b)) if a == b)
 }
 
 fn parent_directory(path: &Path) -> &Path {

@@ -79,12 +79,13 @@ pub fn run_from_digest(
         false => device::open_input(infile, Role::Infile)?,
     };
     let digest_file = super::open_digest(digest_path, &std::env::temp_dir())?;
-    let described = digest::Reader::open(&digest_file)?.header().clone();
+    // Opened once: its whole hash is checked here, and it is read again in step with INFILE.
+    let digest = digest::Reader::open(&digest_file)?;
     new.expect_stream_size(
-        described.image_size,
+        digest.header().image_size,
         "the image size DIGEST describes: the images must be the same size",
     );
-    ops::backup::check_digest(&new, &digest_file, &described, options)?;
+    ops::backup::check_digest(&new, &digest, options)?;
     if !options.force {
         device::refuse_read_write_mount(&new)?;
     }
@@ -93,7 +94,7 @@ pub fn run_from_digest(
         Some(next) => {
             let next = device::follow_links(next)?;
             device::refuse_alias(&next, Role::Next, &inputs)?;
-            ops::digest::check_outfile(&next, options.force)?;
+            ops::digest::check_outfile(&next, options.force, Role::Next)?;
             Some(next)
         }
         None => None,
@@ -103,41 +104,26 @@ pub fn run_from_digest(
     } else {
         let outfile = device::follow_links(outfile)?;
         device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
-        if next.as_ref().is_some_and(|next| same_file(next, &outfile)) {
-            return Err(diff_dd::error::Error::Usage(format!(
-                "OUTFILE and NEXT are the same file, {}: the diff and the digest need a file each",
-                render::printable(&outfile.to_string_lossy())
-            )));
-        }
         ops::backup::check_outfile(&outfile, options.force, options.sector_size)?;
         Output::create(&outfile, options.force)?
     };
     let next = match next {
-        Some(next) => Some(Output::create(&next, options.force)?),
+        Some(next) => {
+            let next = Output::create_as(&next, options.force, Role::Next)?;
+            output.refuse_same_destination(&next)?;
+            Some(next)
+        }
         None => None,
     };
     let bars = Bars::new(!printing.quiet);
     let base = ops::backup::Base::Digest {
-        digest: &digest_file,
+        digest: Box::new(digest),
         next,
     };
     let summary = ops::backup(&new, base, output, options, &bars)?;
     drop(bars);
     print_summary(&summary, started, printing);
     Ok(())
-}
-
-/// Whether two paths, links followed, name one file: the same path, or an existing file with
-/// the same device and inode.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    if a == b {
-        return true;
-    }
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
 }
 
 fn print_summary(summary: &BackupSummary, started: Instant, printing: Printing) {

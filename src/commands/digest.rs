@@ -33,7 +33,7 @@ pub fn run(
     } else {
         let outfile = device::follow_links(outfile)?;
         device::refuse_alias(&outfile, Role::Outfile, &inputs)?;
-        ops::digest::check_outfile(&outfile, options.force)?;
+        ops::digest::check_outfile(&outfile, options.force, Role::Outfile)?;
         Output::create(&outfile, options.force)?
     };
     let bars = Bars::new(!printing.quiet);

@@ -173,6 +173,13 @@ impl ExtentFinder {
         block_size: u64,
         sink: &mut impl FnMut(ChangedExtent<'_>) -> Result<()>,
     ) -> Result<()> {
+        // One value per block: a run whose values went astray would drop changed blocks from
+        // the diff without a word.
+        if base_values.len() != new.len().div_ceil(block_size as usize) {
+            return Err(crate::error::Error::Internal(
+                "a run of changed blocks without one value per block",
+            ));
+        }
         if self.start + self.new_data.len() as u64 != offset {
             self.flush(sink)?; // An unchanged block lies between.
         }

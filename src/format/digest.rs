@@ -237,9 +237,11 @@ pub fn has_signature(start: &[u8]) -> bool {
 }
 
 /// Reads a digest block by block, in bounded memory. `open` checks the signature, the
-/// header, the trailer and the footer, that the counts agree, and the whole digest's hash; `next_value` gives the
-/// values in order; `finish` checks the whole-digest hash and that the values merge into the
-/// image's BLAKE3. Until `finish` succeeds nothing read may be trusted.
+/// header, the trailer and the footer, that the counts agree, and the whole digest's hash (so
+/// that a damaged header is reported as damage); `next_value` gives the values in order;
+/// `finish` checks the whole-digest hash again, over the bytes `next_value` read (the file may
+/// have changed since `open`), and that the values merge into the image's BLAKE3. Until
+/// `finish` succeeds nothing read may be trusted.
 pub struct Reader<'a> {
     path: std::path::PathBuf,
     source: DiffSource<'a>,
@@ -388,6 +390,10 @@ impl<'a> Reader<'a> {
 
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     fn invalid(&self, reason: String) -> Error {

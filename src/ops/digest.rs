@@ -40,14 +40,15 @@ pub struct DigestSummary {
     pub diff_count: u64,
 }
 
-/// Refuses to replace an existing regular OUTFILE that is not a digest, unless forced: a
-/// mistyped OUTFILE must not destroy an image or a diff. `path` has its links followed.
-pub fn check_outfile(path: &Path, force: bool) -> Result<()> {
+/// Refuses to replace an existing regular file that is not a digest, unless forced: a
+/// mistyped OUTFILE (or NEXT, for backup --digest-out: `role`) must not destroy an image or a
+/// diff. `path` has its links followed.
+pub fn check_outfile(path: &Path, force: bool, role: Role) -> Result<()> {
     let is_regular_file = fs::metadata(path).is_ok_and(|metadata| metadata.is_file());
     if force || !is_regular_file {
         return Ok(());
     }
-    let existing = device::open_input(path, Role::Outfile)?;
+    let existing = device::open_input(path, role)?;
     let mut start = [0u8; digest::SIGNATURE.len()];
     let available = start.len().min(existing.size as usize);
     existing.read_at(0, &mut start[..available])?;
@@ -55,7 +56,7 @@ pub fn check_outfile(path: &Path, force: bool) -> Result<()> {
         return Ok(());
     }
     Err(Error::unusable(
-        "refusing to replace OUTFILE",
+        format!("refusing to replace {role}"),
         path,
         format!(
             "it exists and is not a digest (it seems to be {}); give --force to replace it",

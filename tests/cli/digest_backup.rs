@@ -325,6 +325,14 @@ fn chains_mix_diffs_from_images_and_from_digests() {
     assert!(restored_in_place(dir, &days[0], &["ab.diff"]) == days[2]);
 }
 
+/// A file's bytes, or a symbolic link's target (which may not exist).
+fn contents(path: &Path) -> Vec<u8> {
+    match fs::read_link(path) {
+        Ok(target) => target.to_string_lossy().as_bytes().to_vec(),
+        Err(_) => fs::read(path).unwrap(),
+    }
+}
+
 /// Runs a backup that must be refused with exit `code`, leaving the work directory's files as
 /// they were; returns its message.
 fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code: i32) -> String {
@@ -332,7 +340,7 @@ fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code
         .names()
         .into_iter()
         .map(|name| {
-            let bytes = fs::read(fixture.path(&name)).unwrap();
+            let bytes = contents(&fixture.path(&name));
             (name, bytes)
         })
         .collect();
@@ -347,7 +355,7 @@ fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code
         .names()
         .into_iter()
         .map(|name| {
-            let bytes = fs::read(fixture.path(&name)).unwrap();
+            let bytes = contents(&fixture.path(&name));
             (name, bytes)
         })
         .collect();
@@ -478,6 +486,48 @@ fn damaged_foreign_and_unfitting_digests_are_refused_with_nothing_written() {
             "{args:?}: {message}"
         );
     }
+    // The same file under other spellings, and NEXT where standard output goes when OUTFILE
+    // is '-': refused before anything is written (the later commit would replace the diff).
+    std::os::unix::fs::symlink("x.diff", dir.join("link")).unwrap();
+    let absolute = dir.join("x.diff").to_string_lossy().into_owned();
+    for next in ["x.diff", "./x.diff", absolute.as_str(), "link"] {
+        let message = assert_refused(
+            &fixture,
+            &[
+                "backup",
+                "--digest",
+                "base.dg",
+                "--digest-out",
+                next,
+                "new.img",
+                "x.diff",
+            ],
+            None,
+            1,
+        );
+        assert!(
+            message.contains("refusing to write NEXT") && message.contains("same file as OUTFILE"),
+            "{next}: {message}"
+        );
+    }
+    fs::remove_file(dir.join("link")).unwrap();
+    let output = std::process::Command::new("sh")
+        .current_dir(dir)
+        .arg("-c")
+        .arg(format!(
+            "{} backup --digest base.dg --digest-out out.bin new.img - > out.bin",
+            assert_cmd::cargo::cargo_bin("diff-dd").display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("same file as OUTFILE standard output")
+    );
+    assert_eq!(fs::metadata(dir.join("out.bin")).unwrap().len(), 0);
+    fs::remove_file(dir.join("out.bin")).unwrap();
+    // Errors about NEXT name NEXT.
+    fs::write(dir.join("victim.img"), &fixture.base).unwrap();
     let message = assert_refused(
         &fixture,
         &[
@@ -485,14 +535,32 @@ fn damaged_foreign_and_unfitting_digests_are_refused_with_nothing_written() {
             "--digest",
             "base.dg",
             "--digest-out",
-            "same",
+            "victim.img",
             "new.img",
-            "same",
+            "d.diff",
         ],
         None,
-        2,
+        1,
     );
-    assert!(message.contains("the same file"), "{message}");
+    assert!(
+        message.contains("refusing to replace NEXT: victim.img: it exists and is not a digest"),
+        "{message}"
+    );
+    let message = assert_refused(
+        &fixture,
+        &[
+            "backup",
+            "--digest",
+            "base.dg",
+            "--digest-out",
+            "/dev/full",
+            "new.img",
+            "d.diff",
+        ],
+        None,
+        1,
+    );
+    assert!(message.contains("NEXT: /dev/full"), "{message}");
     // Usage: INFILE and DIGEST both standard input; REFFILE with --digest; --on with it.
     for args in [
         &["backup", "--digest", "-", "-", "d.diff"][..],
@@ -558,4 +626,49 @@ fn a_diff_from_the_digest_of_another_image_cannot_restore_onto_the_wrong_target(
     );
     assert!(message.contains("base.img"), "{message}");
     assert!(!dir.join("out.img").exists());
+}
+
+#[test]
+fn an_image_of_one_block_and_a_wrong_full_for_merge() {
+    // One block: its value is the image's BLAKE3.
+    let mut random = Random(23);
+    let base = random.bytes(5000);
+    let mut new = base.clone();
+    new[100] ^= 1;
+    let fixture = Fixture::new(base, new);
+    let dir = fixture.dir();
+    run(dir, &["digest", "base.img", "base.dg"]);
+    run(
+        dir,
+        &[
+            "backup",
+            "--digest",
+            "base.dg",
+            "--digest-out",
+            "next.dg",
+            "new.img",
+            "d.diff",
+        ],
+    );
+    assert!(restored_in_place(dir, &fixture.base, &["d.diff"]) == fixture.new);
+    run(dir, &["merge", "d.diff", "m.diff"]);
+    assert!(restored_in_place(dir, &fixture.base, &["m.diff"]) == fixture.new);
+    let verified = diff_dd()
+        .current_dir(dir)
+        .args(["verify", "--digest", "next.dg", "new.img"])
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+    // merge --base with a FULL that is not the base: refused at the record over blocks.
+    let mut wrong = fixture.base.clone();
+    wrong[4000] ^= 1;
+    fs::write(dir.join("wrong.img"), &wrong).unwrap();
+    let message = refused(
+        diff_dd()
+            .current_dir(dir)
+            .args(["merge", "--base", "wrong.img", "d.diff", "w.diff"])
+            .assert(),
+    );
+    assert!(message.contains("refusing FULL: wrong.img"), "{message}");
+    assert!(!dir.join("w.diff").exists());
 }

@@ -43,6 +43,9 @@ enum StoredAs {
     Zstd(Vec<u8>),
     /// Raw, with the base hash over blocks of this size (variant 4).
     RawOverBlocks(u64),
+    /// Zero (variant 5) and compressed (variant 6, these bytes) over blocks of this size.
+    ZeroOverBlocks(u64),
+    ZstdOverBlocks(u64, Vec<u8>),
 }
 
 /// The base hash of a record over blocks, as man/diff-dd.5 (Records) defines it: BLAKE3 of the
@@ -105,19 +108,26 @@ fn native_diff_made_by(
             StoredAs::Zero => 2,
             StoredAs::Zstd(_) => 3,
             StoredAs::RawOverBlocks(_) => 4,
+            StoredAs::ZeroOverBlocks(_) => 5,
+            StoredAs::ZstdOverBlocks(..) => 6,
         };
         record.extend(variant.to_le_bytes());
         record.extend(offset.to_le_bytes());
         record.extend(length.to_le_bytes());
-        if let StoredAs::Zstd(frame) = stored {
+        if let StoredAs::Zstd(frame) | StoredAs::ZstdOverBlocks(_, frame) = stored {
             record.extend((frame.len() as u64).to_le_bytes());
         }
-        if let StoredAs::RawOverBlocks(block_size) = stored {
+        if let StoredAs::RawOverBlocks(block_size)
+        | StoredAs::ZeroOverBlocks(block_size)
+        | StoredAs::ZstdOverBlocks(block_size, _) = stored
+        {
             record.extend(block_size.to_le_bytes());
         }
         record.extend(blake3::hash(&fixture.new[range.clone()]).as_bytes());
         let base = match stored {
-            StoredAs::RawOverBlocks(block_size) => {
+            StoredAs::RawOverBlocks(block_size)
+            | StoredAs::ZeroOverBlocks(block_size)
+            | StoredAs::ZstdOverBlocks(block_size, _) => {
                 base_over_blocks(&fixture.base, *offset, *length, *block_size)
             }
             _ => blake3::hash(&fixture.base[range.clone()]),
@@ -126,8 +136,8 @@ fn native_diff_made_by(
         diff.extend(framed(record));
         match stored {
             StoredAs::Raw | StoredAs::RawOverBlocks(_) => diff.extend(&fixture.new[range]),
-            StoredAs::Zero => {}
-            StoredAs::Zstd(frame) => diff.extend(frame),
+            StoredAs::Zero | StoredAs::ZeroOverBlocks(_) => {}
+            StoredAs::Zstd(frame) | StoredAs::ZstdOverBlocks(_, frame) => diff.extend(frame),
         }
         changed_bytes += length;
     }
@@ -408,6 +418,26 @@ fn a_record_over_blocks_built_from_the_page_alone_restores() {
         ],
     );
     let (output, after) = fixture.restore("blocks", &diff, &fixture.base);
+    assert!(output.status.success(), "{output:?}");
+    assert!(after == fixture.new, "restore did not rebuild new.img");
+    // Variants 5 and 6: zeros, and one zstd frame, over blocks.
+    let base = Random(37).bytes(4 * 4096);
+    let mut new = base.clone();
+    new[0..4096].fill(0);
+    for (at, byte) in new[8192..16_384].iter_mut().enumerate() {
+        *byte = b"over blocks "[at % 12];
+    }
+    let fixture = Fixture::new(base, new);
+    let frame = zstd_frame(&fixture.new[8192..16_384], true);
+    let diff = native_diff(
+        &fixture,
+        512,
+        &[
+            (0, 4096, StoredAs::ZeroOverBlocks(4096)),
+            (8192, 8192, StoredAs::ZstdOverBlocks(8192, frame)),
+        ],
+    );
+    let (output, after) = fixture.restore("zstd-blocks", &diff, &fixture.base);
     assert!(output.status.success(), "{output:?}");
     assert!(after == fixture.new, "restore did not rebuild new.img");
     // An image of one block: the value is the image's BLAKE3.

@@ -123,9 +123,11 @@ pub enum Base<'a> {
         reffile: &'a OpenFile,
         on: &'a [&'a OpenFile],
     },
-    /// A digest of the base image, and where to write the digest of INFILE, if anywhere.
+    /// A digest of the base image, opened (its whole hash, counts and footer checked), and
+    /// where to write the digest of INFILE, if anywhere.
     Digest {
-        digest: &'a OpenFile,
+        /// Boxed: a reader holds a frame and a hasher, large beside the other variant.
+        digest: Box<digest::Reader<'a>>,
         next: Option<Output>,
     },
 }
@@ -142,7 +144,7 @@ pub fn backup(
 ) -> Result<BackupSummary> {
     match base {
         Base::Image { reffile, on } => from_image(new, reffile, on, output, options, progress),
-        Base::Digest { digest, next } => from_digest(new, digest, output, next, options, progress),
+        Base::Digest { digest, next } => from_digest(new, *digest, output, next, options, progress),
     }
 }
 
@@ -265,7 +267,7 @@ fn from_image(
 /// image no diff leads to.
 fn from_digest(
     new: &OpenFile,
-    digest_file: &OpenFile,
+    mut digest: digest::Reader<'_>,
     output: Output,
     next: Option<Output>,
     options: &BackupOptions,
@@ -274,9 +276,11 @@ fn from_digest(
     if !options.force {
         device::refuse_read_write_mount(new)?;
     }
-    let mut digest = digest::Reader::open(digest_file)?;
     let described = digest.header().clone();
-    check_digest(new, digest_file, &described, options)?;
+    check_digest(new, &digest, options)?;
+    if let Some(next) = &next {
+        output.refuse_same_destination(next)?;
+    }
     let block_size = described.block_size;
     let settings = CompareSettings {
         sector_size: options.sector_size,
@@ -294,7 +298,7 @@ fn from_digest(
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let next_failed = |error: io::Error| {
         let path = next.as_ref().map_or(Path::new(""), |next| next.path());
-        Error::io(Action::Write, Role::Outfile, path, error)
+        Error::io(Action::Write, Role::Next, path, error)
     };
     // The writers borrow the outputs until both are finished.
     let (counts, hashes) = {
@@ -379,10 +383,10 @@ fn from_digest(
 /// before OUTFILE is created, and again by the backup.
 pub fn check_digest(
     new: &OpenFile,
-    digest_file: &OpenFile,
-    described: &digest::Header,
+    digest: &digest::Reader<'_>,
     options: &BackupOptions,
 ) -> Result<()> {
+    let described = digest.header();
     if options.format == DiffFormat::V1 {
         return Err(Error::Usage(
             "--digest needs the native format: a v1 diff holds no hashes to check a target by"
@@ -392,7 +396,7 @@ pub fn check_digest(
     if described.image_size != new.size {
         return Err(Error::unusable(
             "refusing DIGEST",
-            &digest_file.path,
+            digest.path(),
             format!(
                 "it describes an image of {}, but INFILE {} has {}",
                 units::size(described.image_size),
@@ -404,7 +408,7 @@ pub fn check_digest(
     if !described.block_size.is_multiple_of(options.sector_size) {
         return Err(Error::unusable(
             "refusing DIGEST",
-            &digest_file.path,
+            digest.path(),
             format!(
                 "its blocks of {} are not whole sectors of {} bytes: give a sector size that divides the block size, or make the digest with a --block-size that is a multiple of the sector size",
                 units::size(described.block_size),
