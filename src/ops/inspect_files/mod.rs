@@ -3,14 +3,14 @@
 //!
 //! The image described is the chain's last, FULL with every diff laid over it (read through
 //! the chain's overlay, nothing written); the base is FULL itself. In two stages:
-//! 1. [`compare`]: the diffs are checked in full and as a chain ([`Chain::check`]); then
+//! 1. `compare`: the diffs are checked in full and as a chain ([`Chain::check`]); then
 //!    FULL and the chain's image are read side by side within the chain's records, once:
 //!    FULL must hold, at every extent of the first diff, the bytes the diff replaced (as
 //!    restore checks its target), and the sectors whose bytes differ between the two are the
 //!    changes the audit explains. A record may cover bytes that did not change (a diff made
 //!    from a digest records whole blocks; a later diff of a chain may set bytes back), so the
 //!    records alone would name files that did not change. FULL is not hashed whole.
-//! 2. [`audit`]: each image's filesystem says who owns each differing byte
+//! 2. `audit`: each image's filesystem says who owns each differing byte
 //!    ([`Ext4::owners`]: metadata by location, inodes by their block maps); inodes whose
 //!    data, map or record changed are resolved to paths in both images ([`Ext4::paths`]).
 //!
@@ -202,7 +202,7 @@ pub fn inspect_files(
 }
 
 /// FULL with the chain's records laid over it, read at any offset: bytes that do not differ
-/// from FULL's (found so by [`compare`]) come from FULL alone; the others through the
+/// from FULL's (found so by `compare`) come from FULL alone; the others through the
 /// overlay, whose cursor starts again from the front when a read goes back.
 struct OverlaidImage<'i, 'o, 'a> {
     full: &'i OpenFile,
