@@ -59,32 +59,96 @@ pub fn hash_range_and_blocks(
     block_size: Option<u64>,
     scratch: &mut [u8],
 ) -> Result<(blake3::Hash, blake3::Hash)> {
-    let Some(block_size) = block_size else {
-        let hash = hash_range(image, offset, length, scratch)?;
-        return Ok((hash, hash));
-    };
     if scratch.is_empty() {
-        return hash_range_and_blocks(image, offset, length, Some(block_size), &mut [0u8; 4096]);
+        return hash_range_and_blocks(image, offset, length, block_size, &mut [0u8; 4096]);
     }
-    let mut bytes = blake3::Hasher::new();
-    let mut values = blake3::Hasher::new();
+    let mut hasher = RangeHasher::new(image.size, offset, block_size);
     let end = offset + length;
-    let mut block_start = offset;
-    while block_start < end {
-        let block_end = (block_start + block_size).min(end);
-        let mut block = BlockHasher::new(image.size, block_size, block_start);
-        let mut position = block_start;
-        while position < block_end {
-            let piece = scratch.len().min((block_end - position) as usize);
-            image.read_at(position, &mut scratch[..piece])?;
-            bytes.update(&scratch[..piece]);
-            block.update(&scratch[..piece]);
-            position += piece as u64;
-        }
-        values.update(&block.value());
-        block_start = block_end;
+    let mut position = offset;
+    while position < end {
+        let piece = scratch.len().min((end - position) as usize);
+        image.read_at(position, &mut scratch[..piece])?;
+        hasher.update(&scratch[..piece]);
+        position += piece as u64;
     }
-    Ok((bytes.finalize(), values.finalize()))
+    Ok(hasher.finalize())
+}
+
+/// [`hash_range_and_blocks`] for a caller that reads the bytes itself: they are fed in
+/// order, in pieces of any size, from the range's first byte on.
+pub struct RangeHasher {
+    bytes: blake3::Hasher,
+    /// With a block size: the blocks' values so far, the block being hashed, and where the
+    /// next block begins.
+    blocks: Option<Blocks>,
+}
+
+struct Blocks {
+    image_size: u64,
+    block_size: u64,
+    values: blake3::Hasher,
+    current: Option<BlockHasher>,
+    position: u64,
+    next_block: u64,
+}
+
+impl RangeHasher {
+    /// For the range that begins at `offset` of an image of `image_size`.
+    pub fn new(image_size: u64, offset: u64, block_size: Option<u64>) -> RangeHasher {
+        RangeHasher {
+            bytes: blake3::Hasher::new(),
+            blocks: block_size.map(|block_size| Blocks {
+                image_size,
+                block_size,
+                values: blake3::Hasher::new(),
+                current: None,
+                position: offset,
+                next_block: offset,
+            }),
+        }
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.bytes.update(bytes);
+        let Some(blocks) = self.blocks.as_mut() else {
+            return;
+        };
+        while !bytes.is_empty() {
+            if blocks.position == blocks.next_block {
+                if let Some(done) = blocks.current.take() {
+                    blocks.values.update(&done.value());
+                }
+                blocks.current = Some(BlockHasher::new(
+                    blocks.image_size,
+                    blocks.block_size,
+                    blocks.position,
+                ));
+                blocks.next_block = blocks.position.saturating_add(blocks.block_size);
+            }
+            let take = bytes
+                .len()
+                .min(usize::try_from(blocks.next_block - blocks.position).unwrap_or(usize::MAX));
+            if let Some(block) = blocks.current.as_mut() {
+                block.update(&bytes[..take]);
+            }
+            blocks.position += take as u64;
+            bytes = &bytes[take..];
+        }
+    }
+
+    /// The BLAKE3 of the bytes, and the hash a record's base check takes of them.
+    pub fn finalize(self) -> (blake3::Hash, blake3::Hash) {
+        let bytes = self.bytes.finalize();
+        match self.blocks {
+            None => (bytes, bytes),
+            Some(mut blocks) => {
+                if let Some(done) = blocks.current.take() {
+                    blocks.values.update(&done.value());
+                }
+                (bytes, blocks.values.finalize())
+            }
+        }
+    }
 }
 
 /// How to read and compare.
@@ -630,6 +694,33 @@ mod tests {
 
     use super::*;
     use crate::error::Role;
+
+    #[test]
+    fn range_hasher_is_the_same_in_any_pieces() {
+        // Three blocks of 1 KiB and a short one, at block 2 of an image of 8 KiB.
+        let bytes: Vec<u8> = (0..3500u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = |block_size| {
+            let mut hasher = RangeHasher::new(8192, 2048, block_size);
+            hasher.update(&bytes);
+            hasher.finalize()
+        };
+        for block_size in [None, Some(1024)] {
+            let mut hasher = RangeHasher::new(8192, 2048, block_size);
+            for piece in bytes.chunks(333) {
+                hasher.update(piece);
+            }
+            assert_eq!(hasher.finalize(), whole(block_size));
+        }
+        let (plain, blocks) = whole(Some(1024));
+        assert_eq!(plain, blake3::hash(&bytes));
+        let mut values = blake3::Hasher::new();
+        for (index, block) in bytes.chunks(1024).enumerate() {
+            let mut hasher = BlockHasher::new(8192, 1024, 2048 + 1024 * index as u64);
+            hasher.update(block);
+            values.update(&hasher.value());
+        }
+        assert_eq!(blocks, values.finalize());
+    }
 
     /// A layer of runs of bytes that do not overlap, sorted by offset.
     struct Runs(Vec<(u64, Vec<u8>)>);

@@ -14,6 +14,7 @@ pub enum Stage {
     RereadingTarget,
     Merging,
     Digesting,
+    ComparingFull,
 }
 
 impl Stage {
@@ -28,6 +29,7 @@ impl Stage {
             Stage::RereadingTarget => "re-reading target",
             Stage::Merging => "merging",
             Stage::Digesting => "digest",
+            Stage::ComparingFull => "comparing with FULL",
         }
     }
 }

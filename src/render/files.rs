@@ -41,6 +41,13 @@ fn write_text(report: &FilesReport, verbose: bool, out: &mut dyn Write) -> io::R
         report.changed_bytes,
         human_bytes(report.changed_bytes)
     )?;
+    writeln!(
+        out,
+        "differing:      {} ({}) of them, in sectors of {} bytes that differ from FULL",
+        report.differing_bytes,
+        human_bytes(report.differing_bytes),
+        report.sector_size
+    )?;
     let audit = match &report.audit {
         Audit::Ext(audit) => audit,
         Audit::NoFilesystem(what) => {
@@ -223,7 +230,9 @@ fn json_document(report: &FilesReport) -> io::Result<serde_json::Value> {
         "full": report.full.to_string_lossy(),
         "diffs": report.diffs.iter().map(|diff| diff.to_string_lossy()).collect::<Vec<_>>(),
         "image_size": report.image_size,
+        "sector_size": report.sector_size,
         "changed_bytes": report.changed_bytes,
+        "differing_bytes": report.differing_bytes,
     });
     match &report.audit {
         Audit::NoFilesystem(what) => {

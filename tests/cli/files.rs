@@ -437,3 +437,109 @@ fn full_cannot_be_standard_input() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("FULL '-'"));
 }
+
+/// An ext4 image (4 KiB blocks) of eight small files, `/n1` to `/n8`, a data block each: a
+/// file that shares its 16 KiB block of a digest with others (found with debugfs, as mkfs
+/// places them), and those others.
+fn small_files(work: &Work, name: &str) -> (String, Vec<String>) {
+    let tree = work.path("small");
+    fs::create_dir_all(&tree).unwrap();
+    for n in 1..=8 {
+        fs::write(tree.join(format!("n{n}")), format!("small file {n}\n")).unwrap();
+    }
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-b", "4096", "-d"])
+        .arg(&tree)
+        .arg(work.path(name))
+        .arg("8M")
+        .status()
+        .unwrap();
+    assert!(status.success(), "mkfs.ext4 failed");
+    let mut regions: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for n in 1..=8 {
+        let path = format!("/n{n}");
+        let region = work.first_block(name, &path) / 4;
+        regions.entry(region).or_default().push(path);
+    }
+    let mut shared = regions
+        .into_values()
+        .find(|paths| paths.len() > 1)
+        .expect("no two small files share a 16 KiB block");
+    let changed = shared.remove(0);
+    (changed, shared)
+}
+/// debugfs commands that overwrite the first 10 bytes of `path`'s first block in place: its
+/// data changes, nothing else does.
+fn scribble(path: &str, pattern: &str) -> String {
+    format!("zap_block -f {path} -o 0 -l 10 -p {pattern} 0")
+}
+
+#[test]
+fn a_diff_from_a_digest_names_only_the_files_whose_bytes_changed() {
+    let work = Work::new();
+    let (changed, neighbours) = small_files(&work, "base.img");
+    work.change("base.img", "new.img", &[&scribble(&changed, "0x41")]);
+    let run = |args: &[&str]| {
+        diff_dd()
+            .current_dir(work.dir.path())
+            .args(args)
+            .assert()
+            .success();
+    };
+    run(&["digest", "base.img", "base.dg"]);
+    run(&["backup", "--digest", "base.dg", "new.img", "d.diff"]);
+
+    let audit = work.audit("base.img", &["d.diff"]);
+    // The record is the whole 16 KiB block, with the neighbours' blocks in it; one sector
+    // of it differs, in the changed file.
+    assert_eq!(audit["changed_bytes"], 16384);
+    assert_eq!(audit["differing_bytes"], 512);
+    assert_eq!(audit["sector_size"], 512);
+    let entry = format!("{changed} modified");
+    assert_eq!(names(&audit), std::slice::from_ref(&entry));
+    assert_eq!(files(&audit)[&entry], ("modified".into(), 512, false));
+
+    let output = diff_dd()
+        .current_dir(work.dir.path())
+        .args(["inspect", "--files", "base.img", "d.diff"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("changed bytes:  16384 (16.0 KiB) in the diffs' extents")
+            && text.contains(
+                "differing:      512 (512 B) of them, in sectors of 512 bytes that differ from FULL"
+            ),
+        "{text}"
+    );
+    assert!(text.contains(&changed), "{text}");
+    for neighbour in &neighbours {
+        assert!(!text.contains(neighbour.as_str()), "{neighbour} in {text}");
+    }
+}
+
+#[test]
+fn a_chain_that_sets_bytes_back_names_only_what_still_differs() {
+    let work = Work::new();
+    let (changed, neighbours) = small_files(&work, "day0.img");
+    let other = &neighbours[0];
+    work.change("day0.img", "day1.img", &[&scribble(&changed, "0x41")]);
+    // Day 2: the changed file as on day 0 again, another one changed.
+    work.change("day0.img", "day2.img", &[&scribble(other, "0x42")]);
+    work.backup("day1.img", "day0.img", "d1.diff");
+    diff_dd()
+        .current_dir(work.dir.path())
+        .args([
+            "backup", "--on", "d1.diff", "day2.img", "day0.img", "d2.diff",
+        ])
+        .assert()
+        .success();
+
+    let day1 = work.audit("day0.img", &["d1.diff"]);
+    assert_eq!(names(&day1), [format!("{changed} modified")]);
+    let audit = work.audit("day0.img", &["d1.diff", "d2.diff"]);
+    assert_eq!(names(&audit), [format!("{other} modified")]);
+    // d2 holds the first file's sector set back, and the other's: both covered, one differs.
+    assert_eq!(audit["changed_bytes"], 1024);
+    assert_eq!(audit["differing_bytes"], 512);
+}
