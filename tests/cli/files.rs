@@ -428,6 +428,67 @@ fn a_damaged_filesystem_is_an_error_that_names_the_damage() {
     audit_fails("new2.img", &format!("directory block {block}"));
 }
 
+/// Block maps that point at the same blocks over and over (an indirect block full of
+/// pointers to itself, reached from the single, double and triple indirect pointers; two
+/// files sharing blocks) are refused at once: without a bound on the whole walk they took
+/// gigabytes of memory or hours.
+#[test]
+fn cross_linked_and_self_pointing_block_maps_are_refused_at_once() {
+    let work = Work::new();
+    work.mkfs("mkfs.ext2", &["-b", "4096"], "base.img", "8M");
+    let audit_fails = |new: &str, expected: &str| {
+        fs::remove_file(work.path("d.diff")).ok();
+        work.backup(new, "base.img", "d.diff");
+        let started = std::time::Instant::now();
+        let stderr = refused(
+            diff_dd()
+                .current_dir(work.dir.path())
+                .args(["inspect", "--files", "base.img", "d.diff"])
+                .assert(),
+        );
+        assert!(stderr.contains(expected), "{expected} not in {stderr}");
+        // Not a timed test of speed: a guard that the walk stopped rather than ran on.
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the audit ran on for {:?}",
+            started.elapsed()
+        );
+    };
+    // Block 1000 holds 1024 pointers to itself; a.txt's indirect pointers all lead to it.
+    fs::copy(work.path("base.img"), work.path("looped.img")).unwrap();
+    work.poke(
+        "looped.img",
+        1000 * 4096,
+        &1000u32.to_le_bytes().repeat(1024),
+    );
+    work.change(
+        "looped.img",
+        "looped2.img",
+        &[
+            "sif /a.txt block[IND] 1000",
+            "sif /a.txt block[DIND] 1000",
+            "sif /a.txt block[TIND] 1000",
+        ],
+    );
+    audit_fails("looped2.img", "mapped more than once");
+    // Two files mapping the same blocks: sub/c.conf's first block is also a.txt's.
+    let shared = work.first_block("base.img", "/sub/c.conf");
+    work.change(
+        "base.img",
+        "shared.img",
+        &[
+            &format!("sif /a.txt block[0] {shared}"),
+            "write /etc/hostname /changed",
+        ],
+    );
+    let mut new = fs::read(work.path("shared.img")).unwrap();
+    for byte in &mut new[(shared * 4096) as usize..][..4096] {
+        *byte ^= 0x55;
+    }
+    fs::write(work.path("shared2.img"), new).unwrap();
+    audit_fails("shared2.img", "mapped more than once (cross-linked blocks)");
+}
+
 #[test]
 fn full_cannot_be_standard_input() {
     let output = diff_dd()

@@ -165,6 +165,21 @@ impl Ext4<'_> {
     /// block. Every block number is checked to lie in the filesystem.
     pub(super) fn map_blocks(&self, inode: &Inode, on_run: &mut RunSink<'_>) -> FsResult<()> {
         let number = inode.number;
+        // Every block handed out, data or map, is spent from the filesystem's budget, so the
+        // walks of all inodes together stay within a few times the filesystem's size however
+        // often a crafted map points at the same blocks.
+        let on_run = &mut |used_as: BlockUse, first: u64, count: u64| -> FsResult<()> {
+            if used_as != BlockUse::Map(MetaKind::XattrBlocks) {
+                let left = self.mapped_left.get();
+                if count > left {
+                    return damaged(format!(
+                        "inode {number}: the inodes' block maps hand out more blocks than the filesystem holds, twice over (blocks mapped more than once, or a map that points into itself)"
+                    ));
+                }
+                self.mapped_left.set(left - count);
+            }
+            on_run(used_as, first, count)
+        };
         let acl = inode.file_acl(self.superblock.has(INCOMPAT_64BIT));
         if acl != 0 {
             self.check_blocks(acl, 1, || format!("inode {number}'s attribute block"))?;

@@ -171,6 +171,9 @@ pub struct Ext4<'a> {
     descriptors: RefCell<(u64, Vec<u8>)>,
     /// The last bitmap block read, and where it is.
     bitmap: RefCell<(u64, Vec<u8>)>,
+    /// Blocks the inodes' maps may still hand out, over every walk of this filesystem (see
+    /// [`Ext4::map_blocks`]): what bounds the time a crafted map can take.
+    mapped_left: std::cell::Cell<u64>,
 }
 
 impl<'a> Ext4<'a> {
@@ -191,11 +194,17 @@ impl<'a> Ext4<'a> {
             }
             other => other?,
         };
+        // In ext4 no two inodes map one block (an attribute block, shared, is counted apart),
+        // so one pass over every inode hands out at most blocks_count blocks, and the walk of
+        // the directories as many again; a map that hands out more points at blocks more than
+        // once (cross-linked, or pointing into itself).
+        let mapped_left = superblock.blocks_count.saturating_mul(2);
         Ok(Ext4 {
             image,
             superblock,
             descriptors: RefCell::new((u64::MAX, Vec::new())),
             bitmap: RefCell::new((u64::MAX, Vec::new())),
+            mapped_left: std::cell::Cell::new(mapped_left),
         })
     }
 
@@ -242,6 +251,11 @@ impl Ext4<'_> {
         let superblock = &self.superblock;
         let mut owners = Owners::default();
         let block_size = self.block_size();
+        // The bytes of `changed` claimed by inodes' data and maps: at most all of them once,
+        // since no two inodes own a block. More means blocks owned twice, whose claims would
+        // grow with the filesystem rather than with the diffs.
+        let changed_bytes: u64 = changed.iter().map(|span| span.end - span.start).sum();
+        let mut claimed_by_inodes = 0u64;
         let inode_size = superblock.inode_size;
         self.layout(&mut |kind, first, count, group| {
             let span = self.span(first, count);
@@ -319,9 +333,22 @@ impl Ext4<'_> {
                                 generation,
                             },
                         };
+                        let mut owned_twice = false;
                         intersect(changed, self.span(first, count), &mut |piece| {
-                            owners.claims.push(Claim { span: piece, owner });
+                            if used_as != BlockUse::Map(MetaKind::XattrBlocks) {
+                                claimed_by_inodes += piece.end - piece.start;
+                                owned_twice |= claimed_by_inodes > changed_bytes;
+                            }
+                            if !owned_twice {
+                                owners.claims.push(Claim { span: piece, owner });
+                            }
                         });
+                        if owned_twice {
+                            return damaged(format!(
+                                "inode {}: it maps blocks that are mapped more than once (cross-linked blocks)",
+                                inode.number
+                            ));
+                        }
                         Ok(())
                     })?;
                 }

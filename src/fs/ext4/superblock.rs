@@ -127,6 +127,16 @@ impl Superblock {
                 "superblock: {inodes_count} inodes do not fit {group_count} groups of {inodes_per_group}"
             ));
         }
+        // Every group's inode table lies within the filesystem, so all of them together fit
+        // in it: more means tables that overlap or lie outside it, and a walk of the inodes
+        // that would read far more than the image.
+        let tables_bytes =
+            u128::from(group_count) * u128::from(inodes_per_group) * u128::from(inode_size);
+        if tables_bytes > u128::from(fs_bytes) {
+            return damaged(format!(
+                "superblock: {group_count} groups of {inodes_per_group} inodes of {inode_size} bytes need {tables_bytes} bytes of inode tables, more than the filesystem's {fs_bytes}"
+            ));
+        }
         let desc_size = if wide {
             u64::from(u16_at(bytes, 0xFE))
         } else {
