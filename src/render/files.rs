@@ -223,7 +223,7 @@ pub fn write_without_filesystem(
             written(out.write_all(b","))?;
         }
         // A corrupt diff still ends its document (with an error field): go on closing ours.
-        if let Err(error) = super::write_listing(listing, style, out) {
+        if let Err(error) = super::write_listing_ending(listing, style, b"", out) {
             if matches!(error, Error::Output { .. }) {
                 return Err(error);
             }

@@ -358,6 +358,18 @@ fn an_image_without_ext4_is_named_and_listed_plainly() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("extents:           1"), "{stdout}");
     let audit = work.audit("base.img", &["d.diff"]);
+    // One document on one line, as every other --json output, the listings inside it too.
+    let json = diff_dd()
+        .current_dir(work.dir.path())
+        .args(["inspect", "--json", "--files", "base.img", "d.diff"])
+        .output()
+        .unwrap()
+        .stdout;
+    let json = String::from_utf8(json).unwrap();
+    assert!(
+        json.ends_with("]}\n") && json.matches('\n').count() == 1,
+        "{json}"
+    );
     assert!(audit["filesystem"].is_null());
     assert!(audit["found"].as_str().unwrap().contains("MBR"));
     assert_eq!(audit["listings"][0]["extent_count"], 1);
