@@ -184,7 +184,8 @@ the whole-diff hash are not checked here: verify does that.
 With --files FULL, the diffs (a chain, in order) are audited by file: for the ext2, ext3 or \
 ext4 filesystem of the image they give laid over FULL (read through them, nothing written), \
 the files and directories whose data, block map or inode they change, each added, deleted or \
-modified, with the changed bytes of its blocks; the metadata they change by kind; and changed \
+modified (a file moved or renamed with the path it had in FULL), with the changed bytes of its \
+blocks; the metadata they change by kind; and changed \
 bytes in blocks free in both images, which data written and deleted again leaves. The diffs \
 are checked in full first, and FULL at every extent of the first diff. An image that holds \
 no ext2/3/4 filesystem is named on stderr and the diffs are listed as without --files.

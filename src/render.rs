@@ -62,8 +62,22 @@ pub enum Style {
 /// is returned after everything before it was written (and, in JSON, an `error` field that
 /// keeps the document well-formed).
 pub fn write_listing(listing: &mut Listing<'_>, style: Style, out: &mut dyn Write) -> Result<()> {
+    write_listing_ending(listing, style, b"\n", out)
+}
+
+/// [`write_listing`], the JSON document ended with `end`: a line's end when it stands alone,
+/// nothing when it is a value inside another document.
+fn write_listing_ending(
+    listing: &mut Listing<'_>,
+    style: Style,
+    end: &'static [u8],
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut style: Box<dyn ListingStyle> = match style {
-        Style::Json => Box::new(JsonListing { extents_listed: 0 }),
+        Style::Json => Box::new(JsonListing {
+            extents_listed: 0,
+            end,
+        }),
         Style::Text => Box::new(TableListing { hashes: false }),
         Style::VerboseText => Box::new(TableListing { hashes: true }),
     };
@@ -309,6 +323,8 @@ impl ListingStyle for TableListing {
 /// format does not record is null.
 struct JsonListing {
     extents_listed: u64,
+    /// What follows the closing brace.
+    end: &'static [u8],
 }
 
 #[derive(Serialize)]
@@ -357,12 +373,13 @@ fn open_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
     out.write_all(text.as_bytes())
 }
 
-/// Closes the extents list, then writes the fields of `value` and closes the document.
-fn close_object(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+/// Closes the extents list, then writes the fields of `value`, closes the document and writes
+/// `end`.
+fn close_object(out: &mut dyn Write, value: &impl Serialize, end: &[u8]) -> io::Result<()> {
     let text = serde_json::to_string(value)?;
     out.write_all(b"],")?;
     out.write_all(&text.as_bytes()[1..])?; // past the opening brace
-    out.write_all(b"\n")
+    out.write_all(end)
 }
 
 impl ListingStyle for JsonListing {
@@ -416,11 +433,12 @@ impl ListingStyle for JsonListing {
                 base_blake3: hex(totals.hashes.map(|hashes| hashes.base)),
                 image_blake3: hex(totals.hashes.map(|hashes| hashes.image)),
             },
+            self.end,
         )
     }
 
     fn failure(&mut self, out: &mut dyn Write, reason: &str) -> io::Result<()> {
-        close_object(out, &serde_json::json!({ "error": reason }))
+        close_object(out, &serde_json::json!({ "error": reason }), self.end)
     }
 }
 

@@ -72,15 +72,18 @@ pub fn run_files(
         let report = ops::inspect_files(&full_file, &refs, &bars)?;
         Ok((diffs, report))
     });
+    // Before the audit is written, a failure is all there is to say; with --json, as a
+    // document.
+    let unwritten = |error: Error, out: &mut dyn Write| {
+        if printing.json {
+            render::write_files_failure(full, difffiles, &error, out)?;
+            out.flush().map_err(super::output_failed("the audit"))?;
+        }
+        Err(error)
+    };
     let (diffs, report) = match audited {
         Ok(audited) => audited,
-        Err(error) => {
-            if printing.json {
-                render::write_files_failure(full, difffiles, &error, &mut out)?;
-                out.flush().map_err(super::output_failed("the audit"))?;
-            }
-            return Err(error);
-        }
+        Err(error) => return unwritten(error, &mut out),
     };
     let written = match &report.audit {
         Audit::Ext(_) => render::write_files(&report, printing.style(), &mut out),
@@ -93,10 +96,14 @@ pub fn run_files(
             let options = InspectOptions {
                 v1_sector_size: 512,
             };
-            let mut listings = diffs
+            let listings = diffs
                 .iter()
                 .map(|diff| ops::inspect(diff, &options))
-                .collect::<Result<Vec<_>>>()?;
+                .collect::<Result<Vec<_>>>();
+            let mut listings = match listings {
+                Ok(listings) => listings,
+                Err(error) => return unwritten(error, &mut out),
+            };
             render::files::write_without_filesystem(
                 &report,
                 &mut listings,

@@ -136,7 +136,7 @@ fn write_file_table(audit: &ExtAudit, verbose: bool, out: &mut dyn Write) -> io:
         } else {
             "-".to_string()
         };
-        writeln!(
+        write!(
             out,
             "  {:<9} {:>11} {:>11} {:<6} {:<10} {}",
             file.status.name(),
@@ -146,6 +146,14 @@ fn write_file_table(audit: &ExtAudit, verbose: bool, out: &mut dyn Write) -> io:
             file.kind.name(),
             printable(&file.display_path())
         )?;
+        match &file.base_path {
+            Some(base_path) => writeln!(
+                out,
+                "  (moved from {})",
+                printable(&String::from_utf8_lossy(base_path))
+            )?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
 }
@@ -169,6 +177,8 @@ struct JsonFile {
     data_bytes: u64,
     map_bytes: u64,
     inode_changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base_path: Option<String>,
 }
 
 fn write_json(report: &FilesReport, out: &mut dyn Write) -> io::Result<()> {
@@ -213,7 +223,7 @@ pub fn write_without_filesystem(
             written(out.write_all(b","))?;
         }
         // A corrupt diff still ends its document (with an error field): go on closing ours.
-        if let Err(error) = super::write_listing(listing, style, out) {
+        if let Err(error) = super::write_listing_ending(listing, style, b"", out) {
             if matches!(error, Error::Output { .. }) {
                 return Err(error);
             }
@@ -223,6 +233,11 @@ pub fn write_without_filesystem(
     }
     written(out.write_all(b"]}\n"))?;
     result
+}
+
+/// A path for JSON: bytes that are not UTF-8 become U+FFFD.
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 fn json_document(report: &FilesReport) -> io::Result<serde_json::Value> {
@@ -252,16 +267,14 @@ fn json_document(report: &FilesReport) -> io::Result<serde_json::Value> {
                 .files
                 .iter()
                 .map(|file| JsonFile {
-                    path: file
-                        .path
-                        .as_ref()
-                        .map(|path| String::from_utf8_lossy(path).into_owned()),
+                    path: file.path.as_deref().map(lossy),
                     inode: file.inode,
                     kind: file.kind.name(),
                     status: file.status.name(),
                     data_bytes: file.data_bytes,
                     map_bytes: file.map_bytes,
                     inode_changed: file.inode_changed,
+                    base_path: file.base_path.as_deref().map(lossy),
                 })
                 .collect();
             document["files"] = serde_json::to_value(files)?;

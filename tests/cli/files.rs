@@ -358,6 +358,18 @@ fn an_image_without_ext4_is_named_and_listed_plainly() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("extents:           1"), "{stdout}");
     let audit = work.audit("base.img", &["d.diff"]);
+    // One document on one line, as every other --json output, the listings inside it too.
+    let json = diff_dd()
+        .current_dir(work.dir.path())
+        .args(["inspect", "--json", "--files", "base.img", "d.diff"])
+        .output()
+        .unwrap()
+        .stdout;
+    let json = String::from_utf8(json).unwrap();
+    assert!(
+        json.ends_with("]}\n") && json.matches('\n').count() == 1,
+        "{json}"
+    );
     assert!(audit["filesystem"].is_null());
     assert!(audit["found"].as_str().unwrap().contains("MBR"));
     assert_eq!(audit["listings"][0]["extent_count"], 1);
@@ -603,4 +615,115 @@ fn a_chain_that_sets_bytes_back_names_only_what_still_differs() {
     // d2 holds the first file's sector set back, and the other's: both covered, one differs.
     assert_eq!(audit["changed_bytes"], 1024);
     assert_eq!(audit["differing_bytes"], 512);
+}
+
+/// The entry of `path` in an audit's files.
+fn entry<'a>(audit: &'a Value, path: &str) -> &'a Value {
+    audit["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|file| file["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not in {audit}"))
+}
+
+/// `inspect --files FULL DIFF` as text, which must succeed.
+fn audit_text(work: &Work, full: &str, diff: &str) -> String {
+    let output = diff_dd()
+        .current_dir(work.dir.path())
+        .args(["inspect", "--files", full, diff])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn a_renamed_file_is_modified_and_says_where_it_was() {
+    let work = Work::new();
+    work.mkfs("mkfs.ext4", &["-b", "1024"], "base.img", "8M");
+    // As a kernel rename leaves it: the same inode under another name, its ctime changed.
+    work.change(
+        "base.img",
+        "new.img",
+        &[
+            "ln /sub/deep/d.log /g2",
+            "unlink /sub/deep/d.log",
+            "sif /g2 ctime 20250101",
+        ],
+    );
+    work.backup("new.img", "base.img", "d.diff");
+    let audit = work.audit("base.img", &["d.diff"]);
+    assert_eq!(
+        names(&audit),
+        ["/ modified", "/g2 modified", "/sub/deep modified"]
+    );
+    let moved = entry(&audit, "/g2");
+    assert_eq!(moved["base_path"], "/sub/deep/d.log");
+    assert_eq!(moved["inode_changed"], true);
+    // Where the path did not change, there is no base_path.
+    assert!(entry(&audit, "/sub/deep").get("base_path").is_none());
+    let text = audit_text(&work, "base.img", "d.diff");
+    assert!(
+        text.contains("/g2  (moved from /sub/deep/d.log)\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_moved_directory_says_where_it_was_though_its_record_did_not_change() {
+    let work = Work::new();
+    work.mkfs("mkfs.ext4", &["-b", "1024"], "base.img", "8M");
+    // Moved by its entries alone (debugfs leaves the record and `..` as they were), then
+    // a file written into it: its data changes, its record does not.
+    work.change(
+        "base.img",
+        "new.img",
+        &[
+            "ln /sub/deep /deeper",
+            "unlink /sub/deep",
+            "write /etc/hostname /deeper/new",
+        ],
+    );
+    work.backup("new.img", "base.img", "d.diff");
+    let audit = work.audit("base.img", &["d.diff"]);
+    assert_eq!(
+        names(&audit),
+        [
+            "/ modified",
+            "/deeper modified",
+            "/deeper/new added",
+            "/sub modified"
+        ]
+    );
+    let moved = entry(&audit, "/deeper");
+    assert_eq!(moved["base_path"], "/sub/deep");
+    assert_eq!(moved["inode_changed"], false);
+    assert!(moved["data_bytes"].as_u64().unwrap() > 0);
+    let text = audit_text(&work, "base.img", "d.diff");
+    assert!(text.contains("/deeper  (moved from /sub/deep)\n"), "{text}");
+}
+
+#[test]
+fn an_inode_reused_by_another_file_is_the_old_deleted_and_the_new_added() {
+    let work = Work::new();
+    work.mkfs("mkfs.ext4", &["-b", "1024"], "base.img", "8M");
+    // debugfs takes the lowest free inode, a.txt's, and gives it generation 0 as mkfs did;
+    // the creation time tells the two files apart. Both tools write the current second, so
+    // the new file's is set apart: in the same second they could not be told apart.
+    work.change(
+        "base.img",
+        "new.img",
+        &[
+            "rm /a.txt",
+            "write /etc/hostname /r",
+            "sif /r crtime 20200101",
+        ],
+    );
+    work.backup("new.img", "base.img", "d.diff");
+    let audit = work.audit("base.img", &["d.diff"]);
+    assert_eq!(names(&audit), ["/ modified", "/a.txt deleted", "/r added"]);
+    let (deleted, added) = (entry(&audit, "/a.txt"), entry(&audit, "/r"));
+    assert_eq!(deleted["inode"], added["inode"], "the inode was not reused");
+    assert!(deleted.get("base_path").is_none() && added.get("base_path").is_none());
 }

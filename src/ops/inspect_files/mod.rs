@@ -110,6 +110,9 @@ pub struct FileChange {
     pub map_bytes: u64,
     /// Whether its inode record differs: permissions, times, size, its map's root.
     pub inode_changed: bool,
+    /// For a file modified whose path in the base differs from `path` (moved, or renamed):
+    /// that path, or None if no directory of the base names it; None when the paths agree.
+    pub base_path: Option<Vec<u8>>,
 }
 
 impl FileChange {
