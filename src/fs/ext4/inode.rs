@@ -69,6 +69,26 @@ impl Inode {
     pub fn generation(&self) -> u32 {
         u32_at(&self.raw, 0x64)
     }
+    /// i_crtime and i_crtime_extra ("Index Nodes": in the part of a record past 128 bytes, there
+    /// when i_extra_isize covers them), or None when the record has none or it is zero.
+    pub fn creation_time(&self) -> Option<(u32, u32)> {
+        const EXTRA_ISIZE_AT: usize = 0x80;
+        const CRTIME_AT: usize = 0x90;
+        const CRTIME_EXTRA_AT: usize = 0x94;
+        let field = |at: usize, size: usize| self.raw.get(at..at + size);
+        let extra_isize = field(EXTRA_ISIZE_AT, 2)?;
+        let record_end = 128 + usize::from(u16::from_le_bytes([extra_isize[0], extra_isize[1]]));
+        let word = |at: usize| {
+            if at + 4 > record_end {
+                return None;
+            }
+            field(at, 4).map(|bytes| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        };
+        let seconds = word(CRTIME_AT)?;
+        // Nanoseconds and epoch bits; a record with room for the seconds only has none.
+        let extra = word(CRTIME_EXTRA_AT).unwrap_or(0);
+        (seconds != 0 || extra != 0).then_some((seconds, extra))
+    }
     pub fn size(&self) -> u64 {
         u64::from(u32_at(&self.raw, 0x4)) | (u64::from(u32_at(&self.raw, 0x6C)) << 32)
     }

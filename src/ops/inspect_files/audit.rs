@@ -293,33 +293,10 @@ pub(super) fn audit(
 fn same_file(new: &Inode, base: &Inode) -> bool {
     new.kind() == base.kind()
         && new.generation() == base.generation()
-        && match (creation_time(new), creation_time(base)) {
+        && match (new.creation_time(), base.creation_time()) {
             (Some(new), Some(base)) => new == base,
             _ => true,
         }
-}
-
-/// i_crtime and i_crtime_extra ("Index Nodes": in the part of a record past 128 bytes, there
-/// when i_extra_isize covers them), or None when the record has none or it is zero.
-// TODO(fs/ext4): this reads the record's layout outside the reader; it belongs there as
-// `Inode::creation_time()`, beside `generation()`.
-fn creation_time(inode: &Inode) -> Option<(u32, u32)> {
-    const EXTRA_ISIZE_AT: usize = 0x80;
-    const CRTIME_AT: usize = 0x90;
-    const CRTIME_EXTRA_AT: usize = 0x94;
-    let field = |at: usize, size: usize| inode.raw.get(at..at + size);
-    let extra_isize = field(EXTRA_ISIZE_AT, 2)?;
-    let record_end = 128 + usize::from(u16::from_le_bytes([extra_isize[0], extra_isize[1]]));
-    let word = |at: usize| {
-        if at + 4 > record_end {
-            return None;
-        }
-        field(at, 4).map(|bytes| u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    };
-    let seconds = word(CRTIME_AT)?;
-    // Nanoseconds and epoch bits; a record with room for the seconds only has none.
-    let extra = word(CRTIME_EXTRA_AT).unwrap_or(0);
-    (seconds != 0 || extra != 0).then_some((seconds, extra))
 }
 
 /// `from` (sorted, disjoint) without `minus` (sorted, disjoint), into `out`.
@@ -374,16 +351,16 @@ mod tests {
             }
             Inode { number: 12, raw }
         };
-        assert_eq!(creation_time(&record(256, 32, 7, 9)), Some((7, 9)));
+        assert_eq!(record(256, 32, 7, 9).creation_time(), Some((7, 9)));
         // Room for the seconds, not the nanoseconds.
-        assert_eq!(creation_time(&record(256, 0x14, 7, 9)), Some((7, 0)));
-        assert_eq!(creation_time(&record(256, 0x10, 7, 9)), None);
-        assert_eq!(creation_time(&record(256, 32, 0, 0)), None);
-        assert_eq!(creation_time(&record(128, 0, 0, 0)), None);
+        assert_eq!(record(256, 0x14, 7, 9).creation_time(), Some((7, 0)));
+        assert_eq!(record(256, 0x10, 7, 9).creation_time(), None);
+        assert_eq!(record(256, 32, 0, 0).creation_time(), None);
+        assert_eq!(record(128, 0, 0, 0).creation_time(), None);
         // i_extra_isize claiming more than the record holds reads nothing past it.
         let mut short = record(256, 32, 7, 9);
         short.raw.truncate(0x92);
-        assert_eq!(creation_time(&short), None);
+        assert_eq!(short.creation_time(), None);
         // A reused inode (another creation time) is another file; without one, the same.
         assert!(!same_file(&record(256, 32, 7, 0), &record(256, 32, 8, 0)));
         assert!(same_file(&record(256, 32, 7, 0), &record(128, 0, 0, 0)));
