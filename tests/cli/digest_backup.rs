@@ -333,17 +333,22 @@ fn contents(path: &Path) -> Vec<u8> {
     }
 }
 
-/// Runs a backup that must be refused with exit `code`, leaving the work directory's files as
-/// they were; returns its message.
-fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code: i32) -> String {
-    let before: Vec<(String, Vec<u8>)> = fixture
+/// Every name in the work directory with its bytes (a link's target for a link).
+fn snapshot(fixture: &Fixture) -> Vec<(String, Vec<u8>)> {
+    fixture
         .names()
         .into_iter()
         .map(|name| {
             let bytes = contents(&fixture.path(&name));
             (name, bytes)
         })
-        .collect();
+        .collect()
+}
+
+/// Runs a backup that must be refused with exit `code`, leaving the work directory's files as
+/// they were; returns its message.
+fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code: i32) -> String {
+    let before = snapshot(fixture);
     let mut command = fixture.command();
     command.args(args);
     if let Some(stdin) = stdin {
@@ -351,14 +356,7 @@ fn assert_refused(fixture: &Fixture, args: &[&str], stdin: Option<Vec<u8>>, code
     }
     let assert = command.assert().code(code);
     let message = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
-    let after: Vec<(String, Vec<u8>)> = fixture
-        .names()
-        .into_iter()
-        .map(|name| {
-            let bytes = contents(&fixture.path(&name));
-            (name, bytes)
-        })
-        .collect();
+    let after = snapshot(fixture);
     assert!(before == after, "{args:?}: files changed: {message}");
     message
 }

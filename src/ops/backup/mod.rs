@@ -187,18 +187,7 @@ fn from_image(
     let layer = overlay
         .as_ref()
         .map(|overlay| overlay as &dyn engine::Layer);
-    let settings = CompareSettings {
-        sector_size: options.sector_size,
-        buffer_size: options.buffer_size,
-        record_limit: v3::record_size_limit(options.sector_size),
-    };
-    let header = Header::of_this_version(
-        settings.sector_size,
-        new.size,
-        settings.record_limit,
-        options.created_unix_seconds,
-        options.compression.is_some(),
-    );
+    let (settings, header) = diff_layout(new, options);
     let write_failed =
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let buffered = BufWriter::with_capacity(1 << 20, output.file());
@@ -282,18 +271,7 @@ fn from_digest(
         output.refuse_same_destination(next)?;
     }
     let block_size = described.block_size;
-    let settings = CompareSettings {
-        sector_size: options.sector_size,
-        buffer_size: options.buffer_size,
-        record_limit: v3::record_size_limit(options.sector_size),
-    };
-    let header = Header::of_this_version(
-        settings.sector_size,
-        new.size,
-        settings.record_limit,
-        options.created_unix_seconds,
-        options.compression.is_some(),
-    );
+    let (settings, header) = diff_layout(new, options);
     let write_failed =
         |error: io::Error| Error::io(Action::Write, Role::Outfile, output.path(), error);
     let next_failed = |error: io::Error| {
@@ -475,4 +453,22 @@ pub fn creation_time() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// How both backups read and compare, and the header of the diff they write: both depend on
+/// the options and INFILE's size alone, never on the base.
+fn diff_layout(new: &OpenFile, options: &BackupOptions) -> (CompareSettings, Header) {
+    let settings = CompareSettings {
+        sector_size: options.sector_size,
+        buffer_size: options.buffer_size,
+        record_limit: v3::record_size_limit(options.sector_size),
+    };
+    let header = Header::of_this_version(
+        settings.sector_size,
+        new.size,
+        settings.record_limit,
+        options.created_unix_seconds,
+        options.compression.is_some(),
+    );
+    (settings, header)
 }
